@@ -1,0 +1,216 @@
+"""Benchmark one model (or .onnx file) across runtimes and batch sizes: the harness's front door.
+
+For each runtime it loads a session (memory of the load tracked), then per batch size it times
+all runtimes interleaved (ratios against the first runtime, with bootstrap CIs), tracks the peak
+memory of running, and optionally measures accuracy and output agreement on a dataset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from optbench import env as _env
+from optbench.config import Config, check_choice, check_positive
+from optbench.errors import ConfigError
+from optbench.measure import (
+    Ratio,
+    SizeReport,
+    TaskSpec,
+    TimerConfig,
+    agreement,
+    collect_logits,
+    compare,
+    model_size,
+    onnx_size,
+    top1_accuracy,
+    track_peak_memory,
+)
+from optbench.measure.memory import MemoryMeasurement
+from optbench.runtime import get_runtime
+
+MEMORY_RUNS = 3  # forward passes inside the memory-tracked region
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchConfig(Config):
+    runtimes: tuple[str, ...] = ("torch-eager", "torch-compile", "onnxruntime")
+    batch_sizes: tuple[int, ...] = (1, 8)
+    input_shape: tuple[int, ...] = (3, 224, 224)
+    device: str = "cpu"
+    threads: int = 0                 # 0 = leave torch's default; the value used is recorded
+    min_time_s: float = 1.0
+    max_time_s: float = 10.0
+    target_rel_spread: float = 0.05
+    eval_batch_size: int = 256
+
+    def __post_init__(self):
+        if not self.runtimes:
+            raise ConfigError("BenchConfig.runtimes must name at least one runtime")
+        if not self.batch_sizes or min(self.batch_sizes) < 1:
+            raise ConfigError(f"BenchConfig.batch_sizes must be >= 1, got {self.batch_sizes}")
+        if len(self.input_shape) < 1 or min(self.input_shape) < 1:
+            raise ConfigError("BenchConfig.input_shape is one example's shape without the batch "
+                              f"axis, e.g. (3, 224, 224); got {self.input_shape}")
+        check_positive("BenchConfig", max_time_s=self.max_time_s,
+                       eval_batch_size=self.eval_batch_size)
+        check_choice("BenchConfig", "device", self.device.split(":")[0], ("cpu", "cuda"))
+
+    def timer(self) -> TimerConfig:
+        return TimerConfig(min_time_s=min(self.min_time_s, self.max_time_s),
+                           max_time_s=self.max_time_s, target_rel_spread=self.target_rel_spread)
+
+
+@dataclasses.dataclass
+class Row:
+    """One runtime at one batch size."""
+
+    runtime: str
+    batch_size: int
+    measurement: object  # Measurement
+    speedup: Ratio
+    load_memory: MemoryMeasurement
+    run_memory: MemoryMeasurement
+    load_s: float
+
+    @property
+    def memory_bytes(self) -> int:
+        """What this variant adds to the process: loading it plus the peak of running it."""
+        return self.load_memory.peak_delta_bytes + self.run_memory.peak_delta_bytes
+
+    def to_dict(self) -> dict:
+        return {"runtime": self.runtime, "batch_size": self.batch_size,
+                "measurement": self.measurement.to_dict(), "speedup": self.speedup.to_dict(),
+                "load_memory": self.load_memory.to_dict(), "run_memory": self.run_memory.to_dict(),
+                "memory_bytes": self.memory_bytes, "load_s": self.load_s}
+
+
+@dataclasses.dataclass
+class BenchResult:
+    label: str
+    config: BenchConfig
+    env: dict
+    sizes: dict[str, SizeReport]
+    rows: list[Row]
+    quality: dict[str, dict] = dataclasses.field(default_factory=dict)
+    skipped: dict[str, str] = dataclasses.field(default_factory=dict)
+    extra: dict = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"label": self.label, "config": self.config.to_dict(), "env": self.env,
+                "sizes": {k: v.to_dict() for k, v in self.sizes.items()},
+                "rows": [r.to_dict() for r in self.rows], "quality": self.quality,
+                "skipped": self.skipped, "extra": self.extra}
+
+
+def bench(model, config: BenchConfig | None = None, *, label: str | None = None,
+          eval_data=None, workdir: str | os.PathLike | None = None) -> BenchResult:
+    """Measure `model` (an nn.Module or a path to an .onnx file) as `config` says."""
+    config = config or BenchConfig()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    threads = torch.get_num_threads()
+    with tempfile.TemporaryDirectory(prefix="optbench-") as tmp:
+        folder = Path(workdir or tmp)
+        artifacts, sizes, skipped = _artifacts(model, config, folder)
+        sessions, loads = _load_sessions(artifacts, config, threads, skipped)
+        rows = [row for bs in config.batch_sizes
+                for row in _time_batch(sessions, loads, bs, config, threads)]
+        quality = _quality(sessions, eval_data, config) if eval_data is not None else {}
+    name = label or (Path(model).stem if isinstance(model, (str, os.PathLike))
+                     else type(model).__name__)
+    return BenchResult(label=name, config=config, env=_env.capture(), sizes=sizes, rows=rows,
+                       quality=quality, skipped=skipped)
+
+
+def _artifacts(model, config: BenchConfig, folder: Path):
+    """What each runtime needs: the module itself, or an ONNX file (exported when needed)."""
+    is_path = isinstance(model, (str, os.PathLike))
+    if is_path and not str(model).endswith(".onnx"):
+        raise ConfigError(f"bench takes an nn.Module or an .onnx path, got {model!r}; load "
+                          "checkpoints with optbench.cli's bench verb or optbench.models first")
+    needs = {name: get_runtime(name).accepts for name in config.runtimes}
+    artifacts: dict[str, object] = {}
+    sizes: dict[str, SizeReport] = {}
+    skipped: dict[str, str] = {}
+    if not is_path:
+        sizes["torch"] = model_size(model)
+    onnx_path = Path(model) if is_path else None
+    if onnx_path is None and "onnx" in needs.values():
+        from optbench.transforms.export import export_onnx  # bench sits above transforms
+
+        example = torch.randn(max(config.batch_sizes), *config.input_shape)
+        onnx_path = export_onnx(model, example, folder / "model.onnx")
+    if onnx_path is not None:
+        sizes["onnx"] = onnx_size(onnx_path)
+    for name, kind in needs.items():
+        if kind == "module" and is_path:
+            skipped[name] = "needs an nn.Module; an .onnx file was given"
+        else:
+            artifacts[name] = onnx_path if kind == "onnx" else model
+    return artifacts, sizes, skipped
+
+
+def _load_sessions(artifacts: dict, config: BenchConfig, threads: int, skipped: dict):
+    sessions, loads = {}, {}
+    example = torch.randn(config.batch_sizes[0], *config.input_shape)
+    for name, artifact in artifacts.items():
+        runtime = get_runtime(name)
+        if not runtime.available(config.device):
+            skipped[name] = f"not available for device {config.device!r} on this machine"
+            continue
+        t0 = time.perf_counter()
+        with track_peak_memory(config.device) as mem:
+            sessions[name] = runtime.load(artifact, example=example, device=config.device,
+                                          threads=threads)
+        loads[name] = (mem, time.perf_counter() - t0)
+    if not sessions:
+        raise ConfigError(f"no runtime could run here: {skipped}")
+    return sessions, loads
+
+
+def _time_batch(sessions: dict, loads: dict, batch_size: int, config: BenchConfig,
+                threads: int) -> list[Row]:
+    gen = torch.Generator().manual_seed(batch_size)
+    batch = torch.randn(batch_size, *config.input_shape, generator=gen)
+    fns, specs, run_mem = {}, {}, {}
+    for name, session in sessions.items():
+        prepared = session.prepare(batch)
+        session.run(prepared)  # first call at this shape (compile/recompile) outside memory/timer
+        with track_peak_memory(config.device) as mem:
+            for _ in range(MEMORY_RUNS):
+                session.run(prepared)
+        run_mem[name] = mem
+        fns[name] = _bind(session, prepared)
+        specs[name] = TaskSpec(label=name, runtime=name, device=config.device,
+                               batch_size=batch_size, input_shape=tuple(config.input_shape),
+                               threads=threads)
+    result = compare(fns, config=config.timer(), specs=specs, device=config.device)
+    return [Row(runtime=name, batch_size=batch_size, measurement=result.measurements[name],
+                speedup=result.ratios[name], load_memory=loads[name][0], run_memory=run_mem[name],
+                load_s=loads[name][1]) for name in sessions]
+
+
+def _bind(session, prepared):
+    return lambda: session.run(prepared)
+
+
+def _quality(sessions: dict, eval_data, config: BenchConfig) -> dict[str, dict]:
+    from optbench.data import make_loader
+
+    logits = {}
+    for name, session in sessions.items():
+        def predict(images, s=session):
+            return s.to_numpy(s.run(s.prepare(images)))
+        logits[name], labels = collect_logits(predict, make_loader(eval_data,
+                                                                   config.eval_batch_size))
+    reference = next(iter(logits))
+    return {name: {"top1_accuracy": top1_accuracy(out, labels), "n": len(labels),
+                   "agreement_with": reference,
+                   "agreement": agreement(logits[reference], out).to_dict()}
+            for name, out in logits.items()}

@@ -1,0 +1,160 @@
+"""Command line: `optbench bench | demo | env`. Every verb has --help."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from optbench.errors import ConfigError, OptbenchError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except OptbenchError as exc:
+        print(f"optbench: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="optbench", description="Make PyTorch models smaller and "
+                                "faster, and measure what it buys.")
+    sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+    _bench_parser(sub)
+    _demo_parser(sub)
+    env = sub.add_parser("env", help="print the machine description stored with every result")
+    env.set_defaults(func=_env)
+    return p
+
+
+def _bench_parser(sub) -> None:
+    b = sub.add_parser("bench", help="measure a model across runtimes and batch sizes",
+                       description="Measure latency, memory, size (and accuracy with --data) of "
+                       "a zoo model, a training checkpoint, or an .onnx file.")
+    b.add_argument("model", help="zoo name (resnet18, resnet50, mobilenet_v2, ...) or an .onnx "
+                   "path")
+    b.add_argument("--checkpoint", help="weights for a zoo model: an optbench training "
+                   "checkpoint or a state dict (.pt), loaded with weights_only=True")
+    b.add_argument("--weights", help="torchvision weights for a zoo model, e.g. DEFAULT")
+    b.add_argument("--num-classes", type=int, default=10)
+    b.add_argument("--runtimes", default="torch-eager,torch-compile,onnxruntime",
+                   help="comma-separated; the first is the speed-up baseline")
+    b.add_argument("--batch-sizes", default="1,8", help="comma-separated, e.g. 1,8,32")
+    b.add_argument("--input-shape", default="3,224,224", help="one example's shape, C,H,W")
+    b.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    b.add_argument("--threads", type=int, default=0, help="intra-op threads (0 = default)")
+    b.add_argument("--min-time", type=float, default=1.0, help="seconds of timing at least")
+    b.add_argument("--max-time", type=float, default=10.0, help="seconds of timing at most")
+    b.add_argument("--data", action="store_true", help="also measure accuracy on Fashion-MNIST")
+    b.add_argument("--data-dir", help="folder with Fashion-MNIST idx files")
+    b.add_argument("--eval-limit", type=int, default=0, help="test images for --data (0 = all)")
+    b.add_argument("--out", default="results/bench", help="folder for result.json/.csv/.md")
+    b.set_defaults(func=_bench)
+
+
+def _demo_parser(sub) -> None:
+    d = sub.add_parser("demo", help="train a small model on Fashion-MNIST, benchmark it, report",
+                       description="The README's main job. Resumes from its checkpoint.")
+    d.add_argument("--out", default="results/demo")
+    d.add_argument("--model", default="resnet18")
+    d.add_argument("--epochs", type=int, default=1)
+    d.add_argument("--train-limit", type=int, default=10000)
+    d.add_argument("--test-limit", type=int, default=0, help="0 = the whole test split")
+    d.add_argument("--max-time", type=float, default=5.0)
+    d.add_argument("--threads", type=int, default=0)
+    d.add_argument("--data-dir")
+    d.set_defaults(func=_demo)
+
+
+def _bench(args) -> int:
+    from optbench.bench import BenchConfig, bench
+    from optbench.report import render_bench, save_bench
+
+    config = BenchConfig(runtimes=_names(args.runtimes), batch_sizes=_ints(args.batch_sizes,
+                         "--batch-sizes"), input_shape=_ints(args.input_shape, "--input-shape"),
+                         device=args.device, threads=args.threads, min_time_s=args.min_time,
+                         max_time_s=args.max_time)
+    model = _model(args, config.input_shape[0])
+    eval_data = _eval_data(args, config.input_shape) if args.data else None
+    result = bench(model, config, label=Path(args.model).stem, eval_data=eval_data)
+    paths = save_bench(result, args.out)
+    print(render_bench(result.to_dict()))
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
+def _demo(args) -> int:
+    from optbench.demo import DemoConfig, run_demo
+
+    config = DemoConfig(model=args.model, epochs=args.epochs, train_limit=args.train_limit,
+                        test_limit=args.test_limit, max_time_s=args.max_time,
+                        threads=args.threads)
+    paths = run_demo(args.out, config, data_dir=args.data_dir)
+    print(paths["md"].read_text())
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
+def _env(args) -> int:
+    from optbench import env
+
+    print(json.dumps(env.capture(), indent=2))
+    return 0
+
+
+def _model(args, in_channels: int):
+    if args.model.endswith(".onnx"):
+        return args.model
+    from optbench.models import build_model
+
+    model = build_model(args.model, num_classes=args.num_classes, in_channels=in_channels,
+                        weights=args.weights)
+    if args.checkpoint:
+        from optbench.io import safe_torch_load
+
+        state = safe_torch_load(args.checkpoint)
+        state = state.get("model", state) if isinstance(state, dict) else state
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise ConfigError(f"checkpoint {args.checkpoint} does not fit {args.model} with "
+                              f"{args.num_classes} classes and {in_channels} input channels: "
+                              f"{str(exc).splitlines()[0]}; check --num-classes/--input-shape"
+                              ) from None
+    return model.eval()
+
+
+def _eval_data(args, input_shape):
+    from optbench.data import ImageTransform, load_fashion_mnist
+
+    channels, size = input_shape[0], input_shape[-1]
+    return load_fashion_mnist("test", args.data_dir, ImageTransform(size=size, channels=channels),
+                              limit=args.eval_limit or None)
+
+
+def _ints(text: str, flag: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(f"{flag} takes comma-separated integers, e.g. 1,8; got {text!r}"
+                          ) from None
+    if not values:
+        raise ConfigError(f"{flag} is empty; give comma-separated integers, e.g. 1,8")
+    return values
+
+
+def _names(text: str) -> tuple[str, ...]:
+    from optbench.runtime import get_runtime
+
+    names = tuple(v.strip() for v in text.split(",") if v.strip())
+    for name in names:
+        get_runtime(name)  # raises ConfigError listing the registered runtimes
+    return names
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Config base: frozen dataclasses that round-trip through plain dicts (and so TOML/JSON).
+
+`__post_init__` only validates; no I/O, no environment, no device queries (DESIGN rule 1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any, ClassVar, TypeVar
+
+from optbench.errors import ConfigError
+
+C = TypeVar("C", bound="Config")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Base of every optbench config. Subclasses are frozen dataclasses with simple fields."""
+
+    kind: ClassVar[str] = "config"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    @classmethod
+    def from_dict(cls: type[C], data: dict[str, Any]) -> C:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(
+                f"{cls.__name__}: unknown field(s) {unknown}; allowed fields are {sorted(names)}")
+        hints = typing.get_type_hints(cls)
+        kwargs = {k: _coerce(hints.get(k), v) for k, v in data.items()}
+        return cls(**kwargs)
+
+
+def check_positive(owner: str, **values: float) -> None:
+    """Raise ConfigError naming the first field that is not > 0."""
+    for name, value in values.items():
+        if not value > 0:
+            raise ConfigError(f"{owner}.{name} must be > 0, got {value!r}")
+
+
+def check_choice(owner: str, name: str, value: Any, allowed: typing.Iterable[Any]) -> None:
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise ConfigError(f"{owner}.{name} must be one of {list(allowed)}, got {value!r}")
+
+
+def _coerce(hint: Any, value: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if isinstance(value, list) and (origin is tuple or hint is tuple):
+        return tuple(value)
+    return value

@@ -1,0 +1,92 @@
+"""Compare callables measured in the same run, interleaved, with bootstrap confidence intervals.
+
+Interleaving (one block of each callable per round, in rotating order) spreads slow drifts of the
+machine (frequency, other processes) evenly over all callables, so their ratio is fair.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+
+from optbench.measure.measurement import Measurement, TaskSpec
+from optbench.measure.timer import Clock, Timer, TimerConfig
+from optbench.stats import Interval, bootstrap_ratio_ci
+
+WIDE_CI = 0.10  # warn when the CI is wider than 10% of the ratio
+
+
+@dataclasses.dataclass(frozen=True)
+class Ratio:
+    """speedup = median(baseline) / median(variant): > 1 means the variant is faster."""
+
+    variant: str
+    baseline: str
+    speedup: Interval
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"variant": self.variant, "baseline": self.baseline,
+                "speedup": self.speedup.to_dict(), "warnings": list(self.warnings)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    measurements: dict[str, Measurement]
+    ratios: dict[str, Ratio]
+    baseline: str
+
+    def to_dict(self) -> dict:
+        return {"baseline": self.baseline,
+                "measurements": {k: m.to_dict() for k, m in self.measurements.items()},
+                "ratios": {k: r.to_dict() for k, r in self.ratios.items()}}
+
+
+def compare(fns: dict[str, Callable[[], object]], baseline: str | None = None,
+            config: TimerConfig | None = None, specs: dict[str, TaskSpec] | None = None,
+            clock: Clock = time.perf_counter, device: str = "cpu") -> Comparison:
+    """Time every callable interleaved; ratios against `baseline` (default: the first)."""
+    if not fns:
+        raise ValueError("compare() needs at least one callable")
+    baseline = baseline or next(iter(fns))
+    if baseline not in fns:
+        raise ValueError(f"baseline {baseline!r} is not one of {list(fns)}")
+    config = config or TimerConfig()
+    timers = {name: Timer(fn, config, clock=clock, device=device) for name, fn in fns.items()}
+    for timer in timers.values():
+        timer.warmup()
+        timer.size_block()
+    reasons = _interleave(list(timers.values()), clock)
+    specs = specs or {}
+    measurements = {
+        name: t.measurement(specs.get(name, TaskSpec(label=name, device=device)), reasons[i])
+        for i, (name, t) in enumerate(timers.items())}
+    ratios = {name: _ratio(name, baseline, measurements) for name in measurements}
+    return Comparison(measurements=measurements, ratios=ratios, baseline=baseline)
+
+
+def _interleave(timers: list[Timer], clock: Clock) -> list[str]:
+    start, rnd = clock(), 0
+    reasons: list[str | None] = [None] * len(timers)
+    while True:
+        elapsed = clock() - start
+        reasons = [t.done(elapsed) for t in timers]
+        # stop when all converged, or any hard limit is hit (keeps sample counts equal)
+        if all(r is not None for r in reasons) or any(r in ("max_time", "max_samples")
+                                                      for r in reasons):
+            return [r or "stopped_with_others" for r in reasons]
+        order = timers[rnd % len(timers):] + timers[:rnd % len(timers)]
+        for timer in order:
+            timer.sample()
+        rnd += 1
+
+
+def _ratio(name: str, baseline: str, measurements: dict[str, Measurement]) -> Ratio:
+    base, var = measurements[baseline], measurements[name]
+    ci = bootstrap_ratio_ci(base.samples_s, var.samples_s)
+    warnings = []
+    if ci.estimate > 0 and (ci.high - ci.low) / ci.estimate > WIDE_CI:
+        warnings.append(f"wide CI: {ci.low:.3f}..{ci.high:.3f} around {ci.estimate:.3f}; "
+                        "measure longer or on a quieter machine")
+    return Ratio(variant=name, baseline=baseline, speedup=ci, warnings=tuple(warnings))

@@ -1,0 +1,51 @@
+"""Quality of a variant: top-1 accuracy on a dataset, and agreement between two variants."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Agreement:
+    """How closely two variants' outputs (logits) match on the same inputs."""
+
+    n: int
+    top1_agreement: float   # fraction of inputs where both predict the same class
+    max_abs_diff: float
+    mean_abs_diff: float
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def collect_logits(predict: Callable, batches: Iterable) -> tuple[np.ndarray, np.ndarray]:
+    """Run predict(images) -> logits over (images, labels) batches; return logits and labels."""
+    outs, labels = [], []
+    for images, target in batches:
+        outs.append(_to_numpy(predict(images)))
+        labels.append(_to_numpy(target))
+    return np.concatenate(outs), np.concatenate(labels)
+
+
+def top1_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    if len(labels) == 0:
+        raise ValueError("top1_accuracy needs at least one example")
+    return float((np.asarray(logits).argmax(axis=1) == np.asarray(labels)).mean())
+
+
+def agreement(a: np.ndarray, b: np.ndarray) -> Agreement:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"outputs differ in shape: {a.shape} vs {b.shape}")
+    diff = np.abs(a - b)
+    return Agreement(n=len(a), top1_agreement=float((a.argmax(1) == b.argmax(1)).mean()),
+                     max_abs_diff=float(diff.max()), mean_abs_diff=float(diff.mean()))
+
+
+def _to_numpy(x) -> np.ndarray:
+    if hasattr(x, "detach"):
+        return x.detach().float().cpu().numpy() if x.is_floating_point() else x.cpu().numpy()
+    return np.asarray(x)

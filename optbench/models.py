@@ -1,0 +1,85 @@
+"""Model zoo: torchvision classifiers adapted to a dataset (input channels, number of classes).
+
+`small_input=True` swaps the ImageNet stem (stride-2 7x7 conv + max-pool for ResNets, stride-2
+first conv for MobileNets) for a stride-1 3x3 stem, which suits 28-32 px images: an ImageNet stem
+shrinks a 32x32 image to 1x1 too early and cripples the network.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from optbench.errors import ConfigError, MissingInputError
+
+ZOO = ("resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large")
+
+
+def build_model(name: str, num_classes: int = 10, in_channels: int = 3,
+                weights: str | None = None, small_input: bool = False) -> nn.Module:
+    """A torchvision `name` with `in_channels` inputs and `num_classes` outputs.
+
+    weights="DEFAULT" (or a torchvision weights name) loads pretrained ImageNet weights where they
+    are cached or downloadable; the classifier is then replaced when num_classes != 1000.
+    """
+    if name not in ZOO:
+        raise ConfigError(f"unknown model {name!r}; the zoo has {list(ZOO)}")
+    if num_classes < 1 or in_channels < 1:
+        raise ConfigError(f"num_classes and in_channels must be >= 1, got {num_classes}, "
+                          f"{in_channels}")
+    model = _torchvision(name, weights, num_classes)
+    if weights is not None and num_classes != 1000:
+        _replace_classifier(model, num_classes)
+    if in_channels != 3 or small_input:
+        _adapt_stem(model, in_channels, small_input, pretrained=weights is not None)
+    return model
+
+
+def _torchvision(name: str, weights: str | None, num_classes: int) -> nn.Module:
+    import torchvision
+
+    if weights is None:
+        return torchvision.models.get_model(name, weights=None, num_classes=num_classes)
+    try:
+        return torchvision.models.get_model(name, weights=weights)
+    except Exception as exc:  # network errors, missing cache, bad weight names
+        hub = torch.hub.get_dir()
+        raise MissingInputError(
+            f"could not load torchvision weights {weights!r} for {name}: "
+            f"{type(exc).__name__}: {exc}. Fix: connect to the internet once so torchvision can "
+            f"download them, or copy the weight file into {hub}/checkpoints/, or use "
+            "weights=None to train from scratch.") from exc
+
+
+def _replace_classifier(model: nn.Module, num_classes: int) -> None:
+    if hasattr(model, "fc"):
+        model.fc = nn.Linear(model.fc.in_features, num_classes)
+    else:
+        last = model.classifier[-1]
+        model.classifier[-1] = nn.Linear(last.in_features, num_classes)
+
+
+def _adapt_stem(model: nn.Module, in_channels: int, small_input: bool, pretrained: bool) -> None:
+    if hasattr(model, "conv1"):  # ResNet
+        old = model.conv1
+        kernel, stride, padding = ((3, 1, 1) if small_input
+                                   else (old.kernel_size, old.stride, old.padding))
+        model.conv1 = _new_conv(old, in_channels, kernel, stride, padding, pretrained)
+        if small_input:
+            model.maxpool = nn.Identity()
+    else:  # MobileNet: features[0] is Conv2dNormActivation whose [0] is the conv
+        old = model.features[0][0]
+        stride = 1 if small_input else old.stride
+        model.features[0][0] = _new_conv(old, in_channels, old.kernel_size, stride, old.padding,
+                                         pretrained)
+
+
+def _new_conv(old: nn.Conv2d, in_channels: int, kernel, stride, padding,
+              pretrained: bool) -> nn.Conv2d:
+    conv = nn.Conv2d(in_channels, old.out_channels, kernel, stride, padding,
+                     bias=old.bias is not None)
+    if pretrained and conv.weight.shape[2:] == old.weight.shape[2:]:
+        with torch.no_grad():  # keep pretrained filters: average them over the input channels
+            mean = old.weight.mean(dim=1, keepdim=True)
+            conv.weight.copy_(mean.expand_as(conv.weight) * 3.0 / in_channels)
+    return conv

@@ -1,0 +1,76 @@
+"""Markdown rendering of bench results: what a person reads first."""
+
+from __future__ import annotations
+
+
+def render_bench(result: dict, title: str | None = None) -> str:
+    env, cfg = result["env"], result["config"]
+    lines = [f"# {title or 'optbench: ' + result['label']}", ""]
+    lines += [f"Command: `{env.get('command', '?')}`", "",
+              f"Input shape {tuple(cfg['input_shape'])}, device {cfg['device']}, "
+              f"threads {result['rows'][0]['measurement']['spec']['threads'] if result['rows'] else '?'}. "
+              "Latencies are per call (one batch); speed-up is the first runtime's median divided "
+              "by this one's, measured interleaved in the same run, with a 95% bootstrap CI.", ""]
+    lines += _latency_table(result["rows"]) + [""]
+    if result.get("quality"):
+        lines += _quality_table(result["quality"]) + [""]
+    lines += _size_table(result["sizes"]) + [""]
+    if result.get("skipped"):
+        lines += ["Skipped runtimes:", ""]
+        lines += [f"- {name}: {why}" for name, why in result["skipped"].items()] + [""]
+    warnings = [f"{r['runtime']} @ batch {r['batch_size']}: {w}" for r in result["rows"]
+                for w in r["measurement"]["warnings"] + r["speedup"]["warnings"]]
+    if warnings:
+        lines += ["Measurement warnings:", ""] + [f"- {w}" for w in warnings] + [""]
+    lines += _env_lines(env)
+    return "\n".join(lines) + "\n"
+
+
+def _latency_table(rows: list[dict]) -> list[str]:
+    out = ["| runtime | batch | median ms | p90 ms | p99 ms | IQR ms | items/s | speed-up [95% CI] "
+           "| memory MiB | load s |",
+           "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
+    for r in rows:
+        s, sp = r["measurement"]["stats"], r["speedup"]["speedup"]
+        out.append(
+            f"| {r['runtime']} | {r['batch_size']} | {s['median_s'] * 1e3:.3f} | "
+            f"{s['p90_s'] * 1e3:.3f} | {s['p99_s'] * 1e3:.3f} | {s['iqr_s'] * 1e3:.3f} | "
+            f"{s['throughput_items_s']:.1f} | {sp['estimate']:.2f}x "
+            f"[{sp['low']:.2f}, {sp['high']:.2f}] | {r['memory_bytes'] / 2**20:.1f} | "
+            f"{r['load_s']:.1f} |")
+    out += ["", "memory = resident memory added by loading the variant plus the peak added while "
+            "running it (exact kernel high-water mark, VmHWM)."]
+    return out
+
+
+def _quality_table(quality: dict) -> list[str]:
+    out = ["| runtime | top-1 accuracy | n | top-1 agreement | max abs diff | vs |",
+           "|---|---:|---:|---:|---:|---|"]
+    for name, q in quality.items():
+        a = q["agreement"]
+        out.append(f"| {name} | {q['top1_accuracy']:.4f} | {q['n']} | "
+                   f"{a['top1_agreement']:.4f} | {a['max_abs_diff']:.2e} | {q['agreement_with']} |")
+    return out
+
+
+def _size_table(sizes: dict) -> list[str]:
+    out = ["| artifact | file MB | gzip MB | parameters | non-zero | dtypes |",
+           "|---|---:|---:|---:|---:|---|"]
+    for name, s in sizes.items():
+        dtypes = ", ".join(f"{k}: {v / 1e6:.2f} MB" for k, v in s["dtype_bytes"].items())
+        out.append(f"| {name} ({s['format']}) | {s['file_bytes'] / 1e6:.2f} | "
+                   f"{s['gzip_bytes'] / 1e6:.2f} | {s['parameters']:,} | "
+                   f"{s['nonzero_parameters']:,} | {dtypes} |")
+    return out
+
+
+def _env_lines(env: dict) -> list[str]:
+    isa = ", ".join(k for k, v in env.get("isa", {}).items() if v) or "none detected"
+    pk = env.get("packages", {})
+    versions = ", ".join(f"{k} {v}" for k, v in pk.items() if v)
+    return ["## Environment", "",
+            f"- CPU: {env.get('cpu_model')} ({env.get('logical_cpus')} logical CPUs); ISA: {isa}",
+            f"- torch threads: {env.get('torch_threads')}; allocator: {env.get('allocator')}",
+            f"- Python {env.get('python')}; {versions}",
+            f"- CUDA: {env.get('cuda') or 'none'}",
+            f"- git commit: {env.get('git_commit')}; date: {env.get('date')}"]

@@ -1,0 +1,48 @@
+"""Result store: every bench result is written atomically as JSON (+ CSV + Markdown)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from optbench.io import atomic_write_json, atomic_write_text
+
+
+def bench_frame(result: dict):
+    """One row per (runtime, batch size) of a bench result dict, as a pandas DataFrame."""
+    import pandas as pd
+
+    rows = []
+    for row in result["rows"]:
+        stats = row["measurement"]["stats"]
+        quality = result.get("quality", {}).get(row["runtime"], {})
+        rows.append({
+            "label": result["label"], "runtime": row["runtime"], "batch_size": row["batch_size"],
+            "median_ms": stats["median_s"] * 1e3, "p90_ms": stats["p90_s"] * 1e3,
+            "p99_ms": stats["p99_s"] * 1e3, "iqr_ms": stats["iqr_s"] * 1e3,
+            "mean_ms": stats["mean_s"] * 1e3, "throughput_items_s": stats["throughput_items_s"],
+            "n_samples": stats["n_samples"], "speedup": row["speedup"]["speedup"]["estimate"],
+            "speedup_low": row["speedup"]["speedup"]["low"],
+            "speedup_high": row["speedup"]["speedup"]["high"],
+            "memory_mb": row["memory_bytes"] / 2**20, "load_s": row["load_s"],
+            "top1_accuracy": quality.get("top1_accuracy"),
+            "warnings": "; ".join(row["measurement"]["warnings"] + row["speedup"]["warnings"]),
+        })
+    return pd.DataFrame(rows)
+
+
+def save_bench(result, out_dir: str | os.PathLike, stem: str = "result") -> dict[str, Path]:
+    """Write `stem`.json, `stem`.csv and `stem`.md into out_dir; returns their paths."""
+    from optbench.report.markdown import render_bench
+
+    data = result.to_dict() if hasattr(result, "to_dict") else result
+    out = Path(out_dir)
+    paths = {"json": atomic_write_json(out / f"{stem}.json", data)}
+    paths["csv"] = atomic_write_text(out / f"{stem}.csv", bench_frame(data).to_csv(index=False))
+    paths["md"] = atomic_write_text(out / f"{stem}.md", render_bench(data))
+    return paths
+
+
+def load_result(path: str | os.PathLike) -> dict:
+    return json.loads(Path(path).read_text())

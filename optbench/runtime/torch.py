@@ -1,0 +1,79 @@
+"""PyTorch runtimes: eager and torch.compile."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import torch
+
+from optbench.errors import ConfigError, RuntimeUnavailableError
+
+
+class TorchSession:
+    def __init__(self, fn, runtime: str, device: str):
+        self.fn, self.runtime, self.device = fn, runtime, device
+
+    def prepare(self, batch: torch.Tensor) -> torch.Tensor:
+        return batch.to(self.device)
+
+    def run(self, prepared: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.fn(prepared)
+
+    def to_numpy(self, output: Any) -> np.ndarray:
+        return output.detach().float().cpu().numpy()
+
+
+class EagerRuntime:
+    name = "torch-eager"
+    accepts = "module"
+
+    def available(self, device: str = "cpu") -> bool:
+        return _device_ok(device)
+
+    def load(self, model, *, example: torch.Tensor, device: str = "cpu",
+             threads: int = 0) -> TorchSession:
+        module = _placed(model, device, self.name)
+        return TorchSession(module, self.name, device)
+
+
+class CompileRuntime:
+    """torch.compile (Inductor). Compilation happens in load(), outside any timed region."""
+
+    name = "torch-compile"
+    accepts = "module"
+
+    def __init__(self, mode: str | None = None):
+        self.mode = mode
+
+    def available(self, device: str = "cpu") -> bool:
+        return _device_ok(device)
+
+    def load(self, model, *, example: torch.Tensor, device: str = "cpu",
+             threads: int = 0) -> TorchSession:
+        module = _placed(model, device, self.name)
+        compiled = torch.compile(module, mode=self.mode, dynamic=False)
+        session = TorchSession(compiled, self.name, device)
+        session.run(session.prepare(example))  # compile now, not inside the timer
+        return session
+
+
+def _placed(model, device: str, runtime: str) -> torch.nn.Module:
+    if not isinstance(model, torch.nn.Module):
+        raise ConfigError(f"runtime {runtime!r} takes a torch.nn.Module, got "
+                          f"{type(model).__name__}; use runtime 'onnxruntime' for .onnx files")
+    if not _device_ok(device):
+        raise RuntimeUnavailableError(f"device {device!r} is not available to PyTorch here; "
+                                      "use device='cpu' or run on a machine with CUDA")
+    # a copy: placing on a device or compiling must not touch the caller's model
+    return copy.deepcopy(model).eval().to(device)
+
+
+def _device_ok(device: str) -> bool:
+    if device == "cpu":
+        return True
+    if device.startswith("cuda"):
+        return torch.cuda.is_available()
+    return False

@@ -1,0 +1,1 @@
+"""Methods that make a new variant from a model (prune, quantize, distill, export)."""
