@@ -158,10 +158,13 @@ def take_subset(dataset: ArrayDataset, limit: int | None, seed: int = 0) -> Arra
 
 def synthetic_dataset(n: int = 256, num_classes: int = 10, size: int = 16, seed: int = 0,
                       transform: ImageTransform | None = None) -> ArrayDataset:
-    """Learnable synthetic images: class k is a bright bar at a class-specific row, plus noise."""
+    """Learnable synthetic images: class k has a class-specific background level and a bright bar
+    at a class-specific row, plus noise (pooled and spatial features both tell them apart)."""
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, num_classes, n)
-    images = rng.integers(0, 60, (n, size, size)).astype(np.uint8)
+    levels = np.linspace(0, 200, num_classes).astype(np.int64)
+    noise = rng.integers(0, 25, (n, size, size))
+    images = (noise + levels[labels][:, None, None]).astype(np.uint8)
     rows = np.linspace(0, size - 2, num_classes).astype(int)
     for i, k in enumerate(labels):
         images[i, rows[k]:rows[k] + 2, :] = 230

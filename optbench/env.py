@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import platform
+import shlex
 import subprocess
 import sys
 from importlib import metadata
@@ -83,9 +84,17 @@ def capture() -> dict:
         "cuda": _cuda_info(torch),
         "git_commit": git_commit(),
         "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "command": " ".join(sys.argv),
+        "command": _command(),
     }
     return env
+
+
+def _command() -> str:
+    """The command line as typed (interpreter and -m included), relative to the venv's bin."""
+    argv = list(getattr(sys, "orig_argv", sys.argv))
+    if argv and Path(argv[0]).name.startswith("python"):
+        argv[0] = Path(argv[0]).name
+    return shlex.join(argv)
 
 
 def _physical_cpus() -> int | None:

@@ -47,9 +47,21 @@ def atomic_torch_save(path: str | os.PathLike, obj: Any) -> Path:
 
 def safe_torch_load(path: str | os.PathLike) -> Any:
     """torch.load that never unpickles arbitrary objects (weights_only=True)."""
+    import pickle
+
     import torch
 
-    return torch.load(path, map_location="cpu", weights_only=True)
+    from optbench.errors import ConfigError, MissingInputError
+
+    if not Path(path).is_file():
+        raise MissingInputError(f"checkpoint not found: {path}; check the path")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ConfigError(
+            f"refusing to load {path}: it holds Python objects beyond tensors and plain "
+            f"containers, and unpickling them could run code ({str(exc).splitlines()[0]}). "
+            "Save a state_dict (torch.save(model.state_dict(), path)) instead.") from None
 
 
 def sha256_file(path: str | os.PathLike) -> str:

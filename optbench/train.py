@@ -69,8 +69,8 @@ def train(model: nn.Module, train_data: Dataset, config: TrainConfig | None = No
     history, start = _resume(checkpoint, config, model, optimizer, scheduler)
     for epoch in range(start, config.epochs):
         _seed_everything(config.seed + epoch)
-        loader = make_loader(train_data, config.batch_size, shuffle=True,
-                             seed=config.seed + epoch, drop_last=len(train_data) > config.batch_size)
+        loader = make_loader(train_data, config.batch_size, shuffle=True, seed=config.seed + epoch,
+                             drop_last=len(train_data) > config.batch_size)
         loss = _train_epoch(model, loader, optimizer, scheduler, loss_fn, device, steps,
                             f"epoch {epoch + 1}/{config.epochs}", progress)
         record = {"epoch": epoch + 1, "train_loss": loss}

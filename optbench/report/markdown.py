@@ -6,9 +6,10 @@ from __future__ import annotations
 def render_bench(result: dict, title: str | None = None) -> str:
     env, cfg = result["env"], result["config"]
     lines = [f"# {title or 'optbench: ' + result['label']}", ""]
+    threads = result["rows"][0]["measurement"]["spec"]["threads"] if result["rows"] else "?"
     lines += [f"Command: `{env.get('command', '?')}`", "",
               f"Input shape {tuple(cfg['input_shape'])}, device {cfg['device']}, "
-              f"threads {result['rows'][0]['measurement']['spec']['threads'] if result['rows'] else '?'}. "
+              f"threads {threads}. "
               "Latencies are per call (one batch); speed-up is the first runtime's median divided "
               "by this one's, measured interleaved in the same run, with a 95% bootstrap CI.", ""]
     lines += _latency_table(result["rows"]) + [""]

@@ -31,7 +31,8 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: str | os.Pa
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             _Named(module), (example.cpu(),), dynamo=True, opset_version=opset,
-            dynamic_shapes=dynamic_shapes, verbose=False, input_names=["input"], output_names=["logits"])
+            dynamic_shapes=dynamic_shapes, verbose=False, input_names=["input"],
+            output_names=["logits"])
         program.save(str(tmp), external_data=_too_big_for_protobuf(module))
     onnx.checker.check_model(str(tmp))
     os.replace(tmp, path)

@@ -1,0 +1,80 @@
+import os
+
+import pytest
+import torch
+from torch import nn
+
+from optbench.data import find_fashion_mnist, synthetic_dataset
+from optbench.errors import MissingInputError
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device; none is available here")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
+class FakeClock:
+    """A clock that only moves when FakeWork says so."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeWork:
+    """A callable that 'takes' the next duration from a cycle, advancing the fake clock."""
+
+    def __init__(self, clock: FakeClock, durations):
+        self.clock, self.durations, self.calls = clock, list(durations), 0
+
+    def __call__(self):
+        self.clock.now += self.durations[self.calls % len(self.durations)]
+        self.calls += 1
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+class TinyNet(nn.Module):
+    def __init__(self, in_channels=1, num_classes=10):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+            nn.MaxPool2d(2), nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.fc = nn.Linear(16, num_classes)
+
+    def forward(self, x):
+        return self.fc(self.features(x))
+
+
+@pytest.fixture
+def tiny_model():
+    torch.manual_seed(0)
+    return TinyNet().eval()
+
+
+@pytest.fixture(scope="session")
+def synthetic():
+    return synthetic_dataset(n=512, num_classes=10, size=16, seed=0)
+
+
+@pytest.fixture(scope="session")
+def fashion_dir():
+    """The real Fashion-MNIST files; CI sets OPTBENCH_REQUIRE_REAL_DATA=1 so absence fails."""
+    try:
+        return find_fashion_mnist(download=False)
+    except MissingInputError as exc:
+        if os.environ.get("OPTBENCH_REQUIRE_REAL_DATA") == "1":
+            raise
+        pytest.skip(f"real Fashion-MNIST not installed: {exc}")

@@ -1,0 +1,78 @@
+import json
+
+import pytest
+import torch
+
+from optbench.bench import BenchConfig, bench
+from optbench.errors import ConfigError
+from optbench.report import bench_frame, load_result, render_bench, save_bench
+from optbench.transforms.export import export_onnx
+
+FAST = dict(input_shape=(1, 16, 16), min_time_s=0.05, max_time_s=0.3)
+
+
+@pytest.fixture(scope="module")
+def result(synthetic):
+    torch.manual_seed(0)
+    from conftest import TinyNet
+
+    config = BenchConfig(runtimes=("torch-eager", "onnxruntime"), batch_sizes=(1, 4), **FAST)
+    return bench(TinyNet().eval(), config, label="tiny", eval_data=synthetic)
+
+
+def test_rows_cover_every_runtime_and_batch(result):
+    assert [(r.runtime, r.batch_size) for r in result.rows] == [
+        ("torch-eager", 1), ("onnxruntime", 1), ("torch-eager", 4), ("onnxruntime", 4)]
+    for row in result.rows:
+        assert row.measurement.median_s > 0
+        assert row.measurement.spec.batch_size == row.batch_size
+        assert row.memory_bytes >= 0 and row.run_memory.method == "vmhwm"
+    assert result.rows[0].speedup.speedup.estimate == 1.0  # the baseline against itself
+
+
+def test_sizes_quality_and_environment_travel_with_the_result(result):
+    assert set(result.sizes) == {"torch", "onnx"}
+    assert result.sizes["torch"].parameters == sum(
+        p.numel() for p in __import__("conftest").TinyNet().parameters())
+    q = result.quality["onnxruntime"]
+    assert q["n"] == 512 and q["agreement"]["top1_agreement"] == 1.0
+    assert q["top1_accuracy"] == result.quality["torch-eager"]["top1_accuracy"]
+    assert {"cpu_model", "isa", "torch_threads", "packages", "date"} <= set(result.env)
+
+
+def test_saved_result_round_trips_to_json_csv_markdown(result, tmp_path):
+    paths = save_bench(result, tmp_path)
+    data = load_result(paths["json"])
+    assert json.loads(paths["json"].read_text())["label"] == "tiny"
+    frame = bench_frame(data)
+    assert list(frame["runtime"]) == ["torch-eager", "onnxruntime"] * 2
+    assert {"median_ms", "p90_ms", "p99_ms", "iqr_ms", "speedup", "memory_mb"} <= set(frame)
+    md = render_bench(data)
+    assert "| onnxruntime | 4 |" in md and "## Environment" in md
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_onnx_input_skips_torch_runtimes_with_a_reason(tiny_model, tmp_path):
+    path = export_onnx(tiny_model, torch.randn(1, 1, 16, 16), tmp_path / "m.onnx")
+    config = BenchConfig(runtimes=("torch-eager", "onnxruntime"), batch_sizes=(2,), **FAST)
+    res = bench(str(path), config)
+    assert [r.runtime for r in res.rows] == ["onnxruntime"]
+    assert "nn.Module" in res.skipped["torch-eager"]
+
+
+def test_bad_bench_configs_are_explained():
+    with pytest.raises(ConfigError, match="batch_sizes"):
+        BenchConfig(batch_sizes=(0,))
+    with pytest.raises(ConfigError, match="input_shape"):
+        BenchConfig(input_shape=())
+    with pytest.raises(ConfigError, match="device"):
+        BenchConfig(device="tpu")
+    with pytest.raises(ConfigError, match="onnx"):
+        bench("model.pt", BenchConfig(**FAST))
+
+
+@pytest.mark.cuda
+def test_bench_on_cuda(tiny_model):
+    config = BenchConfig(runtimes=("torch-eager",), batch_sizes=(1,), device="cuda", **FAST)
+    row = bench(tiny_model, config).rows[0]
+    assert row.run_memory.cuda_peak_allocated_bytes > 0

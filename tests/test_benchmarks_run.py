@@ -1,0 +1,18 @@
+"""The benchmark suites must keep running: execute each once, untimed (no speed asserted)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_benchmark_suites_run_once():
+    env = {**os.environ, "OPTBENCH_BENCH_MODELS": "resnet18:32"}
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "benchmarks", "-q", "--benchmark-disable", "-p",
+         "no:cacheprovider", "-k", "not torch-compile"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert " passed" in out.stdout

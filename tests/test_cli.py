@@ -1,0 +1,60 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from optbench.cli import main
+from optbench.transforms.export import export_onnx
+
+
+@pytest.mark.parametrize("verb", ["", "bench", "demo", "env"])
+def test_every_verb_has_help(verb):
+    args = [sys.executable, "-m", "optbench", *([verb] if verb else []), "--help"]
+    out = subprocess.run(args, capture_output=True, text=True)
+    assert out.returncode == 0 and "usage: optbench" in out.stdout
+
+
+def test_bench_an_onnx_file(tiny_model, tmp_path, capsys):
+    path = export_onnx(tiny_model, torch.randn(1, 1, 16, 16), tmp_path / "tiny.onnx")
+    code = main(["bench", str(path), "--runtimes", "onnxruntime", "--batch-sizes", "1,2",
+                 "--input-shape", "1,16,16", "--min-time", "0.05", "--max-time", "0.2",
+                 "--out", str(tmp_path / "out")])
+    assert code == 0
+    data = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert [r["batch_size"] for r in data["rows"]] == [1, 2]
+    assert "| onnxruntime | 2 |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args,message", [
+    (["bench", "resnet18", "--batch-sizes", "one"], "--batch-sizes takes comma-separated"),
+    (["bench", "resnet18", "--runtimes", "tvm"], "registered runtimes are"),
+    (["bench", "alexnet"], "the zoo has"),
+    (["bench", "resnet18", "--checkpoint", "/nonexistent.pt"], "checkpoint not found"),
+    (["bench", "/nonexistent.onnx", "--runtimes", "onnxruntime"], "ONNX file not found"),
+])
+def test_bad_input_exits_2_with_a_message(args, message, capsys):
+    code = main(args)
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_checkpoint_of_another_shape_is_explained(tmp_path, capsys):
+    from optbench.models import build_model
+
+    path = tmp_path / "w.pt"
+    torch.save(build_model("resnet18", num_classes=5).state_dict(), path)
+    code = main(["bench", "resnet18", "--checkpoint", str(path), "--num-classes", "10"])
+    assert code == 2 and "--num-classes" in capsys.readouterr().err
+
+
+def test_demo_on_real_data_writes_the_report(fashion_dir, tmp_path):
+    code = main(["demo", "--out", str(tmp_path), "--train-limit", "256", "--test-limit", "256",
+                 "--max-time", "0.2", "--data-dir", str(fashion_dir)])
+    assert code == 0
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert data["extra"]["test_examples"] == 256
+    assert {r["runtime"] for r in data["rows"]} == {"torch-eager", "torch-compile", "onnxruntime"}
+    assert (tmp_path / "checkpoints" / "resnet18.ckpt").is_file()
+    assert "| torch-compile | 8 |" in (tmp_path / "report.md").read_text()
