@@ -16,6 +16,7 @@ def render_bench(result: dict, title: str | None = None) -> str:
     if result.get("quality"):
         lines += _quality_table(result["quality"]) + [""]
     lines += _size_table(result["sizes"]) + [""]
+    lines += _training_lines(result.get("extra", {}))
     if result.get("skipped"):
         lines += ["Skipped runtimes:", ""]
         lines += [f"- {name}: {why}" for name, why in result["skipped"].items()] + [""]
@@ -63,6 +64,16 @@ def _size_table(sizes: dict) -> list[str]:
                    f"{s['gzip_bytes'] / 1e6:.2f} | {s['parameters']:,} | "
                    f"{s['nonzero_parameters']:,} | {dtypes} |")
     return out
+
+
+def _training_lines(extra: dict) -> list[str]:
+    if "train_history" not in extra:
+        return []
+    epochs = "; ".join(f"epoch {h['epoch']}: loss {h['train_loss']:.3f}"
+                       for h in extra["train_history"])
+    return ["## Training", "",
+            f"Trained on {extra.get('train_examples', '?')} real Fashion-MNIST training images, "
+            f"tested on {extra.get('test_examples', '?')} test images. {epochs}.", ""]
 
 
 def _env_lines(env: dict) -> list[str]:
