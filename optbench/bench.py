@@ -68,8 +68,10 @@ class BenchConfig(Config):
 
 @dataclasses.dataclass
 class Row:
-    """One runtime at one batch size."""
+    """One entry (a variant through a runtime) at one batch size."""
 
+    entry: str
+    variant: str
     runtime: str
     batch_size: int
     measurement: object  # Measurement
@@ -84,7 +86,8 @@ class Row:
         return self.load_memory.peak_delta_bytes + self.run_memory.peak_delta_bytes
 
     def to_dict(self) -> dict:
-        return {"runtime": self.runtime, "batch_size": self.batch_size,
+        return {"entry": self.entry, "variant": self.variant, "runtime": self.runtime,
+                "batch_size": self.batch_size,
                 "measurement": self.measurement.to_dict(), "speedup": self.speedup.to_dict(),
                 "load_memory": self.load_memory.to_dict(), "run_memory": self.run_memory.to_dict(),
                 "memory_bytes": self.memory_bytes, "load_s": self.load_s}
@@ -108,23 +111,45 @@ class BenchResult:
                 "skipped": self.skipped, "extra": self.extra}
 
 
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """Something to time: a variant's artifact (module or .onnx path) through one runtime."""
+
+    variant: str
+    runtime: str
+    artifact: object
+
+    @property
+    def label(self) -> str:
+        return f"{self.variant} / {self.runtime}"
+
+
 def bench(model, config: BenchConfig | None = None, *, label: str | None = None,
           eval_data=None, workdir: str | os.PathLike | None = None) -> BenchResult:
-    """Measure `model` (an nn.Module or a path to an .onnx file) as `config` says."""
+    """Measure `model` (an nn.Module or a path to an .onnx file) on each of config.runtimes."""
     config = config or BenchConfig()
+    name = label or (Path(model).stem if isinstance(model, (str, os.PathLike))
+                     else type(model).__name__)
+    with tempfile.TemporaryDirectory(prefix="optbench-") as tmp:
+        artifacts, sizes, skipped = _artifacts(model, config, Path(workdir or tmp))
+        entries = [Entry(name, rt, artifact) for rt, artifact in artifacts.items()]
+        result = bench_entries(entries, config, eval_data=eval_data, label=name)
+    result.sizes, result.skipped = {**sizes, **result.sizes}, {**skipped, **result.skipped}
+    return result
+
+
+def bench_entries(entries: list[Entry], config: BenchConfig, *, eval_data=None,
+                  label: str = "comparison") -> BenchResult:
+    """Time every entry interleaved, per batch size; the first entry is the speed-up baseline."""
     if config.threads:
         torch.set_num_threads(config.threads)
     threads = torch.get_num_threads()
-    with tempfile.TemporaryDirectory(prefix="optbench-") as tmp:
-        folder = Path(workdir or tmp)
-        artifacts, sizes, skipped = _artifacts(model, config, folder)
-        sessions, loads = _load_sessions(artifacts, config, threads, skipped)
-        rows = [row for bs in config.batch_sizes
-                for row in _time_batch(sessions, loads, bs, config, threads)]
-        quality = _quality(sessions, eval_data, config) if eval_data is not None else {}
-    name = label or (Path(model).stem if isinstance(model, (str, os.PathLike))
-                     else type(model).__name__)
-    return BenchResult(label=name, config=config, env=_env.capture(), sizes=sizes, rows=rows,
+    skipped: dict[str, str] = {}
+    sessions, loads = _load_sessions(entries, config, threads, skipped)
+    rows = [row for bs in config.batch_sizes
+            for row in _time_batch(sessions, loads, bs, config, threads)]
+    quality = _quality(sessions, eval_data, config) if eval_data is not None else {}
+    return BenchResult(label=label, config=config, env=_env.capture(), sizes={}, rows=rows,
                        quality=quality, skipped=skipped)
 
 
@@ -144,7 +169,7 @@ def _artifacts(model, config: BenchConfig, folder: Path):
     if onnx_path is None and "onnx" in needs.values():
         from optbench.transforms.export import export_onnx  # bench sits above transforms
 
-        example = torch.randn(max(config.batch_sizes), *config.input_shape)
+        example = torch.randn(max(2, max(config.batch_sizes)), *config.input_shape)
         onnx_path = export_onnx(model, example, folder / "model.onnx")
     if onnx_path is not None:
         sizes["onnx"] = onnx_size(onnx_path)
@@ -156,21 +181,22 @@ def _artifacts(model, config: BenchConfig, folder: Path):
     return artifacts, sizes, skipped
 
 
-def _load_sessions(artifacts: dict, config: BenchConfig, threads: int, skipped: dict):
+def _load_sessions(entries: list[Entry], config: BenchConfig, threads: int, skipped: dict):
     sessions, loads = {}, {}
-    example = torch.randn(config.batch_sizes[0], *config.input_shape)
-    for name, artifact in artifacts.items():
-        runtime = get_runtime(name)
+    example = torch.randn(max(2, config.batch_sizes[0]), *config.input_shape)
+    for entry in entries:
+        runtime = get_runtime(entry.runtime)
         if not runtime.available(config.device):
-            skipped[name] = f"not available for device {config.device!r} on this machine"
+            skipped[entry.label] = f"not available for device {config.device!r} on this machine"
             continue
         t0 = time.perf_counter()
         with track_peak_memory(config.device) as mem:
-            sessions[name] = runtime.load(artifact, example=example, device=config.device,
-                                          threads=threads)
-        loads[name] = (mem, time.perf_counter() - t0)
+            session = runtime.load(entry.artifact, example=example, device=config.device,
+                                   threads=threads)
+        sessions[entry] = session
+        loads[entry] = (mem, time.perf_counter() - t0)
     if not sessions:
-        raise ConfigError(f"no runtime could run here: {skipped}")
+        raise ConfigError(f"nothing could run here: {skipped}")
     return sessions, loads
 
 
@@ -179,21 +205,22 @@ def _time_batch(sessions: dict, loads: dict, batch_size: int, config: BenchConfi
     gen = torch.Generator().manual_seed(batch_size)
     batch = torch.randn(batch_size, *config.input_shape, generator=gen)
     fns, specs, run_mem = {}, {}, {}
-    for name, session in sessions.items():
+    for entry, session in sessions.items():
         prepared = session.prepare(batch)
         session.run(prepared)  # first call at this shape (compile/recompile) outside memory/timer
         with track_peak_memory(config.device) as mem:
             for _ in range(MEMORY_RUNS):
                 session.run(prepared)
-        run_mem[name] = mem
-        fns[name] = _bind(session, prepared)
-        specs[name] = TaskSpec(label=name, runtime=name, device=config.device,
-                               batch_size=batch_size, input_shape=tuple(config.input_shape),
-                               threads=threads)
+        run_mem[entry] = mem
+        fns[entry.label] = _bind(session, prepared)
+        specs[entry.label] = TaskSpec(label=entry.label, runtime=entry.runtime,
+                                      device=config.device, batch_size=batch_size,
+                                      input_shape=tuple(config.input_shape), threads=threads)
     result = compare(fns, config=config.timer(), specs=specs, device=config.device)
-    return [Row(runtime=name, batch_size=batch_size, measurement=result.measurements[name],
-                speedup=result.ratios[name], load_memory=loads[name][0], run_memory=run_mem[name],
-                load_s=loads[name][1]) for name in sessions]
+    return [Row(entry=e.label, variant=e.variant, runtime=e.runtime, batch_size=batch_size,
+                measurement=result.measurements[e.label], speedup=result.ratios[e.label],
+                load_memory=loads[e][0], run_memory=run_mem[e], load_s=loads[e][1])
+            for e in sessions]
 
 
 def _bind(session, prepared):
@@ -204,11 +231,11 @@ def _quality(sessions: dict, eval_data, config: BenchConfig) -> dict[str, dict]:
     from optbench.data import make_loader
 
     logits = {}
-    for name, session in sessions.items():
+    for entry, session in sessions.items():
         def predict(images, s=session):
             return s.to_numpy(s.run(s.prepare(images)))
-        logits[name], labels = collect_logits(predict, make_loader(eval_data,
-                                                                   config.eval_batch_size))
+        logits[entry.label], labels = collect_logits(predict, make_loader(
+            eval_data, config.eval_batch_size))
     reference = next(iter(logits))
     return {name: {"top1_accuracy": top1_accuracy(out, labels), "n": len(labels),
                    "agreement_with": reference,

@@ -24,6 +24,8 @@ class Config:
         out = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if isinstance(value, Config):
+                value = value.to_dict()
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
 
@@ -53,6 +55,8 @@ def check_choice(owner: str, name: str, value: Any, allowed: typing.Iterable[Any
 
 
 def _coerce(hint: Any, value: Any) -> Any:
+    if isinstance(hint, type) and issubclass(hint, Config) and isinstance(value, dict):
+        return hint.from_dict(value)
     origin = typing.get_origin(hint)
     if isinstance(value, list) and (origin is tuple or hint is tuple):
         return tuple(value)

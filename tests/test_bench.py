@@ -34,9 +34,9 @@ def test_sizes_quality_and_environment_travel_with_the_result(result):
     assert set(result.sizes) == {"torch", "onnx"}
     assert result.sizes["torch"].parameters == sum(
         p.numel() for p in __import__("conftest").TinyNet().parameters())
-    q = result.quality["onnxruntime"]
+    q = result.quality["tiny / onnxruntime"]
     assert q["n"] == 512 and q["agreement"]["top1_agreement"] == 1.0
-    assert q["top1_accuracy"] == result.quality["torch-eager"]["top1_accuracy"]
+    assert q["top1_accuracy"] == result.quality["tiny / torch-eager"]["top1_accuracy"]
     assert {"cpu_model", "isa", "torch_threads", "packages", "date"} <= set(result.env)
 
 
@@ -48,7 +48,7 @@ def test_saved_result_round_trips_to_json_csv_markdown(result, tmp_path):
     assert list(frame["runtime"]) == ["torch-eager", "onnxruntime"] * 2
     assert {"median_ms", "p90_ms", "p99_ms", "iqr_ms", "speedup", "memory_mb"} <= set(frame)
     md = render_bench(data)
-    assert "| onnxruntime | 4 |" in md and "## Environment" in md
+    assert "| tiny / onnxruntime | 4 |" in md and "## Environment" in md
     assert not list(tmp_path.glob("*.tmp"))
 
 

@@ -24,7 +24,7 @@ def test_bench_an_onnx_file(tiny_model, tmp_path, capsys):
     assert code == 0
     data = json.loads((tmp_path / "out" / "result.json").read_text())
     assert [r["batch_size"] for r in data["rows"]] == [1, 2]
-    assert "| onnxruntime | 2 |" in capsys.readouterr().out
+    assert "| tiny / onnxruntime | 2 |" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("args,message", [
@@ -57,4 +57,4 @@ def test_demo_on_real_data_writes_the_report(fashion_dir, tmp_path):
     assert data["extra"]["test_examples"] == 256
     assert {r["runtime"] for r in data["rows"]} == {"torch-eager", "torch-compile", "onnxruntime"}
     assert (tmp_path / "checkpoints" / "resnet18.ckpt").is_file()
-    assert "| torch-compile | 8 |" in (tmp_path / "report.md").read_text()
+    assert "/ torch-compile | 8 |" in (tmp_path / "report.md").read_text()

@@ -20,7 +20,7 @@ def render_bench(result: dict, title: str | None = None) -> str:
     if result.get("skipped"):
         lines += ["Skipped runtimes:", ""]
         lines += [f"- {name}: {why}" for name, why in result["skipped"].items()] + [""]
-    warnings = [f"{r['runtime']} @ batch {r['batch_size']}: {w}" for r in result["rows"]
+    warnings = [f"{r['entry']} @ batch {r['batch_size']}: {w}" for r in result["rows"]
                 for w in r["measurement"]["warnings"] + r["speedup"]["warnings"]]
     if warnings:
         lines += ["Measurement warnings:", ""] + [f"- {w}" for w in warnings] + [""]
@@ -29,13 +29,13 @@ def render_bench(result: dict, title: str | None = None) -> str:
 
 
 def _latency_table(rows: list[dict]) -> list[str]:
-    out = ["| runtime | batch | median ms | p90 ms | p99 ms | IQR ms | items/s | speed-up [95% CI] "
-           "| memory MiB | load s |",
+    out = ["| variant / runtime | batch | median ms | p90 ms | p99 ms | IQR ms | items/s "
+           "| speed-up [95% CI] | memory MiB | load s |",
            "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
     for r in rows:
         s, sp = r["measurement"]["stats"], r["speedup"]["speedup"]
         out.append(
-            f"| {r['runtime']} | {r['batch_size']} | {s['median_s'] * 1e3:.3f} | "
+            f"| {r['entry']} | {r['batch_size']} | {s['median_s'] * 1e3:.3f} | "
             f"{s['p90_s'] * 1e3:.3f} | {s['p99_s'] * 1e3:.3f} | {s['iqr_s'] * 1e3:.3f} | "
             f"{s['throughput_items_s']:.1f} | {sp['estimate']:.2f}x "
             f"[{sp['low']:.2f}, {sp['high']:.2f}] | {r['memory_bytes'] / 2**20:.1f} | "
@@ -46,7 +46,7 @@ def _latency_table(rows: list[dict]) -> list[str]:
 
 
 def _quality_table(quality: dict) -> list[str]:
-    out = ["| runtime | top-1 accuracy | n | top-1 agreement | max abs diff | vs |",
+    out = ["| variant / runtime | top-1 accuracy | n | top-1 agreement | max abs diff | vs |",
            "|---|---:|---:|---:|---:|---|"]
     for name, q in quality.items():
         a = q["agreement"]

@@ -16,9 +16,10 @@ def bench_frame(result: dict):
     rows = []
     for row in result["rows"]:
         stats = row["measurement"]["stats"]
-        quality = result.get("quality", {}).get(row["runtime"], {})
+        quality = result.get("quality", {}).get(row["entry"], {})
         rows.append({
-            "label": result["label"], "runtime": row["runtime"], "batch_size": row["batch_size"],
+            "label": result["label"], "variant": row["variant"], "runtime": row["runtime"],
+            "batch_size": row["batch_size"],
             "median_ms": stats["median_s"] * 1e3, "p90_ms": stats["p90_s"] * 1e3,
             "p99_ms": stats["p99_s"] * 1e3, "iqr_ms": stats["iqr_s"] * 1e3,
             "mean_ms": stats["mean_s"] * 1e3, "throughput_items_s": stats["throughput_items_s"],

@@ -40,7 +40,10 @@ class EagerRuntime:
 
 
 class CompileRuntime:
-    """torch.compile (Inductor). Compilation happens in load(), outside any timed region."""
+    """torch.compile (Inductor) with freezing, the setting for CPU inference: weights become
+    constants, so Inductor folds and prepacks them, and PT2E int8 graphs lower to real int8
+    kernels (without freezing they run as slow quantize/dequantize reference code).
+    Compilation happens in load(), outside any timed region."""
 
     name = "torch-compile"
     accepts = "module"
@@ -53,7 +56,12 @@ class CompileRuntime:
 
     def load(self, model, *, example: torch.Tensor, device: str = "cpu",
              threads: int = 0) -> TorchSession:
+        import torch._inductor.config as inductor_config
+
         module = _placed(model, device, self.name)
+        # process-wide on purpose: recompiles (new batch sizes) happen after load() returns, and
+        # torch.compile(options={"freezing": True}) fails on PT2E int8 graphs in torch 2.14
+        inductor_config.freezing = True
         compiled = torch.compile(module, mode=self.mode, dynamic=False)
         session = TorchSession(compiled, self.name, device)
         session.run(session.prepare(example))  # compile now, not inside the timer

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import warnings
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 
-from optbench.errors import ConfigError
+from optbench.config import Config
+from optbench.errors import ConfigError, OptbenchError
+from optbench.transforms.base import Context, Variant, register, require_module
 
 DEFAULT_OPSET = 18
 
@@ -53,3 +57,68 @@ class _Named(torch.nn.Module):
 def _too_big_for_protobuf(module: torch.nn.Module) -> bool:
     total = sum(p.numel() * p.element_size() for p in module.state_dict().values())
     return total > 1_800_000_000
+
+
+# -- as a method: export + parity check on real data -------------------------------------------
+
+class ParityError(OptbenchError):
+    """The exported model disagrees with the PyTorch model beyond the allowed bar."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportOnnxConfig(Config):
+    method: ClassVar[str] = "export-onnx"
+    opset: int = DEFAULT_OPSET
+    dynamic_batch: bool = True
+    parity_examples: int = 2000         # real examples compared (0 = skip the check)
+    min_top1_agreement: float = 0.999   # fraction of identical predictions required
+    max_abs_diff: float = 1e-3          # largest allowed logit difference
+
+    def __post_init__(self):
+        if not 0.0 <= self.min_top1_agreement <= 1.0:
+            raise ConfigError("ExportOnnxConfig.min_top1_agreement must lie in [0, 1], got "
+                              f"{self.min_top1_agreement}")
+
+
+@register(ExportOnnxConfig)
+def export_method(parent: Variant, config: ExportOnnxConfig, ctx: Context) -> Variant:
+    model = require_module(parent, config.method)
+    slug = "-".join(parent.lineage) or parent.name
+    path = export_onnx(model, ctx.example(2), Path(ctx.workdir) / f"{slug}.onnx",
+                       opset=config.opset, dynamic_batch=config.dynamic_batch)
+    info: dict = {"opset": config.opset}
+    if config.parity_examples:
+        info["parity"] = parity_check(model, path, ctx.require("val_data", config.method),
+                                      config)
+    return parent.derive("onnx", onnx_path=path, runtimes=("onnxruntime",), info=info)
+
+
+def parity_check(model: torch.nn.Module, path: Path, data, config: ExportOnnxConfig) -> dict:
+    """Compare PyTorch and ONNX Runtime on real data; raise ParityError past the bar."""
+    from optbench.data import make_loader, take_subset
+    from optbench.measure import agreement, collect_logits, top1_accuracy
+    from optbench.runtime import get_runtime
+    from optbench.runtime.base import predict
+
+    subset = take_subset(data, config.parity_examples)
+    session = get_runtime("onnxruntime").load(path)
+    module = copy.deepcopy(model).eval()
+
+    def torch_predict(x):
+        with torch.no_grad():
+            return module(x)
+
+    ort_logits, labels = collect_logits(lambda x: predict(session, x), make_loader(subset, 256))
+    torch_logits, _ = collect_logits(torch_predict, make_loader(subset, 256))
+    agree = agreement(torch_logits, ort_logits)
+    result = {**agree.to_dict(), "torch_accuracy": top1_accuracy(torch_logits, labels),
+              "onnx_accuracy": top1_accuracy(ort_logits, labels)}
+    if agree.top1_agreement < config.min_top1_agreement or agree.max_abs_diff > config.max_abs_diff:
+        raise ParityError(
+            f"ONNX export of {path.name} disagrees with PyTorch on {agree.n} real examples: "
+            f"top-1 agreement {agree.top1_agreement:.4%} (need >= "
+            f"{config.min_top1_agreement:.4%}), max |diff| {agree.max_abs_diff:.3g} (allowed "
+            f"{config.max_abs_diff:.3g}); accuracy torch {result['torch_accuracy']:.4f} vs onnx "
+            f"{result['onnx_accuracy']:.4f}. Lower min_top1_agreement/max_abs_diff in "
+            "ExportOnnxConfig to accept it, or try another opset.")
+    return result

@@ -1,0 +1,134 @@
+"""Pruning: unstructured magnitude pruning (zeros; no dense speed-up) and structured channel
+pruning with Torch-Pruning's dependency graph (physically smaller layers; real speed-up)."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import ClassVar
+
+from torch import nn
+
+from optbench.config import Config, check_choice
+from optbench.errors import ConfigError
+from optbench.train import TrainConfig, train
+from optbench.transforms.base import Context, Variant, register, require_module
+
+UNSTRUCTURED_NOTE = ("Unstructured sparsity does not make dense kernels faster: the zeros are "
+                     "still multiplied. It shrinks the compressed (gzip) size only.")
+
+
+@dataclasses.dataclass(frozen=True)
+class UnstructuredPruneConfig(Config):
+    method: ClassVar[str] = "prune-unstructured"
+    ratio: float = 0.5                  # fraction of weights set to zero
+    scope: str = "global"               # "global" ranks all layers together; "layer": each alone
+    skip: tuple[str, ...] = ()          # module names to leave dense (e.g. "fc")
+
+    def __post_init__(self):
+        if not 0.0 < self.ratio < 1.0:
+            raise ConfigError(f"UnstructuredPruneConfig.ratio must lie in (0, 1), got {self.ratio}")
+        check_choice("UnstructuredPruneConfig", "scope", self.scope, ("global", "layer"))
+
+
+@dataclasses.dataclass(frozen=True)
+class StructuredPruneConfig(Config):
+    method: ClassVar[str] = "prune-structured"
+    ratio: float = 0.5                  # fraction of channels removed per layer
+    target_macs_ratio: float = 0.0      # if > 0: prune until MACs <= this fraction of the input's
+    importance: str = "l1"              # "l1" or "l2" norm of the filters
+    round_to: int = 8                   # keep channel counts multiples of this (SIMD-friendly)
+    skip: tuple[str, ...] = ()          # module names never pruned; the classifier always is
+    finetune: TrainConfig | None = None
+
+    def __post_init__(self):
+        if not 0.0 < self.ratio < 1.0:
+            raise ConfigError(f"StructuredPruneConfig.ratio must lie in (0, 1), got {self.ratio}")
+        if not 0.0 <= self.target_macs_ratio < 1.0:
+            raise ConfigError("StructuredPruneConfig.target_macs_ratio must lie in [0, 1), got "
+                              f"{self.target_macs_ratio}")
+        check_choice("StructuredPruneConfig", "importance", self.importance, ("l1", "l2"))
+        if self.round_to < 1:
+            raise ConfigError(f"StructuredPruneConfig.round_to must be >= 1, got {self.round_to}")
+
+
+@register(UnstructuredPruneConfig)
+def prune_unstructured(parent: Variant, config: UnstructuredPruneConfig, ctx: Context) -> Variant:
+    from torch.nn.utils import prune
+
+    model = copy.deepcopy(require_module(parent, config.method))
+    targets = [(m, "weight") for name, m in model.named_modules()
+               if isinstance(m, (nn.Conv2d, nn.Linear)) and name not in config.skip]
+    if not targets:
+        raise ConfigError("no Conv2d/Linear layers left to prune; check "
+                          "UnstructuredPruneConfig.skip")
+    if config.scope == "global":
+        prune.global_unstructured(targets, pruning_method=prune.L1Unstructured,
+                                  amount=config.ratio)
+    else:
+        for module, attr in targets:
+            prune.l1_unstructured(module, attr, amount=config.ratio)
+    for module, attr in targets:
+        prune.remove(module, attr)  # make it permanent: a plain weight with zeros in it
+    return parent.derive("prune-unstructured", model=model,
+                         info={"sparsity": sparsity_report(model), "note": UNSTRUCTURED_NOTE,
+                               "unstructured_sparsity": True})
+
+
+def sparsity_report(model: nn.Module) -> dict:
+    layers, zeros, total = {}, 0, 0
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            w = module.weight.detach()
+            z = int((w == 0).sum())
+            layers[name] = z / w.numel()
+            zeros, total = zeros + z, total + w.numel()
+    return {"global": zeros / max(total, 1), "layers": layers}
+
+
+@register(StructuredPruneConfig)
+def prune_structured(parent: Variant, config: StructuredPruneConfig, ctx: Context) -> Variant:
+    import torch_pruning as tp
+
+    model = copy.deepcopy(require_module(parent, config.method)).eval().cpu()
+    example = ctx.example(1).cpu()
+    ignored = _ignored_layers(model, config.skip)
+    importance = tp.importance.MagnitudeImportance(p=1 if config.importance == "l1" else 2)
+    macs_before, params_before = tp.utils.count_ops_and_params(model, example)
+    steps = 10 if config.target_macs_ratio else 1
+    ratio = 0.9 if config.target_macs_ratio else config.ratio
+    pruner = tp.pruner.MetaPruner(model, example, importance=importance, pruning_ratio=ratio,
+                                  iterative_steps=steps, ignored_layers=ignored,
+                                  round_to=config.round_to)
+    for _ in range(steps):
+        pruner.step()
+        macs, params = tp.utils.count_ops_and_params(model, example)
+        if config.target_macs_ratio and macs <= config.target_macs_ratio * macs_before:
+            break
+    info = {"macs_before": macs_before, "macs_after": macs, "params_before": params_before,
+            "params_after": params, "round_to": config.round_to,
+            "channels": channel_counts(model)}
+    if config.finetune is not None:
+        data = ctx.require("train_data", config.method + " with finetune")
+        info["finetune"] = train(model, data, config.finetune, device=ctx.device,
+                                 checkpoint=ctx.workdir / f"{parent.name}-prune-finetune.ckpt",
+                                 progress=ctx.progress).history
+    return parent.derive("prune-structured", model=model.eval(), info=info)
+
+
+def channel_counts(model: nn.Module) -> dict[str, int]:
+    return {name: m.out_channels for name, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+
+
+def _ignored_layers(model: nn.Module, skip: tuple[str, ...]) -> list[nn.Module]:
+    names = dict(model.named_modules())
+    unknown = [s for s in skip if s not in names]
+    if unknown:
+        raise ConfigError(f"StructuredPruneConfig.skip names unknown modules {unknown}; "
+                          f"e.g. {[n for n in names if n][:8]}")
+    ignored = [names[s] for s in skip]
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if linears:
+        ignored.append(linears[-1])  # the classifier keeps its outputs (the classes)
+    return ignored
+

@@ -1,0 +1,280 @@
+"""Int8 post-training quantization, calibrated on real data.
+
+- `ptq-pt2e`: torch.export + X86InductorQuantizer + prepare_pt2e/convert_pt2e (torchao), run by
+  the `torch-compile` runtime (Inductor with freezing lowers it to int8 oneDNN kernels).
+- `ptq-ort-static`: ONNX Runtime static QDQ quantization of the fp32 ONNX graph, per-channel
+  weights, unsigned 8-bit activations (ORT's signed default left ~40% of convs in fp32 on x86).
+- `ptq-ort-dynamic`: dynamic int8 for Linear-heavy models; warns on conv nets (slower there).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from optbench.config import Config, check_choice, check_positive
+from optbench.data import make_loader
+from optbench.transforms.base import Context, Variant, register, require_module
+
+DYNAMIC_ON_CONV_WARNING = ("dynamic int8 quantizes only MatMul/Gemm weights and quantizes "
+                           "activations at run time; on conv nets it was measured 3-5x slower "
+                           "than fp32 here. Use ptq-ort-static or ptq-pt2e for CNNs.")
+
+
+@dataclasses.dataclass(frozen=True)
+class PT2EQuantConfig(Config):
+    method: ClassVar[str] = "ptq-pt2e"
+    calibration_batches: int = 8
+    batch_size: int = 32
+
+    def __post_init__(self):
+        check_positive("PT2EQuantConfig", calibration_batches=self.calibration_batches,
+                       batch_size=self.batch_size)
+
+
+@dataclasses.dataclass(frozen=True)
+class OrtStaticQuantConfig(Config):
+    method: ClassVar[str] = "ptq-ort-static"
+    calibration_batches: int = 8
+    batch_size: int = 32
+    calibrate_method: str = "minmax"     # minmax | percentile | entropy
+    per_channel: bool = True
+    activation_type: str = "uint8"       # uint8 quantizes every conv on x86; int8 is the trap
+    opset: int = 18
+
+    def __post_init__(self):
+        check_positive("OrtStaticQuantConfig", calibration_batches=self.calibration_batches,
+                       batch_size=self.batch_size)
+        check_choice("OrtStaticQuantConfig", "calibrate_method", self.calibrate_method,
+                     ("minmax", "percentile", "entropy"))
+        check_choice("OrtStaticQuantConfig", "activation_type", self.activation_type,
+                     ("uint8", "int8"))
+
+
+@dataclasses.dataclass(frozen=True)
+class OrtDynamicQuantConfig(Config):
+    method: ClassVar[str] = "ptq-ort-dynamic"
+    opset: int = 18
+
+
+# -- PT2E ------------------------------------------------------------------------------------
+@register(PT2EQuantConfig)
+def quantize_pt2e(parent: Variant, config: PT2EQuantConfig, ctx: Context) -> Variant:
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    data = ctx.require("calib_data", config.method)
+    model = untie_shared_modules(copy.deepcopy(require_module(parent, config.method)).eval())
+    exported = export_for_quantization(model, ctx.example(2))
+    prepared = prepare_pt2e(exported, x86_quantizer(is_qat=False))
+    calibrate(prepared, data, config.calibration_batches, config.batch_size)
+    converted = drop_unused_attributes(convert_pt2e(prepared))
+    return parent.derive("ptq-pt2e", model=converted, runtimes=("torch-compile",),
+                         info={"int8": True, "ops": pt2e_op_counts(converted)})
+
+
+def x86_quantizer(is_qat: bool):
+    from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
+        X86InductorQuantizer,
+        get_default_x86_inductor_quantization_config,
+    )
+
+    quantizer = X86InductorQuantizer()
+    quantizer.set_global(get_default_x86_inductor_quantization_config(is_qat=is_qat))
+    return quantizer
+
+
+def export_for_quantization(model: nn.Module, example: torch.Tensor) -> torch.fx.GraphModule:
+    """torch.export with a dynamic batch axis (the example needs batch >= 2: export
+    specializes a batch of 1 to a constant)."""
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    return torch.export.export(model, (example,), dynamic_shapes=({0: batch},)).module()
+
+
+@torch.no_grad()
+def calibrate(model, data, batches: int, batch_size: int) -> None:
+    for i, (images, _) in enumerate(make_loader(data, batch_size)):
+        if i >= batches:
+            break
+        model(images)
+
+
+def untie_shared_modules(model: nn.Module) -> nn.Module:
+    """Give each call site its own ReLU in torchvision ResNet blocks (in place; pass a copy).
+
+    torchvision's BasicBlock/Bottleneck call one nn.ReLU two or three times; PT2E's quantizer
+    then sees one partition with several outputs and fails ("Input partition has more than one
+    output node"). New ReLU modules per call site fix it without changing the numbers.
+    """
+    from torchvision.models.resnet import BasicBlock, Bottleneck
+
+    for module in model.modules():
+        if isinstance(module, BasicBlock) and not hasattr(module, "relu_out"):
+            module.relu_out = nn.ReLU(inplace=True)
+            module.forward = types.MethodType(_basic_block_forward, module)
+        elif isinstance(module, Bottleneck) and not hasattr(module, "relu_out"):
+            module.relu_mid, module.relu_out = nn.ReLU(inplace=True), nn.ReLU(inplace=True)
+            module.forward = types.MethodType(_bottleneck_forward, module)
+    return model
+
+
+def _basic_block_forward(self, x):
+    identity = x if self.downsample is None else self.downsample(x)
+    out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+    return self.relu_out(out + identity)
+
+
+def _bottleneck_forward(self, x):
+    identity = x if self.downsample is None else self.downsample(x)
+    out = self.relu(self.bn1(self.conv1(x)))
+    out = self.relu_mid(self.bn2(self.conv2(out)))
+    return self.relu_out(self.bn3(self.conv3(out)) + identity)
+
+
+def drop_unused_attributes(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """Delete parameters/buffers the graph no longer reads (the fp32 weights that convert_pt2e
+    replaced by int8 constants); otherwise a saved int8 model is ~5x too big."""
+    used = {node.target for node in gm.graph.nodes if node.op == "get_attr"}
+    for name in [n for n, _ in [*gm.named_parameters(), *gm.named_buffers()]]:
+        if name not in used and not any(u.startswith(name + ".") for u in used):
+            owner_name, _, attr = name.rpartition(".")
+            owner = gm.get_submodule(owner_name) if owner_name else gm
+            delattr(owner, attr)
+    gm.delete_all_unused_submodules()
+    gm.recompile()
+    return gm
+
+
+def pt2e_op_counts(gm: torch.fx.GraphModule) -> dict[str, int]:
+    """Convolutions/linears in a converted graph, and how many read quantized weights."""
+    counts: Counter[str] = Counter()
+    for node in gm.graph.nodes:
+        name = str(node.target)
+        if node.op == "call_function" and any(k in name for k in ("conv2d", "convolution",
+                                                                   "aten.linear")):
+            counts["compute_ops"] += 1
+            weight = node.args[1] if len(node.args) > 1 else None
+            if getattr(weight, "target", None) is not None and "dequantize" in str(weight.target):
+                counts["int8_compute_ops"] += 1
+    counts["fp32_compute_ops"] = counts["compute_ops"] - counts["int8_compute_ops"]
+    return dict(counts)
+
+
+# -- ONNX Runtime ----------------------------------------------------------------------------
+class _Reader:
+    """ORT CalibrationDataReader over a dataset (duck-typed: get_next/rewind)."""
+
+    def __init__(self, data, input_name: str, batches: int, batch_size: int):
+        self.data, self.input_name = data, input_name
+        self.batches, self.batch_size = batches, batch_size
+        self.rewind()
+
+    def get_next(self):
+        try:
+            images, _ = next(self._it)
+        except StopIteration:
+            return None
+        return {self.input_name: images.numpy().astype(np.float32)}
+
+    def rewind(self):
+        loader = make_loader(self.data, self.batch_size)
+        self._it = (b for i, b in enumerate(loader) if i < self.batches)
+
+
+def fp32_onnx(parent: Variant, ctx: Context, opset: int) -> Path:
+    if parent.onnx_path is not None and not parent.info.get("int8"):
+        return Path(parent.onnx_path)
+    from optbench.transforms.export import export_onnx
+
+    model = require_module(parent, "onnx export")
+    return export_onnx(model, ctx.example(2), Path(ctx.workdir) / f"{_slug(parent)}-fp32.onnx",
+                       opset=opset)
+
+
+@register(OrtStaticQuantConfig)
+def quantize_ort_static(parent: Variant, config: OrtStaticQuantConfig, ctx: Context) -> Variant:
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    data = ctx.require("calib_data", config.method)
+    source = fp32_onnx(parent, ctx, config.opset)
+    stem = f"{_slug(parent)}-int8-{config.calibrate_method}"
+    pre = Path(ctx.workdir) / f"{stem}-pre.onnx"
+    out = Path(ctx.workdir) / f"{stem}.onnx"
+    quant_pre_process(str(source), str(pre), skip_symbolic_shape=True)
+    methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+               "entropy": CalibrationMethod.Entropy}
+    act = QuantType.QUInt8 if config.activation_type == "uint8" else QuantType.QInt8
+    quantize_static(str(pre), str(out), _Reader(data, _input_name(pre), config.calibration_batches,
+                                                 config.batch_size),
+                    quant_format=QuantFormat.QDQ, per_channel=config.per_channel,
+                    activation_type=act, weight_type=QuantType.QInt8,
+                    calibrate_method=methods[config.calibrate_method])
+    pre.unlink(missing_ok=True)
+    ops = onnx_op_counts(out)
+    info = {"int8": True, "ops": ops, "activation_type": config.activation_type}
+    if config.activation_type == "int8":
+        info["warnings"] = ["signed int8 activations: ORT on x86 leaves many convs in fp32 "
+                            "(measured ~40% here, 3x slower); use activation_type='uint8'"]
+    return parent.derive(f"ptq-ort-static-{config.calibrate_method}", onnx_path=out,
+                         runtimes=("onnxruntime",), info=info)
+
+
+@register(OrtDynamicQuantConfig)
+def quantize_ort_dynamic(parent: Variant, config: OrtDynamicQuantConfig, ctx: Context) -> Variant:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    source = fp32_onnx(parent, ctx, config.opset)
+    out = Path(ctx.workdir) / f"{_slug(parent)}-int8-dynamic.onnx"
+    quantize_dynamic(str(source), str(out), weight_type=QuantType.QInt8)
+    ops = onnx_op_counts(out)
+    info = {"int8": True, "dynamic": True, "ops": ops}
+    if ops.get("conv", 0):
+        warnings.warn(DYNAMIC_ON_CONV_WARNING, stacklevel=2)
+        info["warnings"] = [DYNAMIC_ON_CONV_WARNING]
+    return parent.derive("ptq-ort-dynamic", onnx_path=out, runtimes=("onnxruntime",), info=info)
+
+
+def onnx_op_counts(path: Path) -> dict[str, int]:
+    """Conv/MatMul nodes and how many of them read quantized inputs (QDQ) or are integer ops;
+    the rest still run in fp32."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    producers = {out: node.op_type for node in graph.node for out in node.output}
+    counts: Counter[str] = Counter()
+    for node in graph.node:
+        if node.op_type in ("ConvInteger", "QLinearConv"):
+            counts["conv"] += 1
+            counts["int8_conv"] += 1
+        elif node.op_type == "Conv":
+            counts["conv"] += 1
+            if producers.get(node.input[0]) == "DequantizeLinear":
+                counts["int8_conv"] += 1
+        elif node.op_type in ("MatMul", "Gemm", "MatMulInteger", "QLinearMatMul"):
+            counts["matmul"] += 1
+    counts["fp32_conv"] = counts["conv"] - counts["int8_conv"]
+    return dict(counts)
+
+
+def _input_name(path: Path) -> str:
+    import onnx
+
+    return onnx.load(str(path), load_external_data=False).graph.input[0].name
+
+
+def _slug(variant: Variant) -> str:
+    return "-".join(variant.lineage) or variant.name
