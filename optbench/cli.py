@@ -26,6 +26,16 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
     _bench_parser(sub)
     _demo_parser(sub)
+    run = sub.add_parser("run", help="run a TOML recipe (a pipeline of methods) and report",
+                         description="Validate the recipe, run its steps (training steps resume "
+                         "from checkpoints in OUT/work), measure every variant, write the report.")
+    run.add_argument("recipe", help="path to a recipe .toml")
+    run.add_argument("--out", required=True, help="output folder")
+    run.add_argument("--no-measure", action="store_true", help="run the steps only")
+    run.set_defaults(func=_run)
+    rep = sub.add_parser("report", help="re-render the Markdown report of a results folder")
+    rep.add_argument("dir", help="folder holding report.json (from run or demo)")
+    rep.set_defaults(func=_report)
     env = sub.add_parser("env", help="print the machine description stored with every result")
     env.set_defaults(func=_env)
     return p
@@ -96,6 +106,37 @@ def _demo(args) -> int:
     paths = run_demo(args.out, config, data_dir=args.data_dir)
     print(paths["md"].read_text())
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
+def _run(args) -> int:
+    from optbench.pipeline import Recipe, run_recipe
+    from optbench.report import save_bench
+
+    recipe = Recipe.from_toml(args.recipe)  # fails here, before any work, if invalid
+    result = run_recipe(recipe, args.out, measure=not args.no_measure)
+    if result.bench is None:
+        print(f"ran {len(recipe.steps)} steps; nothing measured")
+        return 0
+    paths = save_bench(result.bench, args.out, stem="report")
+    print(paths["md"].read_text())
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
+def _report(args) -> int:
+    from optbench.io import atomic_write_text
+    from optbench.report import load_result, render_bench
+
+    source = Path(args.dir) / "report.json"
+    if not source.is_file():
+        from optbench.errors import MissingInputError
+
+        raise MissingInputError(f"{source} not found; run `optbench run` or `optbench demo` "
+                                "with --out pointing at this folder first")
+    text = render_bench(load_result(source))
+    atomic_write_text(Path(args.dir) / "report.md", text)
+    print(text)
     return 0
 
 

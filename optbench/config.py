@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from typing import Any, ClassVar, TypeVar
 
@@ -58,6 +59,31 @@ def _coerce(hint: Any, value: Any) -> Any:
     if isinstance(hint, type) and issubclass(hint, Config) and isinstance(value, dict):
         return hint.from_dict(value)
     origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType) and isinstance(value, dict):
+        for arg in typing.get_args(hint):  # e.g. TrainConfig | None
+            if isinstance(arg, type) and issubclass(arg, Config):
+                return arg.from_dict(value)
     if isinstance(value, list) and (origin is tuple or hint is tuple):
         return tuple(value)
     return value
+
+
+def to_toml(data: dict[str, Any]) -> str:
+    """A flat TOML table of `data` (nested dicts become inline tables). Enough for configs."""
+    return "".join(f"{key} = {_toml_value(value)}\n" for key, value in data.items()
+                   if value is not None)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        inner = ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items() if v is not None)
+        return "{ " + inner + " }"
+    raise ConfigError(f"cannot write {type(value).__name__} to TOML")

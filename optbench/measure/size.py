@@ -34,22 +34,30 @@ class SizeReport:
         return {**dataclasses.asdict(self), "sparsity": self.sparsity}
 
 
+# BatchNorm statistics are state, not weights; everything else in a state_dict counts, so an
+# int8 model's quantized weights (buffers, not Parameters) are counted like fp32 weights.
+_NOT_WEIGHTS = ("running_mean", "running_var", "num_batches_tracked")
+
+
 def model_size(model) -> SizeReport:
-    """Size of a torch.nn.Module as its state_dict serialized with torch.save."""
+    """Size of a torch.nn.Module as its state_dict serialized with torch.save; `parameters`
+    counts the elements of its weight tensors (parameters and quantized weight buffers)."""
     import torch
 
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     data = buffer.getvalue()
-    params = [p.detach() for p in model.parameters()]
     dtype_bytes: Counter[str] = Counter()
-    for tensor in model.state_dict().values():
+    weights = []
+    for name, tensor in model.state_dict().items():
         if isinstance(tensor, torch.Tensor):
             dtype_bytes[str(tensor.dtype).removeprefix("torch.")] += _tensor_bytes(tensor)
+            if not name.endswith(_NOT_WEIGHTS):
+                weights.append(tensor)
     return SizeReport(
         format="torch-state-dict", file_bytes=len(data), gzip_bytes=len(gzip.compress(data, 6)),
-        parameters=sum(p.numel() for p in params),
-        nonzero_parameters=sum(int(torch.count_nonzero(p)) for p in params),
+        parameters=sum(t.numel() for t in weights),
+        nonzero_parameters=sum(int(torch.count_nonzero(t)) for t in weights),
         dtype_bytes=dict(dtype_bytes))
 
 

@@ -17,6 +17,7 @@ def render_bench(result: dict, title: str | None = None) -> str:
         lines += _quality_table(result["quality"]) + [""]
     lines += _size_table(result["sizes"]) + [""]
     lines += _training_lines(result.get("extra", {}))
+    lines += _variant_lines(result.get("extra", {}))
     if result.get("skipped"):
         lines += ["Skipped runtimes:", ""]
         lines += [f"- {name}: {why}" for name, why in result["skipped"].items()] + [""]
@@ -63,6 +64,29 @@ def _size_table(sizes: dict) -> list[str]:
         out.append(f"| {name} ({s['format']}) | {s['file_bytes'] / 1e6:.2f} | "
                    f"{s['gzip_bytes'] / 1e6:.2f} | {s['parameters']:,} | "
                    f"{s['nonzero_parameters']:,} | {dtypes} |")
+    return out
+
+
+def _variant_lines(extra: dict) -> list[str]:
+    out = []
+    if extra.get("variants"):
+        out += ["## Variants", "", "| variant | lineage | runtimes | notes |", "|---|---|---|---|"]
+        for name, v in extra["variants"].items():
+            info = v["info"]
+            notes = "; ".join([*info.get("warnings", []),
+                               *([info["note"]] if "note" in info else [])])
+            out.append(f"| {name} | {' → '.join(v['lineage'])} | {', '.join(v['runtimes'])} "
+                       f"| {notes} |")
+        out.append("")
+    if "diagnosis" in extra:
+        out += ["## Diagnosis: variants not faster than their parent", ""]
+        if not extra["diagnosis"]:
+            out.append("Every variant was at least 5% faster than its parent.")
+        for d in extra["diagnosis"]:
+            out.append(f"- **{d['variant']} / {d['runtime']} @ batch {d['batch_size']}**: "
+                       f"{d['speedup']:.2f}x vs {d['parent']} / {d['parent_runtime']}. "
+                       + " ".join(d["reasons"]))
+        out.append("")
     return out
 
 

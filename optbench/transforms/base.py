@@ -37,6 +37,8 @@ class Context:
     workdir: Path = Path("runs/tmp")
     device: str = "cpu"
     progress: bool = True
+    step: str = ""               # the pipeline step being run (names its files)
+    onnx_cache: dict = dataclasses.field(default_factory=dict)  # id(model) -> fp32 ONNX path
 
     def __post_init__(self):
         self.workdir = Path(self.workdir)
@@ -47,6 +49,24 @@ class Context:
             raise MissingInputError(f"method {method!r} needs Context.{field}; pass it, e.g. "
                                     f"Context({field}=...)")
         return value
+
+    def file(self, parent: Variant, suffix: str) -> Path:
+        """A path in workdir for this step's files (checkpoints, ONNX), unique per step."""
+        stem = self.step or "-".join(parent.lineage) or parent.name
+        return self.workdir / f"{stem}-{suffix}"
+
+    def fp32_onnx(self, parent: Variant, opset: int) -> Path:
+        """The parent's fp32 ONNX file: its own if it is one, else exported once and reused."""
+        if parent.onnx_path is not None and not parent.info.get("int8"):
+            return Path(parent.onnx_path)
+        model = require_module(parent, "onnx export")
+        key = (id(model), opset)
+        if key not in self.onnx_cache or not self.onnx_cache[key].is_file():
+            from optbench.transforms.export import export_onnx
+
+            self.onnx_cache[key] = export_onnx(model, self.example(2),
+                                               self.file(parent, "fp32.onnx"), opset=opset)
+        return self.onnx_cache[key]
 
     def example(self, batch: int = 2) -> torch.Tensor:
         x = self.require("example_input", "export")
@@ -134,4 +154,12 @@ def require_module(variant: Variant, method: str) -> nn.Module:
 
 def _load_builtin_methods() -> None:
     # importing the modules registers their handlers
-    from optbench.transforms import distill, export, precision, prune, qat, quantize  # noqa: F401
+    from optbench.transforms import (  # noqa: F401
+        distill,
+        export,
+        finetune,
+        precision,
+        prune,
+        qat,
+        quantize,
+    )

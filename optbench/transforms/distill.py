@@ -90,6 +90,6 @@ def distill_method(parent: Variant, config: DistillConfig, ctx: Context) -> Vari
     teacher = ctx.require("teacher", config.method)
     student = copy.deepcopy(require_module(parent, config.method))
     result = distill(student, teacher, ctx.require("train_data", config.method), config,
-                     checkpoint=ctx.workdir / f"{'-'.join(parent.lineage) or 'student'}-kd.ckpt",
+                     checkpoint=ctx.file(parent, "kd.ckpt"),
                      device=ctx.device, progress=ctx.progress)
     return parent.derive("distill", model=student.eval(), info={"history": result.history})

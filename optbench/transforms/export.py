@@ -83,9 +83,11 @@ class ExportOnnxConfig(Config):
 @register(ExportOnnxConfig)
 def export_method(parent: Variant, config: ExportOnnxConfig, ctx: Context) -> Variant:
     model = require_module(parent, config.method)
-    slug = "-".join(parent.lineage) or parent.name
-    path = export_onnx(model, ctx.example(2), Path(ctx.workdir) / f"{slug}.onnx",
-                       opset=config.opset, dynamic_batch=config.dynamic_batch)
+    if config.dynamic_batch:
+        path = ctx.fp32_onnx(parent, config.opset)
+    else:
+        path = export_onnx(model, ctx.example(2), ctx.file(parent, "fp32-static.onnx"),
+                           opset=config.opset, dynamic_batch=False)
     info: dict = {"opset": config.opset}
     if config.parity_examples:
         info["parity"] = parity_check(model, path, ctx.require("val_data", config.method),

@@ -111,7 +111,7 @@ def prune_structured(parent: Variant, config: StructuredPruneConfig, ctx: Contex
     if config.finetune is not None:
         data = ctx.require("train_data", config.method + " with finetune")
         info["finetune"] = train(model, data, config.finetune, device=ctx.device,
-                                 checkpoint=ctx.workdir / f"{parent.name}-prune-finetune.ckpt",
+                                 checkpoint=ctx.file(parent, "finetune.ckpt"),
                                  progress=ctx.progress).history
     return parent.derive("prune-structured", model=model.eval(), info=info)
 

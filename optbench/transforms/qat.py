@@ -59,8 +59,7 @@ def qat(parent: Variant, config: QATConfig, ctx: Context) -> Variant:
                                 x86_quantizer(is_qat=True))
     wrapper = _ExportedTrainable(prepared)
     history = train(wrapper, data, config.train, device=ctx.device, progress=ctx.progress,
-                    checkpoint=ctx.workdir / f"{'-'.join(parent.lineage) or 'model'}-qat.ckpt"
-                    ).history
+                    checkpoint=ctx.file(parent, "qat.ckpt")).history
     wrapper.train(False)
     converted = drop_unused_attributes(convert_pt2e(wrapper.gm))
     return parent.derive("qat-pt2e", model=converted, runtimes=("torch-compile",),

@@ -158,6 +158,8 @@ def pt2e_op_counts(gm: torch.fx.GraphModule) -> dict[str, int]:
     counts: Counter[str] = Counter()
     for node in gm.graph.nodes:
         name = str(node.target)
+        if "fake_quantize" in name:
+            counts["fake_quant_ops"] += 1
         if node.op == "call_function" and any(k in name for k in ("conv2d", "convolution",
                                                                    "aten.linear")):
             counts["compute_ops"] += 1
@@ -189,16 +191,6 @@ class _Reader:
         self._it = (b for i, b in enumerate(loader) if i < self.batches)
 
 
-def fp32_onnx(parent: Variant, ctx: Context, opset: int) -> Path:
-    if parent.onnx_path is not None and not parent.info.get("int8"):
-        return Path(parent.onnx_path)
-    from optbench.transforms.export import export_onnx
-
-    model = require_module(parent, "onnx export")
-    return export_onnx(model, ctx.example(2), Path(ctx.workdir) / f"{_slug(parent)}-fp32.onnx",
-                       opset=opset)
-
-
 @register(OrtStaticQuantConfig)
 def quantize_ort_static(parent: Variant, config: OrtStaticQuantConfig, ctx: Context) -> Variant:
     from onnxruntime.quantization import (
@@ -210,10 +202,9 @@ def quantize_ort_static(parent: Variant, config: OrtStaticQuantConfig, ctx: Cont
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     data = ctx.require("calib_data", config.method)
-    source = fp32_onnx(parent, ctx, config.opset)
-    stem = f"{_slug(parent)}-int8-{config.calibrate_method}"
-    pre = Path(ctx.workdir) / f"{stem}-pre.onnx"
-    out = Path(ctx.workdir) / f"{stem}.onnx"
+    source = ctx.fp32_onnx(parent, config.opset)
+    pre = ctx.file(parent, f"int8-{config.calibrate_method}-pre.onnx")
+    out = ctx.file(parent, f"int8-{config.calibrate_method}.onnx")
     quant_pre_process(str(source), str(pre), skip_symbolic_shape=True)
     methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
                "entropy": CalibrationMethod.Entropy}
@@ -237,8 +228,8 @@ def quantize_ort_static(parent: Variant, config: OrtStaticQuantConfig, ctx: Cont
 def quantize_ort_dynamic(parent: Variant, config: OrtDynamicQuantConfig, ctx: Context) -> Variant:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    source = fp32_onnx(parent, ctx, config.opset)
-    out = Path(ctx.workdir) / f"{_slug(parent)}-int8-dynamic.onnx"
+    source = ctx.fp32_onnx(parent, config.opset)
+    out = ctx.file(parent, "int8-dynamic.onnx")
     quantize_dynamic(str(source), str(out), weight_type=QuantType.QInt8)
     ops = onnx_op_counts(out)
     info = {"int8": True, "dynamic": True, "ops": ops}
@@ -274,7 +265,3 @@ def _input_name(path: Path) -> str:
     import onnx
 
     return onnx.load(str(path), load_external_data=False).graph.input[0].name
-
-
-def _slug(variant: Variant) -> str:
-    return "-".join(variant.lineage) or variant.name

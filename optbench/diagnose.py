@@ -1,0 +1,94 @@
+"""Diagnosis: when a variant is not faster than its parent, say why, if the cause is known.
+
+Pure functions over a bench result dict and the variants' `info` (what each method recorded).
+"""
+
+from __future__ import annotations
+
+NOT_FASTER = 1.05   # a variant must beat its parent's median by 5% to count as faster
+MULTIPLE = 8        # channel counts that SIMD kernels like
+
+
+def diagnose(result: dict, variants: dict) -> list[dict]:
+    """One entry per (variant, runtime, batch) not faster than its parent on the same runtime
+    (or, when the parent never ran there, than the parent's fastest runtime)."""
+    rows = result["rows"]
+    env = result.get("env", {})
+    findings = []
+    for row in rows:
+        variant = variants.get(row["variant"])
+        parent = _parent(variant, variants)
+        if parent is None:
+            continue
+        parent_rows = [r for r in rows if r["variant"] == parent
+                       and r["batch_size"] == row["batch_size"]]
+        if not parent_rows:
+            continue
+        same = [r for r in parent_rows if r["runtime"] == row["runtime"]]
+        best = same[0] if same else min(parent_rows, key=_median)
+        speedup = _median(best) / _median(row)
+        if speedup >= NOT_FASTER:
+            continue
+        reasons = causes(variant.info, row, best, env)
+        findings.append({"variant": row["variant"], "runtime": row["runtime"],
+                         "batch_size": row["batch_size"], "parent": parent,
+                         "parent_runtime": best["runtime"], "speedup": speedup,
+                         "reasons": reasons or ["no known cause found; inspect the variant's "
+                                                "profile (torch.profiler / ORT profiling)"]})
+    return findings
+
+
+def causes(info: dict, row: dict, parent_row: dict, env: dict) -> list[str]:
+    """The known reasons a variant with this `info` can fail to be faster."""
+    out = []
+    ops = info.get("ops", {})
+    if info.get("unstructured_sparsity"):
+        out.append("unstructured sparsity: dense kernels still multiply the zeros; it only "
+                   "shrinks the gzip size. Use structured (channel) pruning for speed.")
+    if info.get("dynamic") and ops.get("conv", 0):
+        out.append(f"dynamic int8 on a conv net ({ops['conv']} convs): activations are "
+                   "quantized at run time, measured 3-5x slower than fp32 here; use static int8")
+    left = ops.get("fp32_conv", 0) or ops.get("fp32_compute_ops", 0)
+    total = ops.get("conv", 0) or ops.get("compute_ops", 0)
+    if info.get("int8") and left:
+        out.append(f"{left} of {total} convolutions were left in fp32 by the quantizer"
+                   + ("; ORT's signed int8 activations cause this on x86: use uint8"
+                      if info.get("activation_type") == "int8" else ""))
+    if info.get("int8") and ops.get("fake_quant_ops", 0):
+        out.append(f"{ops['fake_quant_ops']} fake-quant ops remain in the graph: the QAT model "
+                   "was not converted to int8")
+    isa = env.get("isa", {})
+    if info.get("int8") and isa and not (isa.get("avx512_vnni") or isa.get("amx_int8")
+                                         or isa.get("avx_vnni")):
+        out.append("this CPU lacks VNNI and AMX int8 instructions: int8 kernels gain little")
+    if info.get("dtype") == "bfloat16" and isa and not (isa.get("avx512_bf16")
+                                                        or isa.get("amx_bf16")):
+        out.append("this CPU lacks AVX512-BF16/AMX: bf16 is emulated and slow")
+    if info.get("dtype") and row["runtime"] == "torch-eager":
+        out.append(f"{info['dtype']} autocast in eager mode pays a cast around every op; run "
+                   "it through torch-compile, which fuses the casts")
+    odd = {k: v for k, v in info.get("channels", {}).items() if v % MULTIPLE}
+    if odd:
+        out.append(f"{len(odd)} conv layers have channel counts that are not multiples of "
+                   f"{MULTIPLE} (e.g. {dict(list(odd.items())[:3])}); prune with round_to=8 or 16")
+    threads = (row["measurement"]["spec"]["threads"], parent_row["measurement"]["spec"]["threads"])
+    if threads[0] != threads[1]:
+        out.append(f"thread count changed: {threads[1]} for the parent, {threads[0]} here")
+    if (env.get("allocator") == "glibc" and row["runtime"].startswith("torch")
+            and row["batch_size"] > 1):
+        out.append("glibc malloc: batched PyTorch on CPU was up to 2x faster with tcmalloc "
+                   "here (LD_PRELOAD=libtcmalloc_minimal.so.4, Debian libtcmalloc-minimal4)")
+    return out
+
+
+def _parent(variant, variants: dict) -> str | None:
+    if variant is None:
+        return None
+    for name in reversed(variant.lineage[:-1]):
+        if name in variants:
+            return name
+    return None
+
+
+def _median(row: dict) -> float:
+    return row["measurement"]["stats"]["median_s"]

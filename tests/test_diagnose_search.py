@@ -1,0 +1,91 @@
+import pytest
+import torch
+
+from optbench.bench import BenchConfig
+from optbench.diagnose import diagnose
+from optbench.transforms.base import Context, Variant
+
+
+def _row(variant, median, runtime="torch-eager", batch=1, threads=2):
+    return {"variant": variant, "runtime": runtime, "batch_size": batch,
+            "measurement": {"stats": {"median_s": median}, "spec": {"threads": threads}}}
+
+
+def _variants(**infos):
+    out = {"fp32": Variant("fp32", lineage=("net", "fp32"))}
+    for name, info in infos.items():
+        out[name] = Variant(name, lineage=("net", "fp32", name), info=info)
+    return out
+
+
+ENV = {"isa": {"avx512_vnni": True}, "allocator": "tcmalloc"}
+
+
+@pytest.mark.parametrize("info,expected", [
+    ({"dynamic": True, "int8": True, "ops": {"conv": 20, "int8_conv": 20, "fp32_conv": 0}},
+     "dynamic int8 on a conv net"),
+    ({"unstructured_sparsity": True}, "unstructured sparsity"),
+    ({"int8": True, "ops": {"conv": 10, "fp32_conv": 4}, "activation_type": "int8"},
+     "4 of 10 convolutions were left in fp32.*use uint8"),
+    ({"channels": {"conv1": 30, "conv2": 64}}, "not multiples of 8"),
+    ({"int8": True, "ops": {"compute_ops": 5, "fake_quant_ops": 7}}, "fake-quant ops remain"),
+])
+def test_known_causes_are_named(info, expected):
+    rows = [_row("fp32", 0.010), _row("v", 0.011)]
+    findings = diagnose({"rows": rows, "env": ENV}, _variants(v=info))
+    assert len(findings) == 1 and findings[0]["parent"] == "fp32"
+    assert any(__import__("re").search(expected, r) for r in findings[0]["reasons"])
+
+
+def test_machine_level_causes():
+    rows = [_row("fp32", 0.010, batch=8), _row("v", 0.010, batch=8, threads=1)]
+    env = {"isa": {"avx512_vnni": False, "amx_int8": False}, "allocator": "glibc"}
+    reasons = diagnose({"rows": rows, "env": env}, _variants(v={"int8": True}))[0]["reasons"]
+    text = " ".join(reasons)
+    assert "lacks VNNI and AMX" in text and "thread count changed" in text and "tcmalloc" in text
+
+
+def test_compares_with_the_parent_on_the_same_runtime():
+    rows = [_row("fp32", 0.010), _row("fp32", 0.004, runtime="torch-compile"),
+            _row("v", 0.006)]
+    assert diagnose({"rows": rows, "env": ENV}, _variants(v={})) == []  # 1.7x vs eager
+
+
+def test_bf16_in_eager_is_explained():
+    rows = [_row("fp32", 0.010), _row("v", 0.012)]
+    reasons = diagnose({"rows": rows, "env": ENV}, _variants(v={"dtype": "bfloat16"}))
+    assert any("through torch-compile" in r for r in reasons[0]["reasons"])
+
+
+def test_faster_variants_are_not_flagged():
+    rows = [_row("fp32", 0.010), _row("v", 0.004, runtime="onnxruntime")]
+    assert diagnose({"rows": rows, "env": ENV}, _variants(v={"int8": True})) == []
+
+
+def test_search_keeps_every_candidate_and_picks_the_fastest_within_budget(synthetic, tmp_path):
+    from conftest import TinyNet
+
+    from optbench.search import SearchConfig, search
+    from optbench.train import TrainConfig, train
+
+    torch.manual_seed(0)
+    model = TinyNet()
+    train(model, synthetic, TrainConfig(epochs=5, batch_size=32, lr=0.05, seed=3), progress=False)
+    ctx = Context(example_input=synthetic.batch(0, 4), calib_data=synthetic, val_data=synthetic,
+                  workdir=tmp_path, progress=False)
+    candidates = ({"method": "ptq-ort-static", "calibrate_method": "minmax"},
+                  {"method": "ptq-ort-static", "calibrate_method": "percentile"},
+                  {"method": "reduced-precision", "dtype": "bfloat16"})
+    result = search(model.eval(), ctx, SearchConfig(budget_points=2.0),
+                    BenchConfig(batch_sizes=(1, 4), input_shape=(1, 16, 16), min_time_s=0.05,
+                                max_time_s=0.5), candidates=candidates)
+    assert len(result.candidates) == 2 * 4  # fp32 + 3 candidates, at 2 batch sizes
+    for batch, best in result.best.items():
+        ok = [c for c in result.candidates if c["batch_size"] == batch and c["within_budget"]
+              and c["variant"] != "fp32"]
+        if ok:
+            assert best["median_s"] == min(c["median_s"] for c in ok)
+        else:
+            assert best is None
+    for c in result.candidates:
+        assert c["within_budget"] == (c["drop_points"] <= 2.0)

@@ -1,0 +1,172 @@
+"""Contract tests: every registered method returns a new variant, leaves its input alone, runs,
+and meets an accuracy floor on a tiny model trained on learnable synthetic data."""
+
+import copy
+import tomllib
+import warnings
+
+import pytest
+import torch
+from conftest import TinyNet
+
+from optbench.config import to_toml
+from optbench.data import make_loader
+from optbench.errors import ConfigError, MissingInputError
+from optbench.measure import collect_logits, model_size, top1_accuracy
+from optbench.runtime import get_runtime
+from optbench.runtime.base import predict
+from optbench.train import TrainConfig, evaluate, train
+from optbench.transforms.base import (
+    Context,
+    config_from_dict,
+    config_to_dict,
+    method_names,
+    optimize,
+)
+
+SHORT = {"epochs": 1, "batch_size": 32, "lr": 0.01, "max_steps_per_epoch": 8}
+CASES = {  # method -> (config fields, allowed top-1 drop vs the fp32 model)
+    "prune-unstructured": ({"ratio": 0.3}, 0.10),
+    "prune-structured": ({"ratio": 0.25, "round_to": 4, "finetune": SHORT}, 0.15),
+    "ptq-pt2e": ({"calibration_batches": 4}, 0.05),
+    "ptq-ort-static": ({"calibration_batches": 4}, 0.05),
+    "ptq-ort-dynamic": ({}, 0.05),
+    "qat-pt2e": ({"train": SHORT}, 0.10),
+    "distill": ({"train": {**SHORT, "lr": 0.005}}, 0.10),
+    "reduced-precision": ({"dtype": "bfloat16"}, 0.05),
+    "export-onnx": ({"parity_examples": 256}, 0.0),
+    "train": ({"train": SHORT}, 0.10),
+}
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic):
+    torch.manual_seed(0)
+    model = TinyNet()
+    train(model, synthetic, TrainConfig(epochs=5, batch_size=32, lr=0.05, seed=3), progress=False)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def ctx(synthetic, trained, tmp_path_factory):
+    return Context(example_input=synthetic.batch(0, 4), calib_data=synthetic,
+                   train_data=synthetic, val_data=synthetic, teacher=trained,
+                   workdir=tmp_path_factory.mktemp("work"), progress=False)
+
+
+def test_every_registered_method_has_a_contract_case():
+    assert sorted(CASES) == method_names()
+
+
+@pytest.mark.parametrize("method", sorted(CASES))
+def test_method_contract(method, trained, ctx, synthetic):
+    fields, allowed_drop = CASES[method]
+    config = config_from_dict({"method": method, **fields})
+    before = copy.deepcopy(trained.state_dict())
+    ctx.step = method
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        variant = optimize(trained, config, ctx)
+    assert variant.model is not trained
+    for key, value in trained.state_dict().items():  # input left untouched
+        assert torch.equal(value, before[key]), key
+    runtime = get_runtime(variant.runtimes[0])
+    session = runtime.load(variant.artifact(runtime.accepts), example=ctx.example(2))
+    assert predict(session, synthetic.batch(0, 3)).shape == (3, 10)
+    logits, labels = collect_logits(lambda x: predict(session, x), make_loader(synthetic, 128))
+    fp32 = evaluate(trained, synthetic)
+    assert top1_accuracy(logits, labels) >= fp32 - allowed_drop
+    assert variant.info["method"] == method
+
+
+@pytest.mark.parametrize("method", sorted(CASES))
+def test_every_config_round_trips_through_toml(method):
+    config = config_from_dict({"method": method, **CASES[method][0]})
+    text = to_toml(config_to_dict(config))
+    assert config_from_dict(tomllib.loads(text)) == config
+
+
+def test_unknown_method_and_field_are_explained():
+    with pytest.raises(ConfigError, match="registered methods are .*ptq-pt2e"):
+        config_from_dict({"method": "prune-magic"})
+    with pytest.raises(ConfigError, match="unknown field.*'rate'.*allowed fields.*ratio"):
+        config_from_dict({"method": "prune-structured", "rate": 0.5})
+    with pytest.raises(ConfigError, match="calibrate_method must be one of"):
+        config_from_dict({"method": "ptq-ort-static", "calibrate_method": "mse"})
+
+
+def test_missing_context_names_what_to_pass(trained, tmp_path):
+    with pytest.raises(MissingInputError, match="calib_data"):
+        optimize(trained, config_from_dict({"method": "ptq-pt2e"}),
+                 Context(example_input=torch.randn(2, 1, 16, 16), workdir=tmp_path))
+
+
+def test_unstructured_report_says_no_speedup_and_gzip_shrinks(trained, ctx):
+    variant = optimize(trained, config_from_dict({"method": "prune-unstructured", "ratio": 0.6}),
+                       ctx)
+    assert variant.info["sparsity"]["global"] == pytest.approx(0.6, abs=0.01)
+    assert "does not make dense kernels faster" in variant.info["note"]
+    assert model_size(variant.model).gzip_bytes < model_size(trained).gzip_bytes
+
+
+def test_structured_pruning_removes_rounded_channels(trained, ctx):
+    variant = optimize(trained, config_from_dict({"method": "prune-structured", "ratio": 0.5,
+                                                  "round_to": 4}), ctx)
+    channels = variant.info["channels"]
+    assert channels["features.0"] < 8 or channels["features.4"] < 16
+    assert all(c % 4 == 0 for c in channels.values())
+    assert variant.info["params_after"] < variant.info["params_before"]
+    assert variant.model.fc.out_features == 10  # the classifier keeps its classes
+
+
+def test_pt2e_int8_keeps_no_fp32_weights(trained, ctx):
+    variant = optimize(trained, config_from_dict({"method": "ptq-pt2e",
+                                                  "calibration_batches": 2}), ctx)
+    size = model_size(variant.model)
+    assert variant.info["ops"]["fp32_compute_ops"] == 0
+    assert size.dtype_bytes.get("int8", 0) > 0
+    assert size.dtype_bytes.get("float32", 0) < 0.5 * model_size(trained).dtype_bytes["float32"]
+
+
+def test_ort_static_quantizes_every_conv_with_uint8_activations(trained, ctx):
+    variant = optimize(trained, config_from_dict({"method": "ptq-ort-static",
+                                                  "calibration_batches": 2}), ctx)
+    assert variant.info["ops"]["fp32_conv"] == 0 and variant.info["ops"]["conv"] == 2
+
+
+def test_dynamic_int8_on_convs_warns(trained, ctx):
+    with pytest.warns(UserWarning, match="conv nets"):
+        variant = optimize(trained, config_from_dict({"method": "ptq-ort-dynamic"}), ctx)
+    assert variant.info["warnings"]
+
+
+def test_failed_parity_is_an_error_with_the_numbers(trained, ctx):
+    from optbench.transforms.export import ParityError
+
+    config = config_from_dict({"method": "export-onnx", "parity_examples": 64,
+                               "max_abs_diff": 0.0})
+    ctx.step = "strict-export"
+    with pytest.raises(ParityError, match=r"max \|diff\|.*Lower"):
+        optimize(trained, config, ctx)
+
+
+def test_kd_loss_closed_form():
+    from optbench.transforms.distill import kd_loss
+
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    labels = torch.tensor([0, 1])
+    ce = torch.nn.functional.cross_entropy(logits, labels)
+    assert kd_loss(logits, logits, labels, 4.0, 0.0) == pytest.approx(ce.item())
+    assert kd_loss(logits, logits, labels, 4.0, 1.0).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_a_fresh_student_learns_from_the_teacher(trained, synthetic, tmp_path):
+    from optbench.transforms.distill import DistillConfig, distill
+
+    torch.manual_seed(1)
+    student = TinyNet()
+    before = evaluate(student, synthetic)
+    config = DistillConfig(temperature=2.0, alpha=0.7,
+                           train=TrainConfig(epochs=5, batch_size=32, lr=0.05, seed=3))
+    distill(student, trained, synthetic, config, progress=False)
+    assert evaluate(student, synthetic) > max(0.6, before + 0.3)

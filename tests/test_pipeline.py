@@ -1,0 +1,107 @@
+import json
+
+import pytest
+
+from optbench.cli import main
+from optbench.errors import ConfigError
+from optbench.pipeline import Recipe, run_recipe
+
+RECIPE = """
+[data]
+dataset = "synthetic"
+image_size = 16
+
+[models.net]
+arch = "resnet18"
+
+[bench]
+runtimes = ["torch-eager", "onnxruntime"]
+batch_sizes = [2]
+min_time_s = 0.05
+max_time_s = 0.3
+
+[[steps]]
+name = "trained"
+method = "train"
+train = { epochs = 2, batch_size = 64, lr = 0.05, max_steps_per_epoch = 3 }
+
+[[steps]]
+name = "sparse"
+method = "prune-unstructured"
+ratio = 0.5
+
+[[steps]]
+name = "onnx"
+method = "export-onnx"
+input = "trained"
+parity_examples = 64
+"""
+
+
+def _write(tmp_path, text=RECIPE):
+    path = tmp_path / "recipe.toml"
+    path.write_text(text)
+    return path
+
+
+def test_recipe_runs_keeps_lineage_and_resumes(tmp_path):
+    recipe = Recipe.from_toml(_write(tmp_path))
+    out = tmp_path / "out"
+    result = run_recipe(recipe, out, progress=False)
+    assert result.variants["sparse"].lineage == ("net", "trained", "sparse")
+    assert result.variants["onnx"].lineage == ("net", "trained", "onnx")
+    entries = {r.entry for r in result.bench.rows}
+    # torch modules run on the torch runtimes; ONNX Runtime measures what the export step made
+    assert entries == {"trained / torch-eager", "sparse / torch-eager", "onnx / onnxruntime"}
+    assert result.bench.sizes["sparse"].sparsity == pytest.approx(0.5, abs=0.02)
+    state = json.loads((out / "state.json").read_text())
+    assert list(state["finished"]) == ["trained", "sparse", "onnx"]
+    # a re-run finds the finished training checkpoint and does not train again
+    again = run_recipe(recipe, out, progress=False, measure=False)
+    history = again.variants["trained"].info["history"]
+    assert len(history) == 2
+    from optbench.io import safe_torch_load
+
+    assert safe_torch_load(out / "work" / "trained-train.ckpt")["history"] == history
+
+
+def test_other_recipe_in_the_same_folder_is_refused(tmp_path):
+    out = tmp_path / "out"
+    run_recipe(Recipe.from_toml(_write(tmp_path)), out, progress=False, measure=False)
+    other = Recipe.from_toml(_write(tmp_path, RECIPE.replace("ratio = 0.5", "ratio = 0.7")))
+    with pytest.raises(ConfigError, match="different recipe"):
+        run_recipe(other, out, progress=False, measure=False)
+
+
+@pytest.mark.parametrize("change,message", [
+    (("method = \"prune-unstructured\"", "method = \"prune-magic\""), "registered methods are"),
+    (("ratio = 0.5", "rate = 0.5"), "unknown field.*'rate'"),
+    (("ratio = 0.5", "ratio = 1.5"), "ratio must lie in"),
+    (("input = \"trained\"", "input = \"nowhere\""), "takes input 'nowhere'"),
+    (("arch = \"resnet18\"", "arch = \"vgg\""), r"\[models.net\].*arch must be one of"),
+    (("batch_sizes = [2]", "batch_sizes = [0]"), r"\[bench\].*batch_sizes"),
+    (("[data]", "[dataa]"), "unknown section"),
+    (("name = \"sparse\"", "name = \"trained\""), "used twice"),
+])
+def test_bad_recipes_fail_before_any_work(tmp_path, change, message, capsys):
+    path = _write(tmp_path, RECIPE.replace(*change))
+    with pytest.raises(ConfigError, match=message):
+        Recipe.from_toml(path)
+    out = tmp_path / "out"
+    assert main(["run", str(path), "--out", str(out)]) == 2
+    assert not out.exists()
+    assert "optbench: error:" in capsys.readouterr().err
+
+
+def test_invalid_toml_is_explained(tmp_path):
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        Recipe.from_toml(_write(tmp_path, "[data\n"))
+
+
+def test_shipped_recipes_are_valid():
+    from pathlib import Path
+
+    recipes = sorted(Path(__file__).resolve().parents[1].glob("recipes/*.toml"))
+    assert recipes
+    for path in recipes:
+        Recipe.from_toml(path)
