@@ -33,7 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", required=True, help="output folder")
     run.add_argument("--no-measure", action="store_true", help="run the steps only")
     run.set_defaults(func=_run)
-    rep = sub.add_parser("report", help="re-render the Markdown report of a results folder")
+    rep = sub.add_parser("report", help="re-render the Markdown and HTML report of a results "
+                         "folder")
     rep.add_argument("dir", help="folder holding report.json (from run or demo)")
     rep.set_defaults(func=_report)
     env = sub.add_parser("env", help="print the machine description stored with every result")
@@ -134,9 +135,14 @@ def _report(args) -> int:
 
         raise MissingInputError(f"{source} not found; run `optbench run` or `optbench demo` "
                                 "with --out pointing at this folder first")
-    text = render_bench(load_result(source))
+    from optbench.report.html import render_html
+
+    data = load_result(source)
+    text = render_bench(data)
     atomic_write_text(Path(args.dir) / "report.md", text)
+    atomic_write_text(Path(args.dir) / "report.html", render_html(data))
     print(text)
+    print(f"wrote {Path(args.dir) / 'report.md'}, {Path(args.dir) / 'report.html'}")
     return 0
 
 

@@ -55,6 +55,14 @@ class ModelConfig(Config):
 
 
 @dataclasses.dataclass(frozen=True)
+class SearchSpec(Config):
+    """[search]: for each input, try every int8/bf16 back-end, keep the fastest within budget."""
+
+    inputs: tuple[str, ...] = ()
+    budget_points: float = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
 class Step:
     name: str
     config: Config
@@ -73,6 +81,7 @@ class Recipe:
     steps: tuple[Step, ...]
     bench: BenchConfig
     measure_models: tuple[str, ...] = ()
+    search: SearchSpec | None = None
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike) -> Recipe:
@@ -87,10 +96,11 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "recipe") -> Recipe:
-        unknown = sorted(set(data) - {"data", "models", "steps", "bench", "measure_models"})
+        unknown = sorted(set(data) - {"data", "models", "steps", "bench", "measure_models",
+                                      "search"})
         if unknown:
             raise ConfigError(f"{source}: unknown section(s) {unknown}; allowed: data, models, "
-                              "steps, bench, measure_models")
+                              "steps, bench, measure_models, search")
         models = {name: _parse(ModelConfig, spec, f"{source} [models.{name}]")
                   for name, spec in data.get("models", {}).items()}
         if not models:
@@ -99,7 +109,9 @@ class Recipe:
         recipe = cls(data=_parse(DataConfig, data.get("data", {}), f"{source} [data]"),
                      models=models, steps=steps,
                      bench=_bench(data.get("bench", {}), data.get("data", {}), source),
-                     measure_models=tuple(data.get("measure_models", ())))
+                     measure_models=tuple(data.get("measure_models", ())),
+                     search=(_parse(SearchSpec, data["search"], f"{source} [search]")
+                             if "search" in data else None))
         recipe.validate(source)
         return recipe
 
@@ -123,6 +135,10 @@ class Recipe:
         for name in self.measure_models:
             if name not in self.models:
                 raise ConfigError(f"{source}: measure_models names {name!r}, not a model")
+        for name in self.search.inputs if self.search else ():
+            if name not in known:
+                raise ConfigError(f"{source}: [search] inputs names {name!r}, which is not a "
+                                  f"model or step: {sorted(known)}")
 
     def input_of(self, index: int) -> str:
         step = self.steps[index]
@@ -141,6 +157,7 @@ class PipelineResult:
     measured: list[str]
     bench: Any = None            # BenchResult of all measured variants, interleaved
     diagnosis: list[dict] = dataclasses.field(default_factory=list)
+    search: dict = dataclasses.field(default_factory=dict)   # input -> SearchResult
 
 
 def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True,
@@ -170,7 +187,31 @@ def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True
         result.diagnosis = diagnose(result.bench.to_dict(), {n: variants[n] for n in measured})
         result.bench.extra.update(variant_summary(variants, measured), diagnosis=result.diagnosis,
                                   recipe_fingerprint=recipe.fingerprint())
+    if measure and recipe.search:
+        result.search = run_search(recipe, variants, ctx, out)
     return result
+
+
+def run_search(recipe: Recipe, variants: dict, ctx: Context, out: Path) -> dict:
+    """Budgeted search for each [search] input; writes search.json and search.md."""
+    from optbench.search import SearchConfig, search
+
+    results, summary = {}, {}
+    for name in recipe.search.inputs:
+        ctx.step = f"search-{name}"
+        res = search(variants[name].model, ctx, SearchConfig(recipe.search.budget_points),
+                     recipe.bench)
+        results[name] = res
+        summary[name] = {"baseline_accuracy": res.baseline_accuracy,
+                         "budget_points": recipe.search.budget_points,
+                         "best": {str(k): v for k, v in res.best.items()},
+                         "candidates": res.candidates, "env": res.bench.env}
+    atomic_write_json(out / "search.json", summary)
+    from optbench.io import atomic_write_text
+    from optbench.report.markdown import render_search
+
+    atomic_write_text(out / "search.md", render_search(summary))
+    return results
 
 
 def measure_variants(variants: list[Variant], config: BenchConfig, eval_data):

@@ -82,6 +82,7 @@ def test_other_recipe_in_the_same_folder_is_refused(tmp_path):
     (("batch_sizes = [2]", "batch_sizes = [0]"), r"\[bench\].*batch_sizes"),
     (("[data]", "[dataa]"), "unknown section"),
     (("name = \"sparse\"", "name = \"trained\""), "used twice"),
+    (("[data]", "[search]\ninputs = [\"nowhere\"]\n[data]"), r"\[search\] inputs names"),
 ])
 def test_bad_recipes_fail_before_any_work(tmp_path, change, message, capsys):
     path = _write(tmp_path, RECIPE.replace(*change))

@@ -110,3 +110,25 @@ def _env_lines(env: dict) -> list[str]:
             f"- Python {env.get('python')}; {versions}",
             f"- CUDA: {env.get('cuda') or 'none'}",
             f"- git commit: {env.get('git_commit')}; date: {env.get('date')}"]
+
+
+def render_search(summary: dict) -> str:
+    """search.json -> Markdown: every candidate's figures and the pick per batch size."""
+    lines = ["# Search under an accuracy budget", ""]
+    for name, res in summary.items():
+        lines += [f"## {name}", "",
+                  f"fp32 top-1 on the validation split: {res['baseline_accuracy']:.4f}; budget: "
+                  f"at most {res['budget_points']} points lower.", "",
+                  "| candidate / runtime | batch | median ms | speed-up vs fp32 eager | top-1 "
+                  "| drop (points) | within budget |", "|---|---:|---:|---:|---:|---:|---|"]
+        for c in res["candidates"]:
+            lines.append(f"| {c['entry']} | {c['batch_size']} | {c['median_s'] * 1e3:.3f} | "
+                         f"{c['speedup_vs_fp32_eager']:.2f}x | {c['top1_accuracy']:.4f} | "
+                         f"{c['drop_points']:+.2f} | {'yes' if c['within_budget'] else 'no'} |")
+        lines.append("")
+        for batch, best in res["best"].items():
+            pick = (f"**{best['entry']}** ({best['median_s'] * 1e3:.3f} ms, "
+                    f"{best['speedup_vs_fp32_eager']:.2f}x)" if best else "none within budget")
+            lines.append(f"- batch {batch}: {pick}")
+        lines.append("")
+    return "\n".join(lines) + "\n"

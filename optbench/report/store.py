@@ -33,8 +33,9 @@ def bench_frame(result: dict):
     return pd.DataFrame(rows)
 
 
-def save_bench(result, out_dir: str | os.PathLike, stem: str = "result") -> dict[str, Path]:
-    """Write `stem`.json, `stem`.csv and `stem`.md into out_dir; returns their paths."""
+def save_bench(result, out_dir: str | os.PathLike, stem: str = "result",
+               html: bool = True) -> dict[str, Path]:
+    """Write `stem`.json, .csv, .md and (with plots) .html into out_dir; returns their paths."""
     from optbench.report.markdown import render_bench
 
     data = result.to_dict() if hasattr(result, "to_dict") else result
@@ -42,6 +43,10 @@ def save_bench(result, out_dir: str | os.PathLike, stem: str = "result") -> dict
     paths = {"json": atomic_write_json(out / f"{stem}.json", data)}
     paths["csv"] = atomic_write_text(out / f"{stem}.csv", bench_frame(data).to_csv(index=False))
     paths["md"] = atomic_write_text(out / f"{stem}.md", render_bench(data))
+    if html:
+        from optbench.report.html import render_html
+
+        paths["html"] = atomic_write_text(out / f"{stem}.html", render_html(data))
     return paths
 
 

@@ -25,9 +25,10 @@ from optbench.config import Config, check_choice, check_positive
 from optbench.data import make_loader
 from optbench.transforms.base import Context, Variant, register, require_module
 
-DYNAMIC_ON_CONV_WARNING = ("dynamic int8 quantizes only MatMul/Gemm weights and quantizes "
-                           "activations at run time; on conv nets it was measured 3-5x slower "
-                           "than fp32 here. Use ptq-ort-static or ptq-pt2e for CNNs.")
+DYNAMIC_ON_CONV_WARNING = ("dynamic int8 computes activation scales at run time and turns convs "
+                           "into ConvInteger, which has no fast x86 kernel; on conv nets it was "
+                           "measured 3-5x slower than fp32 here. Use ptq-ort-static or ptq-pt2e "
+                           "for CNNs; keep dynamic int8 for Linear-heavy models.")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,121 @@
+"""Plots of a bench result (matplotlib, Agg backend; imported only when a report is drawn).
+
+Each function takes the result dict and returns PNG bytes.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    _plt().close(fig)
+    return buf.getvalue()
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of points (latency, accuracy) that no other point beats on both: lower latency
+    and higher-or-equal accuracy."""
+    front = []
+    for i, (lat, acc) in enumerate(points):
+        dominated = any((l2 <= lat and a2 >= acc) and (l2 < lat or a2 > acc)
+                        for j, (l2, a2) in enumerate(points) if j != i)
+        if not dominated:
+            front.append(i)
+    return front
+
+
+def accuracy_vs_latency(result: dict, batch_size: int = 1) -> bytes | None:
+    quality = result.get("quality", {})
+    rows = [r for r in result["rows"] if r["batch_size"] == batch_size and r["entry"] in quality]
+    if not rows:
+        return None
+    pts = [(r["measurement"]["stats"]["median_s"] * 1e3, quality[r["entry"]]["top1_accuracy"])
+           for r in rows]
+    front = set(pareto_front(pts))
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, (r, (lat, acc)) in enumerate(zip(rows, pts, strict=True)):
+        ax.scatter(lat, acc, s=60 if i in front else 30, color="C3" if i in front else "C0",
+                   zorder=3)
+        ax.annotate(r["entry"], (lat, acc), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    ordered = sorted(pts[i] for i in front)
+    ax.plot(*zip(*ordered, strict=True), color="C3", lw=1, ls="--", label="Pareto front")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"median latency at batch {batch_size} (ms, log scale)")
+    ax.set_ylabel("top-1 accuracy")
+    ax.set_title("Accuracy vs latency")
+    ax.legend(loc="best")
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def size_per_variant(result: dict) -> bytes | None:
+    sizes = result.get("sizes", {})
+    if not sizes:
+        return None
+    names = list(sizes)
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 0.4 * len(names) + 1.2))
+    y = np.arange(len(names))
+    ax.barh(y - 0.2, [sizes[n]["file_bytes"] / 1e6 for n in names], 0.4, label="file")
+    ax.barh(y + 0.2, [sizes[n]["gzip_bytes"] / 1e6 for n in names], 0.4, label="gzip")
+    ax.set_yticks(y, names)
+    ax.invert_yaxis()
+    ax.set_xlabel("MB")
+    ax.set_title("Size on disk per variant")
+    ax.legend()
+    return _png(fig)
+
+
+def latency_distributions(result: dict, batch_size: int = 1) -> bytes | None:
+    rows = [r for r in result["rows"] if r["batch_size"] == batch_size]
+    if not rows:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(rows) + 1.2))
+    data = [np.asarray(r["measurement"]["samples_s"]) * 1e3 for r in rows]
+    ax.boxplot(data, orientation="horizontal", showfliers=True, flierprops={"markersize": 2})
+    ax.set_yticks(range(1, len(rows) + 1), [r["entry"] for r in rows], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel(f"latency per call at batch {batch_size} (ms, log scale)")
+    ax.set_title("Latency distributions (raw samples)")
+    return _png(fig)
+
+
+def throughput_vs_batch(result: dict) -> bytes | None:
+    entries = list(dict.fromkeys(r["entry"] for r in result["rows"]))
+    if len({r["batch_size"] for r in result["rows"]}) < 2:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for entry in entries:
+        pts = sorted((r["batch_size"], r["measurement"]["stats"]["throughput_items_s"])
+                     for r in result["rows"] if r["entry"] == entry)
+        ax.plot(*zip(*pts, strict=True), marker="o", label=entry)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("items / s (log scale)")
+    ax.set_title("Throughput vs batch size")
+    ax.legend(fontsize=6, ncol=2)
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+ALL = {"accuracy_vs_latency": accuracy_vs_latency, "size_per_variant": size_per_variant,
+       "latency_distributions": latency_distributions, "throughput_vs_batch": throughput_vs_batch}
