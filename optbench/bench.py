@@ -139,8 +139,10 @@ def bench(model, config: BenchConfig | None = None, *, label: str | None = None,
 
 
 def bench_entries(entries: list[Entry], config: BenchConfig, *, eval_data=None,
-                  label: str = "comparison") -> BenchResult:
-    """Time every entry interleaved, per batch size; the first entry is the speed-up baseline."""
+                  label: str = "comparison",
+                  agreement_with: dict[str, str] | None = None) -> BenchResult:
+    """Time every entry interleaved, per batch size; the first entry is the speed-up baseline.
+    Output agreement is measured against agreement_with[entry label] (default: the first)."""
     if config.threads:
         torch.set_num_threads(config.threads)
     threads = torch.get_num_threads()
@@ -148,7 +150,8 @@ def bench_entries(entries: list[Entry], config: BenchConfig, *, eval_data=None,
     sessions, loads = _load_sessions(entries, config, threads, skipped)
     rows = [row for bs in config.batch_sizes
             for row in _time_batch(sessions, loads, bs, config, threads)]
-    quality = _quality(sessions, eval_data, config) if eval_data is not None else {}
+    quality = (_quality(sessions, eval_data, config, agreement_with or {})
+               if eval_data is not None else {})
     return BenchResult(label=label, config=config, env=_env.capture(), sizes={}, rows=rows,
                        quality=quality, skipped=skipped)
 
@@ -227,7 +230,8 @@ def _bind(session, prepared):
     return lambda: session.run(prepared)
 
 
-def _quality(sessions: dict, eval_data, config: BenchConfig) -> dict[str, dict]:
+def _quality(sessions: dict, eval_data, config: BenchConfig,
+             agreement_with: dict[str, str]) -> dict[str, dict]:
     from optbench.data import make_loader
 
     logits = {}
@@ -236,8 +240,12 @@ def _quality(sessions: dict, eval_data, config: BenchConfig) -> dict[str, dict]:
             return s.to_numpy(s.run(s.prepare(images)))
         logits[entry.label], labels = collect_logits(predict, make_loader(
             eval_data, config.eval_batch_size))
-    reference = next(iter(logits))
-    return {name: {"top1_accuracy": top1_accuracy(out, labels), "n": len(labels),
-                   "agreement_with": reference,
-                   "agreement": agreement(logits[reference], out).to_dict()}
-            for name, out in logits.items()}
+    first = next(iter(logits))
+    out = {}
+    for name, values in logits.items():
+        reference = agreement_with.get(name, first)
+        reference = reference if reference in logits else first
+        out[name] = {"top1_accuracy": top1_accuracy(values, labels), "n": len(labels),
+                     "agreement_with": reference,
+                     "agreement": agreement(logits[reference], values).to_dict()}
+    return out

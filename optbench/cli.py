@@ -32,6 +32,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("recipe", help="path to a recipe .toml")
     run.add_argument("--out", required=True, help="output folder")
     run.add_argument("--no-measure", action="store_true", help="run the steps only")
+    run.add_argument("--skip-search", action="store_true", help="do not run the recipe's "
+                     "[search] section")
+    run.add_argument("--quick", action="store_true", help="apply the recipe's [quick] overrides "
+                     "(a data subset and few steps) for a fast end-to-end check")
     run.set_defaults(func=_run)
     rep = sub.add_parser("report", help="re-render the Markdown and HTML report of a results "
                          "folder")
@@ -71,6 +75,7 @@ def _demo_parser(sub) -> None:
     d = sub.add_parser("demo", help="train a small model on Fashion-MNIST, benchmark it, report",
                        description="The README's main job. Resumes from its checkpoint.")
     d.add_argument("--out", default="results/demo")
+    d.add_argument("--work", default="runs/demo", help="folder for the training checkpoint")
     d.add_argument("--model", default="resnet18")
     d.add_argument("--epochs", type=int, default=1)
     d.add_argument("--train-limit", type=int, default=10000)
@@ -104,7 +109,7 @@ def _demo(args) -> int:
     config = DemoConfig(model=args.model, epochs=args.epochs, train_limit=args.train_limit,
                         test_limit=args.test_limit, max_time_s=args.max_time,
                         threads=args.threads)
-    paths = run_demo(args.out, config, data_dir=args.data_dir)
+    paths = run_demo(args.out, config, data_dir=args.data_dir, work_dir=args.work)
     print(paths["md"].read_text())
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0
@@ -112,16 +117,16 @@ def _demo(args) -> int:
 
 def _run(args) -> int:
     from optbench.pipeline import Recipe, run_recipe
-    from optbench.report import save_bench
 
-    recipe = Recipe.from_toml(args.recipe)  # fails here, before any work, if invalid
-    result = run_recipe(recipe, args.out, measure=not args.no_measure)
+    recipe = Recipe.from_toml(args.recipe, quick=args.quick)  # fails here if invalid
+    result = run_recipe(recipe, args.out, measure=not args.no_measure,
+                        search=not args.skip_search)
     if result.bench is None:
         print(f"ran {len(recipe.steps)} steps; nothing measured")
         return 0
-    paths = save_bench(result.bench, args.out, stem="report")
-    print(paths["md"].read_text())
-    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    print(result.paths["md"].read_text())
+    extra = [Path(args.out) / "search.md"] if result.search else []
+    print(f"wrote {', '.join(str(p) for p in [*result.paths.values(), *extra])}")
     return 0
 
 

@@ -35,7 +35,9 @@ class DemoConfig(Config):
 
 
 def run_demo(out_dir: str | os.PathLike, config: DemoConfig | None = None,
-             data_dir: str | None = None, progress: bool = True) -> dict[str, Path]:
+             data_dir: str | None = None, progress: bool = True,
+             work_dir: str | os.PathLike = "runs/demo") -> dict[str, Path]:
+    """Train, measure, report into out_dir; checkpoints go to work_dir (kept out of results)."""
     config = config or DemoConfig()
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -45,7 +47,7 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig | None = None,
     test_set = load_fashion_mnist("test", data_dir, transform, limit=config.test_limit or None)
     model = build_model(config.model, num_classes=10, in_channels=1)
     history = train(model, train_set, TrainConfig(epochs=config.epochs), progress=progress,
-                    checkpoint=out / "checkpoints" / f"{config.model}.ckpt").history
+                    checkpoint=Path(work_dir) / f"{config.model}.ckpt").history
     model.eval()
     bench_config = BenchConfig(runtimes=config.runtimes, batch_sizes=config.batch_sizes,
                                input_shape=(1, config.image_size, config.image_size),

@@ -82,9 +82,11 @@ class Recipe:
     bench: BenchConfig
     measure_models: tuple[str, ...] = ()
     search: SearchSpec | None = None
+    references: tuple[str, ...] = ()    # variants every other is compared with in the report
 
     @classmethod
-    def from_toml(cls, path: str | os.PathLike) -> Recipe:
+    def from_toml(cls, path: str | os.PathLike, quick: bool = False) -> Recipe:
+        """Read a recipe; quick=True applies its [quick] overrides (smaller data, fewer steps)."""
         path = Path(path)
         if not path.is_file():
             raise MissingInputError(f"recipe not found: {path}")
@@ -92,15 +94,20 @@ class Recipe:
             data = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+        overrides = data.pop("quick", None)
+        if quick:
+            if overrides is None:
+                raise ConfigError(f"{path} has no [quick] section; run it without --quick")
+            data = apply_quick(data, overrides, str(path))
         return cls.from_dict(data, source=str(path))
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "recipe") -> Recipe:
         unknown = sorted(set(data) - {"data", "models", "steps", "bench", "measure_models",
-                                      "search"})
+                                      "search", "references"})
         if unknown:
             raise ConfigError(f"{source}: unknown section(s) {unknown}; allowed: data, models, "
-                              "steps, bench, measure_models, search")
+                              "steps, bench, measure_models, search, references")
         models = {name: _parse(ModelConfig, spec, f"{source} [models.{name}]")
                   for name, spec in data.get("models", {}).items()}
         if not models:
@@ -111,7 +118,8 @@ class Recipe:
                      bench=_bench(data.get("bench", {}), data.get("data", {}), source),
                      measure_models=tuple(data.get("measure_models", ())),
                      search=(_parse(SearchSpec, data["search"], f"{source} [search]")
-                             if "search" in data else None))
+                             if "search" in data else None),
+                     references=tuple(data.get("references", ())))
         recipe.validate(source)
         return recipe
 
@@ -135,6 +143,11 @@ class Recipe:
         for name in self.measure_models:
             if name not in self.models:
                 raise ConfigError(f"{source}: measure_models names {name!r}, not a model")
+        measured = {*self.measure_models, *(s.name for s in self.steps if s.measure)}
+        for name in self.references:
+            if name not in measured:
+                raise ConfigError(f"{source}: references names {name!r}, which is not a measured "
+                                  f"variant: {sorted(measured)}")
         for name in self.search.inputs if self.search else ():
             if name not in known:
                 raise ConfigError(f"{source}: [search] inputs names {name!r}, which is not a "
@@ -151,6 +164,24 @@ class Recipe:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def apply_quick(data: dict, quick: dict, source: str) -> dict:
+    """[quick] data/bench tables override those sections; [quick] train overrides every
+    training config inside the steps (train = {...}, finetune = {...})."""
+    unknown = sorted(set(quick) - {"data", "bench", "train"})
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) {unknown} in [quick]; allowed: data, bench, "
+                          "train")
+    out = {**data}
+    for section in ("data", "bench"):
+        if section in quick:
+            out[section] = {**data.get(section, {}), **quick[section]}
+    if "train" in quick:
+        out["steps"] = [{k: ({**v, **quick["train"]} if k in ("train", "finetune") and
+                             isinstance(v, dict) else v) for k, v in step.items()}
+                        for step in data.get("steps", [])]
+    return out
+
+
 @dataclasses.dataclass
 class PipelineResult:
     variants: dict[str, Variant]
@@ -158,10 +189,11 @@ class PipelineResult:
     bench: Any = None            # BenchResult of all measured variants, interleaved
     diagnosis: list[dict] = dataclasses.field(default_factory=list)
     search: dict = dataclasses.field(default_factory=dict)   # input -> SearchResult
+    paths: dict = dataclasses.field(default_factory=dict)    # report files written
 
 
 def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True,
-               measure: bool = True) -> PipelineResult:
+               measure: bool = True, search: bool = True) -> PipelineResult:
     out = Path(out_dir)
     splits = load_data(recipe.data)
     ctx = Context(example_input=splits["test"].batch(0, 2), calib_data=splits["calib"],
@@ -187,7 +219,14 @@ def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True
         result.diagnosis = diagnose(result.bench.to_dict(), {n: variants[n] for n in measured})
         result.bench.extra.update(variant_summary(variants, measured), diagnosis=result.diagnosis,
                                   recipe_fingerprint=recipe.fingerprint())
-    if measure and recipe.search:
+        if recipe.references:
+            result.bench.extra["references"] = compare_to_references(result.bench.to_dict(),
+                                                                     recipe.references)
+        from optbench.report import save_bench
+
+        # written now, so a failure in a later stage (search) loses no measurement
+        result.paths = save_bench(result.bench, out, stem="report")
+    if measure and search and recipe.search:
         result.search = run_search(recipe, variants, ctx, out)
     return result
 
@@ -219,14 +258,59 @@ def measure_variants(variants: list[Variant], config: BenchConfig, eval_data):
     timed interleaved in one run; the first entry is the baseline."""
     from optbench.measure import artifact_size
 
-    entries = []
+    entries, first_entry = [], {}
     for v in variants:
         runtimes = [r for r in v.runtimes if r in config.runtimes] or [v.runtimes[0]]
-        entries += [Entry(v.name, rt, v.artifact(_accepts(rt))) for rt in runtimes]
-    result = bench_entries(entries, config, eval_data=eval_data, label="pipeline")
+        entries += [Entry(v.name, rt, v.artifact_for(rt)) for rt in runtimes]
+        first_entry[v.name] = entries[-len(runtimes)].label
+    # each variant's outputs are compared with its nearest measured ancestor's
+    agreement_with = {}
+    for v in variants:
+        parent = next((n for n in reversed(v.lineage[:-1]) if n in first_entry), v.name)
+        for e in entries:
+            if e.variant == v.name:
+                agreement_with[e.label] = first_entry[parent]
+    result = bench_entries(entries, config, eval_data=eval_data, label="pipeline",
+                           agreement_with=agreement_with)
     result.sizes = {v.name: artifact_size(v.onnx_path if v.onnx_path else v.model)
                     for v in variants}
     return result
+
+
+def compare_to_references(result: dict, references: tuple[str, ...]) -> list[dict]:
+    """Each variant's best runtime against each reference's best, per batch size: speed-up,
+    size ratio (reference bytes / variant bytes) and top-1 difference in points."""
+    best: dict[tuple[str, int], dict] = {}
+    for row in result["rows"]:
+        key = (row["variant"], row["batch_size"])
+        if key not in best or _median(row) < _median(best[key]):
+            best[key] = row
+    quality, sizes = result.get("quality", {}), result.get("sizes", {})
+
+    def accuracy(variant):
+        scores = [q["top1_accuracy"] for e, q in quality.items() if e.startswith(variant + " / ")]
+        return max(scores) if scores else None
+
+    out = []
+    for (variant, batch), row in best.items():
+        for ref in references:
+            ref_row = best.get((ref, batch))
+            if ref_row is None:
+                continue
+            acc, ref_acc = accuracy(variant), accuracy(ref)
+            out.append({
+                "variant": variant, "reference": ref, "batch_size": batch,
+                "runtime": row["runtime"], "reference_runtime": ref_row["runtime"],
+                "speedup": _median(ref_row) / _median(row),
+                "size_ratio": (sizes[ref]["file_bytes"] / sizes[variant]["file_bytes"]
+                               if ref in sizes and variant in sizes else None),
+                "accuracy_delta_points": (None if acc is None or ref_acc is None
+                                          else (acc - ref_acc) * 100)})
+    return out
+
+
+def _median(row: dict) -> float:
+    return row["measurement"]["stats"]["median_s"]
 
 
 def variant_summary(variants: dict[str, Variant], measured: list[str]) -> dict:
@@ -303,11 +387,6 @@ def _bench(raw: dict, data: dict, source: str) -> BenchConfig:
     raw.setdefault("input_shape", [data.get("channels", DataConfig.channels), size, size])
     return _parse(BenchConfig, raw, f"{source} [bench]")
 
-
-def _accepts(runtime: str) -> str:
-    from optbench.runtime import get_runtime
-
-    return get_runtime(runtime).accepts
 
 
 def _jsonable(value):

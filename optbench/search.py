@@ -51,7 +51,7 @@ def search(model, ctx: Context, config: SearchConfig | None = None,
         variants.append(optimize(base, cfg, ctx, name=name))
     entries = [Entry("fp32", "torch-eager", model)]
     for v in variants:
-        entries += [Entry(v.name, rt, v.artifact(_accepts(rt))) for rt in v.runtimes[:1]]
+        entries += [Entry(v.name, rt, v.artifact_for(rt)) for rt in v.runtimes[:1]]
     result = bench_entries(entries, bench_config, eval_data=data, label="search")
     accuracy = {k: q["top1_accuracy"] for k, q in result.quality.items()}
     base_acc = accuracy["fp32 / torch-eager"]
@@ -69,10 +69,4 @@ def _row(row, acc: float, base_acc: float, config: SearchConfig) -> dict:
     return {"entry": row.entry, "variant": row.variant, "runtime": row.runtime,
             "batch_size": row.batch_size, "median_s": row.measurement.median_s,
             "speedup_vs_fp32_eager": row.speedup.speedup.estimate, "top1_accuracy": acc,
-            "drop_points": drop, "within_budget": drop <= config.budget_points}
-
-
-def _accepts(runtime: str) -> str:
-    from optbench.runtime import get_runtime
-
-    return get_runtime(runtime).accepts
+            "drop_points": drop, "within_budget": drop <= config.budget_points + 1e-9}

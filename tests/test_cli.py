@@ -50,11 +50,12 @@ def test_checkpoint_of_another_shape_is_explained(tmp_path, capsys):
 
 
 def test_demo_on_real_data_writes_the_report(fashion_dir, tmp_path):
-    code = main(["demo", "--out", str(tmp_path), "--train-limit", "256", "--test-limit", "256",
+    code = main(["demo", "--out", str(tmp_path), "--work", str(tmp_path / "work"),
+                 "--train-limit", "256", "--test-limit", "256",
                  "--max-time", "0.2", "--data-dir", str(fashion_dir)])
     assert code == 0
     data = json.loads((tmp_path / "report.json").read_text())
     assert data["extra"]["test_examples"] == 256
     assert {r["runtime"] for r in data["rows"]} == {"torch-eager", "torch-compile", "onnxruntime"}
-    assert (tmp_path / "checkpoints" / "resnet18.ckpt").is_file()
+    assert (tmp_path / "work" / "resnet18.ckpt").is_file()
     assert "/ torch-compile | 8 |" in (tmp_path / "report.md").read_text()

@@ -7,6 +7,8 @@ from optbench.errors import ConfigError
 from optbench.pipeline import Recipe, run_recipe
 
 RECIPE = """
+references = ["trained"]
+
 [data]
 dataset = "synthetic"
 image_size = 16
@@ -54,6 +56,16 @@ def test_recipe_runs_keeps_lineage_and_resumes(tmp_path):
     # torch modules run on the torch runtimes; ONNX Runtime measures what the export step made
     assert entries == {"trained / torch-eager", "sparse / torch-eager", "onnx / onnxruntime"}
     assert result.bench.sizes["sparse"].sparsity == pytest.approx(0.5, abs=0.02)
+    refs = {(c["variant"], c["reference"]): c for c in result.bench.extra["references"]}
+    assert refs[("trained", "trained")]["speedup"] == 1.0
+    assert refs[("trained", "trained")]["accuracy_delta_points"] == 0.0
+    onnx = refs[("onnx", "trained")]
+    assert onnx["size_ratio"] == pytest.approx(1.0, rel=0.02)  # same fp32 weights
+    assert abs(onnx["accuracy_delta_points"]) < 1e-9  # an fp32 export predicts the same
+    quality = result.bench.quality  # agreement is measured against each variant's parent
+    assert quality["onnx / onnxruntime"]["agreement_with"] == "trained / torch-eager"
+    assert quality["trained / torch-eager"]["agreement_with"] == "trained / torch-eager"
+    assert quality["onnx / onnxruntime"]["agreement"]["top1_agreement"] == 1.0
     state = json.loads((out / "state.json").read_text())
     assert list(state["finished"]) == ["trained", "sparse", "onnx"]
     # a re-run finds the finished training checkpoint and does not train again
@@ -83,6 +95,7 @@ def test_other_recipe_in_the_same_folder_is_refused(tmp_path):
     (("[data]", "[dataa]"), "unknown section"),
     (("name = \"sparse\"", "name = \"trained\""), "used twice"),
     (("[data]", "[search]\ninputs = [\"nowhere\"]\n[data]"), r"\[search\] inputs names"),
+    (("references = [\"trained\"]", "references = [\"net\"]"), "not a measured variant"),
 ])
 def test_bad_recipes_fail_before_any_work(tmp_path, change, message, capsys):
     path = _write(tmp_path, RECIPE.replace(*change))
@@ -106,3 +119,23 @@ def test_shipped_recipes_are_valid():
     assert recipes
     for path in recipes:
         Recipe.from_toml(path)
+
+
+def test_quick_overrides_data_bench_and_every_training_config(tmp_path):
+    text = RECIPE + """
+[quick]
+data = { image_size = 8 }
+bench = { batch_sizes = [1] }
+train = { epochs = 1, max_steps_per_epoch = 1 }
+"""
+    path = _write(tmp_path, text)
+    full, quick = Recipe.from_toml(path), Recipe.from_toml(path, quick=True)
+    assert full.data.image_size == 16 and quick.data.image_size == 8
+    assert quick.bench.batch_sizes == (1,) and quick.bench.input_shape == (1, 8, 8)
+    assert full.steps[0].config.train.epochs == 2
+    assert quick.steps[0].config.train.epochs == 1
+    assert quick.steps[0].config.train.max_steps_per_epoch == 1
+    assert quick.steps[0].config.train.lr == 0.05  # untouched fields stay
+    assert quick.fingerprint() != full.fingerprint()  # their runs cannot mix
+    with pytest.raises(ConfigError, match="no \\[quick\\] section"):
+        Recipe.from_toml(_write(tmp_path, RECIPE), quick=True)

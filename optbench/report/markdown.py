@@ -69,6 +69,20 @@ def _size_table(sizes: dict) -> list[str]:
 
 def _variant_lines(extra: dict) -> list[str]:
     out = []
+    if extra.get("references"):
+        out += ["## Against the references", "",
+                "Each variant's fastest runtime against each reference's fastest, same batch "
+                "size. Size ratio = reference bytes / variant bytes; accuracy in points.", "",
+                "| variant | vs | batch | speed-up | size ratio | top-1 Δ (points) |",
+                "|---|---|---:|---:|---:|---:|"]
+        for c in extra["references"]:
+            size = f"{c['size_ratio']:.2f}x" if c["size_ratio"] else "—"
+            acc = (f"{c['accuracy_delta_points']:+.2f}" if c["accuracy_delta_points"] is not None
+                   else "—")
+            out.append(f"| {c['variant']} ({c['runtime']}) | {c['reference']} "
+                       f"({c['reference_runtime']}) | {c['batch_size']} | {c['speedup']:.2f}x "
+                       f"| {size} | {acc} |")
+        out.append("")
     if extra.get("variants"):
         out += ["## Variants", "", "| variant | lineage | runtimes | notes |", "|---|---|---|---|"]
         for name, v in extra["variants"].items():

@@ -89,6 +89,12 @@ class Variant:
     def artifact(self, runtime_accepts: str):
         return self.onnx_path if runtime_accepts == "onnx" else self.model
 
+    def artifact_for(self, runtime: str):
+        """What `runtime` loads of this variant: the ONNX file or the module."""
+        from optbench.runtime import get_runtime
+
+        return self.artifact(get_runtime(runtime).accepts)
+
     def derive(self, name: str, **changes) -> Variant:
         """A child variant: lineage extended, info started afresh unless given."""
         base = dict(name=name, model=None, onnx_path=None, runtimes=self.runtimes,
