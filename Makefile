@@ -18,7 +18,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	LD_PRELOAD=$(TCMALLOC) $(PY) -m optbench demo --out results/demo
+	LD_PRELOAD=$(TCMALLOC) $(PY) -m optbench run recipes/fashion_resnet50_to_mobilenet.toml \
+		--quick --out results/flagship-quick
 
 test: $(STAMP)
 	$(PY) -m ruff check optbench tests benchmarks

@@ -12,10 +12,14 @@ def render_bench(result: dict, title: str | None = None) -> str:
               f"threads {threads}. "
               "Latencies are per call (one batch); speed-up is the first runtime's median divided "
               "by this one's, measured interleaved in the same run, with a 95% bootstrap CI.", ""]
+    if "--quick" in env.get("command", ""):
+        lines += ["**Quick run:** a small data subset and a few training steps check the pipeline "
+                  "end to end; its accuracies are not meaningful.", ""]
+    lines += ["## Latency, memory and speed-up", ""]
     lines += _latency_table(result["rows"]) + [""]
     if result.get("quality"):
-        lines += _quality_table(result["quality"]) + [""]
-    lines += _size_table(result["sizes"]) + [""]
+        lines += ["## Accuracy and agreement", ""] + _quality_table(result["quality"]) + [""]
+    lines += ["## Size", ""] + _size_table(result["sizes"]) + [""]
     lines += _training_lines(result.get("extra", {}))
     lines += _variant_lines(result.get("extra", {}))
     if result.get("skipped"):
