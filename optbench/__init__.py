@@ -22,16 +22,19 @@ from optbench.errors import (
 )
 from optbench.measure import TimerConfig, compare, measure_peak_memory, model_size, time_callable
 from optbench.models import ZOO, build_model
+from optbench.pipeline import Recipe, run_recipe
 from optbench.runtime import get_runtime, runtime_names
+from optbench.search import SearchConfig, search
 from optbench.train import TrainConfig, evaluate, train
+from optbench.transforms.base import Context, Variant, method_names, optimize
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ZOO", "BenchConfig", "BenchResult", "Config", "ConfigError", "ImageTransform",
-    "MeasurementError", "MissingInputError", "OptbenchError", "RuntimeUnavailableError",
-    "TimerConfig", "TrainConfig", "bench", "build_model", "compare", "evaluate",
-    "find_fashion_mnist", "get_runtime", "load_fashion_mnist", "make_loader",
-    "measure_peak_memory", "model_size", "runtime_names", "synthetic_dataset", "time_callable",
-    "train",
+    "ZOO", "BenchConfig", "BenchResult", "Config", "ConfigError", "Context", "ImageTransform",
+    "MeasurementError", "MissingInputError", "OptbenchError", "Recipe", "RuntimeUnavailableError",
+    "SearchConfig", "TimerConfig", "TrainConfig", "Variant", "bench", "build_model", "compare",
+    "evaluate", "find_fashion_mnist", "get_runtime", "load_fashion_mnist", "make_loader",
+    "measure_peak_memory", "method_names", "model_size", "optimize", "run_recipe",
+    "runtime_names", "search", "synthetic_dataset", "time_callable", "train",
 ]
