@@ -134,6 +134,24 @@ def test_ort_static_quantizes_every_conv_with_uint8_activations(trained, ctx):
     assert variant.info["ops"]["fp32_conv"] == 0 and variant.info["ops"]["conv"] == 2
 
 
+def test_ort_static_keeps_only_the_classifier_in_fp32(trained, ctx):
+    import onnx
+
+    ctx.step = "ort-classifier"
+    variant = optimize(trained, config_from_dict({"method": "ptq-ort-static",
+                                                  "calibration_batches": 2}), ctx)
+    assert len(variant.info["fp32_nodes"]) == 1
+    graph = onnx.load(str(variant.onnx_path)).graph
+    producers = {o: n.op_type for n in graph.node for o in n.output}
+    gemm = next(n for n in graph.node if n.name == variant.info["fp32_nodes"][0])
+    assert producers.get(gemm.input[1]) != "DequantizeLinear"  # fp32 weight, not int8
+    ctx.step = "ort-classifier-int8"
+    all_int8 = optimize(trained, config_from_dict({"method": "ptq-ort-static",
+                                                   "calibration_batches": 2,
+                                                   "keep_classifier_fp32": False}), ctx)
+    assert all_int8.info["fp32_nodes"] == []
+
+
 def test_dynamic_int8_on_convs_warns(trained, ctx):
     with pytest.warns(UserWarning, match="conv nets"):
         variant = optimize(trained, config_from_dict({"method": "ptq-ort-dynamic"}), ctx)
