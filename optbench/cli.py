@@ -88,7 +88,7 @@ def _demo_parser(sub) -> None:
 
 def _bench(args) -> int:
     from optbench.bench import BenchConfig, bench
-    from optbench.report import render_bench, save_bench
+    from optbench.report import save_bench
 
     config = BenchConfig(runtimes=_names(args.runtimes), batch_sizes=_ints(args.batch_sizes,
                          "--batch-sizes"), input_shape=_ints(args.input_shape, "--input-shape"),
@@ -98,7 +98,7 @@ def _bench(args) -> int:
     eval_data = _eval_data(args, config.input_shape) if args.data else None
     result = bench(model, config, label=Path(args.model).stem, eval_data=eval_data)
     paths = save_bench(result, args.out)
-    print(render_bench(result.to_dict()))
+    print(paths["md"].read_text())
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0
 

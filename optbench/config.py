@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 from optbench.errors import ConfigError
 
@@ -18,8 +18,6 @@ C = TypeVar("C", bound="Config")
 @dataclasses.dataclass(frozen=True)
 class Config:
     """Base of every optbench config. Subclasses are frozen dataclasses with simple fields."""
-
-    kind: ClassVar[str] = "config"
 
     def to_dict(self) -> dict[str, Any]:
         out = {}

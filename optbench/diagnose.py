@@ -25,8 +25,8 @@ def diagnose(result: dict, variants: dict) -> list[dict]:
         if not parent_rows:
             continue
         same = [r for r in parent_rows if r["runtime"] == row["runtime"]]
-        best = same[0] if same else min(parent_rows, key=_median)
-        speedup = _median(best) / _median(row)
+        best = same[0] if same else min(parent_rows, key=row_median)
+        speedup = row_median(best) / row_median(row)
         if speedup >= NOT_FASTER:
             continue
         reasons = causes(variant.info, row, best, env)
@@ -90,5 +90,6 @@ def _parent(variant, variants: dict) -> str | None:
     return None
 
 
-def _median(row: dict) -> float:
+def row_median(row: dict) -> float:
+    """The median latency (seconds) of one bench result row."""
     return row["measurement"]["stats"]["median_s"]

@@ -280,10 +280,12 @@ def measure_variants(variants: list[Variant], config: BenchConfig, eval_data):
 def compare_to_references(result: dict, references: tuple[str, ...]) -> list[dict]:
     """Each variant's best runtime against each reference's best, per batch size: speed-up,
     size ratio (reference bytes / variant bytes) and top-1 difference in points."""
+    from optbench.diagnose import row_median
+
     best: dict[tuple[str, int], dict] = {}
     for row in result["rows"]:
         key = (row["variant"], row["batch_size"])
-        if key not in best or _median(row) < _median(best[key]):
+        if key not in best or row_median(row) < row_median(best[key]):
             best[key] = row
     quality, sizes = result.get("quality", {}), result.get("sizes", {})
 
@@ -301,16 +303,12 @@ def compare_to_references(result: dict, references: tuple[str, ...]) -> list[dic
             out.append({
                 "variant": variant, "reference": ref, "batch_size": batch,
                 "runtime": row["runtime"], "reference_runtime": ref_row["runtime"],
-                "speedup": _median(ref_row) / _median(row),
+                "speedup": row_median(ref_row) / row_median(row),
                 "size_ratio": (sizes[ref]["file_bytes"] / sizes[variant]["file_bytes"]
                                if ref in sizes and variant in sizes else None),
                 "accuracy_delta_points": (None if acc is None or ref_acc is None
                                           else (acc - ref_acc) * 100)})
     return out
-
-
-def _median(row: dict) -> float:
-    return row["measurement"]["stats"]["median_s"]
 
 
 def variant_summary(variants: dict[str, Variant], measured: list[str]) -> dict:

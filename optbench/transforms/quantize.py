@@ -213,9 +213,10 @@ def quantize_ort_static(parent: Variant, config: OrtStaticQuantConfig, ctx: Cont
     act = QuantType.QUInt8 if config.activation_type == "uint8" else QuantType.QInt8
     # Measured on ResNet18/Fashion-MNIST: quantizing the classifier cost 1.7 top-1 points
     # (86.97 -> 85.30); leaving that one small Gemm in fp32 gave 87.02 at no measurable cost.
-    keep = _classifier_nodes(pre) if config.keep_classifier_fp32 else []
-    quantize_static(str(pre), str(out), _Reader(data, _input_name(pre), config.calibration_batches,
-                                                 config.batch_size),
+    graph = _graph(pre)
+    keep = _classifier_nodes(graph) if config.keep_classifier_fp32 else []
+    quantize_static(str(pre), str(out), _Reader(data, graph.input[0].name,
+                                                 config.calibration_batches, config.batch_size),
                     quant_format=QuantFormat.QDQ, per_channel=config.per_channel,
                     activation_type=act, weight_type=QuantType.QInt8,
                     calibrate_method=methods[config.calibrate_method], nodes_to_exclude=keep)
@@ -248,9 +249,7 @@ def quantize_ort_dynamic(parent: Variant, config: OrtDynamicQuantConfig, ctx: Co
 def onnx_op_counts(path: Path) -> dict[str, int]:
     """Conv/MatMul nodes and how many of them read quantized inputs (QDQ) or are integer ops;
     the rest still run in fp32."""
-    import onnx
-
-    graph = onnx.load(str(path), load_external_data=False).graph
+    graph = _graph(path)
     producers = {out: node.op_type for node in graph.node for out in node.output}
     counts: Counter[str] = Counter()
     for node in graph.node:
@@ -267,16 +266,13 @@ def onnx_op_counts(path: Path) -> dict[str, int]:
     return dict(counts)
 
 
-def _classifier_nodes(path: Path) -> list[str]:
+def _classifier_nodes(graph) -> list[str]:
     """The last Gemm/MatMul node (the classifier), if any."""
-    import onnx
-
-    graph = onnx.load(str(path), load_external_data=False).graph
     heads = [n.name for n in graph.node if n.op_type in ("Gemm", "MatMul")]
     return heads[-1:]
 
 
-def _input_name(path: Path) -> str:
+def _graph(path: Path):
     import onnx
 
-    return onnx.load(str(path), load_external_data=False).graph.input[0].name
+    return onnx.load(str(path), load_external_data=False).graph
