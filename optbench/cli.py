@@ -1,4 +1,5 @@
-"""Command line: `optbench bench | demo | env`. Every verb has --help."""
+"""Command line: `optbench bench | demo | run | report | env | package | serve`. Every verb has
+--help."""
 
 from __future__ import annotations
 
@@ -43,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     rep.set_defaults(func=_report)
     env = sub.add_parser("env", help="print the machine description stored with every result")
     env.set_defaults(func=_env)
+    from optbench import cli_deploy
+
+    cli_deploy.add_parsers(sub)
     return p
 
 

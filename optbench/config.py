@@ -25,7 +25,9 @@ class Config:
             value = getattr(self, f.name)
             if isinstance(value, Config):
                 value = value.to_dict()
-            out[f.name] = list(value) if isinstance(value, tuple) else value
+            elif isinstance(value, tuple):
+                value = [v.to_dict() if isinstance(v, Config) else v for v in value]
+            out[f.name] = value
         return out
 
     @classmethod

@@ -190,6 +190,7 @@ class PipelineResult:
     diagnosis: list[dict] = dataclasses.field(default_factory=list)
     search: dict = dataclasses.field(default_factory=dict)   # input -> SearchResult
     paths: dict = dataclasses.field(default_factory=dict)    # report files written
+    artifacts: dict = dataclasses.field(default_factory=dict)  # variant -> manifest.json
 
 
 def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True,
@@ -226,9 +227,46 @@ def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True
 
         # written now, so a failure in a later stage (search) loses no measurement
         result.paths = save_bench(result.bench, out, stem="report")
+        result.artifacts = export_artifacts(variants, measured, result.bench.to_dict(), recipe,
+                                            out / "artifacts", splits["test"].classes)
     if measure and search and recipe.search:
         result.search = run_search(recipe, variants, ctx, out)
     return result
+
+
+def export_artifacts(variants: dict[str, Variant], measured: list[str], bench: dict,
+                     recipe: Recipe, out: Path, class_names: tuple[str, ...]) -> dict[str, Path]:
+    """A deployable artifact (ONNX file + manifest with checksums and the measured figures) for
+    every measured variant that is an ONNX graph: what `optbench serve` loads."""
+    from optbench.artifact import save_artifact
+    from optbench.data import ImageTransform
+
+    d = recipe.data
+    transform = ImageTransform(size=d.image_size, channels=d.channels)
+    paths = {}
+    for name in measured:
+        v = variants[name]
+        if v.onnx_path is None:
+            continue
+        paths[name] = save_artifact(
+            out / name, name=name, onnx_path=v.onnx_path,
+            input_shape=(d.channels, d.image_size, d.image_size), transform=transform,
+            class_names=class_names, lineage=v.lineage, metrics=variant_figures(bench, name),
+            version=recipe.fingerprint())
+    return paths
+
+
+def variant_figures(bench: dict, name: str) -> dict:
+    """The report's figures for one variant: accuracy, latency per runtime and batch, size."""
+    quality = {e: q for e, q in bench.get("quality", {}).items() if e.startswith(name + " / ")}
+    rows = [r for r in bench["rows"] if r["variant"] == name]
+    return {
+        "top1_accuracy": max((q["top1_accuracy"] for q in quality.values()), default=None),
+        "latency_median_s": {f"{r['runtime']}/batch{r['batch_size']}":
+                             r["measurement"]["stats"]["median_s"] for r in rows},
+        "size_bytes": bench.get("sizes", {}).get(name, {}).get("file_bytes"),
+        "measured_on": bench.get("env", {}).get("cpu_model"),
+    }
 
 
 def run_search(recipe: Recipe, variants: dict, ctx: Context, out: Path) -> dict:

@@ -1,0 +1,213 @@
+"""Deployable artifacts: a folder holding the model file(s) and `manifest.json`.
+
+The manifest says what the files are (format, architecture for state dicts), what input the
+model takes (shape, dtype, the image transform to apply), the class names, the figures the
+report measured, and the sha256 of every file. Loading verifies every checksum before anything
+is parsed, and never unpickles Python objects (state dicts load with weights_only=True).
+
+    save_artifact(out_dir, name="mnv2-int8", onnx_path="model.onnx", input_shape=(1, 32, 32), ...)
+    art = load_artifact("out_dir/manifest.json")    # -> LoadedArtifact, ready to predict
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from optbench.errors import ConfigError, MissingInputError, OptbenchError
+from optbench.io import atomic_torch_save, atomic_write_json, sha256_file
+
+SCHEMA = "optbench.artifact/1"
+FORMATS = {"onnx": "onnxruntime", "torch-state-dict": "torch-eager"}
+MANIFEST = "manifest.json"
+
+
+class ArtifactError(OptbenchError, ValueError):
+    """An artifact's manifest or files are invalid, changed or corrupted."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Manifest:
+    name: str
+    format: str
+    model_file: str
+    files: dict[str, str]                  # relative path -> sha256
+    input_shape: tuple[int, ...]           # one item, without the batch axis: (C, H, W)
+    input_dtype: str = "float32"
+    transform: dict | None = None          # optbench.data.ImageTransform fields, for images
+    class_names: tuple[str, ...] = ()
+    architecture: dict | None = None       # build_model kwargs, for torch-state-dict
+    version: str = "1"
+    lineage: tuple[str, ...] = ()
+    metrics: dict = dataclasses.field(default_factory=dict)
+    created: str = ""
+    schema: str = SCHEMA
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "manifest") -> Manifest:
+        if not isinstance(data, dict):
+            raise ArtifactError(f"{source}: a manifest is a JSON object, got {type(data).__name__}")
+        if data.get("schema") != SCHEMA:
+            raise ArtifactError(f"{source}: schema is {data.get('schema')!r}, expected {SCHEMA!r};"
+                                " re-create the artifact with optbench.artifact.save_artifact")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        missing = sorted(f.name for f in dataclasses.fields(cls)
+                         if f.default is dataclasses.MISSING
+                         and f.default_factory is dataclasses.MISSING and f.name not in data)
+        if unknown or missing:
+            raise ArtifactError(f"{source}: unknown fields {unknown}, missing fields {missing}; "
+                                f"a manifest has the fields {sorted(names)}")
+        if data["format"] not in FORMATS:
+            raise ArtifactError(f"{source}: format {data['format']!r} is not one of "
+                                f"{sorted(FORMATS)}")
+        fixed = dict(data, input_shape=tuple(data["input_shape"]),
+                     class_names=tuple(data.get("class_names", ())),
+                     lineage=tuple(data.get("lineage", ())))
+        return cls(**fixed)
+
+    @property
+    def runtime(self) -> str:
+        return FORMATS[self.format]
+
+
+def save_artifact(out_dir: str | os.PathLike, *, name: str, input_shape: tuple[int, ...],
+                  onnx_path: str | os.PathLike | None = None,
+                  state_dict: dict | None = None, architecture: dict | None = None,
+                  transform: Any = None, class_names: tuple[str, ...] = (),
+                  metrics: dict | None = None, lineage: tuple[str, ...] = (),
+                  version: str = "1") -> Path:
+    """Write an artifact folder (model file + manifest.json) and return the manifest's path.
+    Give either an ONNX file or a state dict plus the `architecture` (build_model kwargs)."""
+    out = Path(out_dir)
+    if (onnx_path is None) == (state_dict is None):
+        raise ConfigError("save_artifact needs exactly one of onnx_path or state_dict")
+    out.mkdir(parents=True, exist_ok=True)
+    if onnx_path is not None:
+        fmt, model_file = "onnx", "model.onnx"
+        _copy_atomic(Path(onnx_path), out / model_file)
+    else:
+        if not architecture or "name" not in architecture:
+            raise ConfigError("a state-dict artifact needs architecture={'name': <model zoo "
+                              "name>, ...build_model kwargs}, so it can be rebuilt without "
+                              "unpickling code")
+        fmt, model_file = "torch-state-dict", "model.pt"
+        atomic_torch_save(out / model_file, state_dict)
+    if hasattr(transform, "to_dict"):
+        transform = transform.to_dict()
+    manifest = Manifest(
+        name=name, format=fmt, model_file=model_file,
+        files={model_file: sha256_file(out / model_file)},
+        input_shape=tuple(int(s) for s in input_shape), transform=transform,
+        class_names=tuple(class_names), architecture=architecture, version=str(version),
+        lineage=tuple(lineage), metrics=dict(metrics or {}),
+        created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
+    return atomic_write_json(out / MANIFEST, manifest.to_dict())
+
+
+def read_manifest(path: str | os.PathLike) -> tuple[Manifest, Path]:
+    """Parse and verify a manifest (or the folder holding one): every file's sha256 must match."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / MANIFEST
+    if not path.is_file():
+        raise MissingInputError(f"artifact manifest not found: {path}; pass the manifest.json "
+                                "written by save_artifact, or its folder")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{path} is not valid JSON ({exc})") from None
+    manifest = Manifest.from_dict(data, source=str(path))
+    root = path.parent.resolve()
+    if manifest.model_file not in manifest.files:
+        raise ArtifactError(f"{path}: model_file {manifest.model_file!r} has no checksum in files")
+    for rel, expected in manifest.files.items():
+        _verify(root, rel, expected, path)
+    return manifest, root
+
+
+def _verify(root: Path, rel: str, expected: str, manifest_path: Path) -> None:
+    file = (root / rel).resolve()
+    if root not in file.parents:
+        raise ArtifactError(f"{manifest_path}: file {rel!r} lies outside the artifact folder")
+    if not file.is_file():
+        raise MissingInputError(f"{manifest_path}: file {rel!r} is missing from {root}")
+    actual = sha256_file(file)
+    if actual != expected:
+        raise ArtifactError(f"checksum mismatch for {file}: the manifest says sha256 "
+                            f"{expected[:16]}..., the file has {actual[:16]}...; the file was "
+                            "changed or corrupted since export. Re-export the artifact.")
+
+
+@dataclasses.dataclass
+class LoadedArtifact:
+    """A verified artifact with a runtime session, ready to predict."""
+
+    manifest: Manifest
+    root: Path
+    session: Any
+
+    def predict(self, batch: torch.Tensor) -> np.ndarray:
+        """Logits for a batch of preprocessed inputs (N, *input_shape)."""
+        from optbench.runtime.base import predict
+
+        return predict(self.session, batch)
+
+    def preprocess_images(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, H, W) grey images -> the model's input, as the manifest's transform says."""
+        from optbench.data import ImageTransform
+
+        if self.manifest.transform is None:
+            raise ArtifactError(f"artifact {self.manifest.name!r} declares no image transform; "
+                                "send tensors instead of images")
+        return ImageTransform.from_dict(self.manifest.transform)(images)
+
+
+def load_artifact(path: str | os.PathLike, *, threads: int = 0,
+                  device: str = "cpu") -> LoadedArtifact:
+    """Verify checksums, then load the model into its runtime (onnxruntime or torch eager)."""
+    from optbench.runtime import get_runtime
+
+    manifest, root = read_manifest(path)
+    model_path = root / manifest.model_file
+    example = torch.zeros((1, *manifest.input_shape), dtype=getattr(torch, manifest.input_dtype))
+    if manifest.format == "onnx":
+        model: Any = model_path
+    else:
+        model = _state_dict_model(manifest, model_path)
+    session = get_runtime(manifest.runtime).load(model, example=example, device=device,
+                                                 threads=threads)
+    return LoadedArtifact(manifest, root, session)
+
+
+def _state_dict_model(manifest: Manifest, path: Path) -> torch.nn.Module:
+    from optbench.io import safe_torch_load
+    from optbench.models import build_model
+
+    kwargs = dict(manifest.architecture or {})
+    model = build_model(kwargs.pop("name"), **kwargs)
+    try:
+        model.load_state_dict(safe_torch_load(path))
+    except RuntimeError as exc:
+        raise ArtifactError(f"{path} does not fit architecture {manifest.architecture}: "
+                            f"{str(exc).splitlines()[0]}") from None
+    return model.eval()
+
+
+def _copy_atomic(src: Path, dst: Path) -> None:
+    if not src.is_file():
+        raise MissingInputError(f"file to package not found: {src}")
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)

@@ -1,0 +1,296 @@
+"""The FastAPI app factory. Everything the app holds lives on `app.state`; nothing is global.
+
+    app = create_app(ServeSettings(manifests=("artifacts/mnv2-int8/manifest.json",)))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from optbench.monitor.metrics import CONTENT_TYPE, ServeMetrics
+from optbench.serve.ab import ABRouter
+from optbench.serve.inputs import IMAGE_TYPES, RequestError, parse_image, parse_json
+from optbench.serve.registry import ServedModel, check_manifests, load_models
+from optbench.serve.settings import ServeSettings
+
+_PREDICT_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {
+        "type": "object", "required": ["inputs"], "additionalProperties": False,
+        "properties": {
+            "inputs": {"type": "array", "description": "one item of the model's input shape, "
+                       "or a list of them (a batch)"},
+            "labels": {"type": "array", "items": {"type": "integer"},
+                       "description": "true classes, recorded for A/B statistics"},
+            "key": {"type": "string", "description": "sticky A/B assignment key"}}}},
+    "image/png": {"schema": {"type": "string", "format": "binary"}},
+    "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+    "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+        "file": {"type": "string", "format": "binary"}}}}}}}
+
+
+def create_app(settings: ServeSettings) -> FastAPI:
+    """Build the app. Manifests are checked now (a bad checksum fails here); models load and
+    warm up in the lifespan, and /readyz turns 200 once they have."""
+    manifests = check_manifests(settings)
+    metrics = ServeMetrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        executors = {"inference": ThreadPoolExecutor(1, thread_name_prefix="optbench-infer"),
+                     "naive": ThreadPoolExecutor(64, thread_name_prefix="optbench-naive")}
+        app.state.models = await asyncio.get_running_loop().run_in_executor(
+            executors["inference"], load_models, settings, metrics, executors)
+        for model in app.state.models.values():
+            model.batcher.start()
+        app.state.ready = True
+        try:
+            yield
+        finally:
+            app.state.ready = False
+            for model in app.state.models.values():
+                await model.batcher.stop()
+            for ex in executors.values():
+                ex.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(title="optbench server", version="1", lifespan=lifespan)
+    app.state.settings, app.state.metrics, app.state.manifests = settings, metrics, manifests
+    app.state.models, app.state.ready = {}, False
+    app.state.ab = {r.name: ABRouter(r, seed=settings.seed, log_path=settings.ab_log)
+                    for r in settings.ab_routes}
+    _install_error_handlers(app)
+    app.add_middleware(_MetricsMiddleware, metrics=metrics)
+    _add_routes(app)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory` (and its worker processes): settings from the env."""
+    return create_app(ServeSettings.from_env())
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message, "status": status}, status_code=status)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestError)
+    async def request_error(request: Request, exc: RequestError):
+        return _error(exc.status, exc.message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):  # a bug, not bad input
+        return _error(500, f"internal error ({type(exc).__name__}); the server log has the "
+                      "traceback")
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        return _error(422, "invalid request: " + "; ".join(parts))
+
+
+class _MetricsMiddleware:
+    """Pure ASGI middleware (cheaper than @app.middleware): counts and times every request by
+    route template and model, and tracks requests in flight."""
+
+    def __init__(self, app, metrics: ServeMetrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start, status = time.perf_counter(), [500]
+
+        async def send_status(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            self.metrics.in_flight.dec()
+            route = scope.get("route")
+            endpoint = getattr(route, "path", "unmatched")
+            model = scope.get("path_params", {}).get("name", "") if route else ""
+            self.metrics.requests.labels(model=model, endpoint=endpoint,
+                                         status=str(status[0])).inc()
+            self.metrics.latency.labels(model=model, endpoint=endpoint).observe(
+                time.perf_counter() - start)
+
+
+def _add_routes(app: FastAPI) -> None:
+    state = app.state
+
+    @app.get("/healthz")
+    async def healthz():
+        return {"status": "alive"}
+
+    @app.get("/readyz")
+    async def readyz():
+        if not state.ready:
+            return _error(503, "models are still loading and warming up")
+        return {"status": "ready", "models": sorted(state.models)}
+
+    @app.get("/metrics")
+    async def metrics():
+        return Response(state.metrics.render(), media_type=CONTENT_TYPE)
+
+    @app.get("/v1/models")
+    async def list_models():
+        return {"models": [_model_summary(m) for m in state.manifests.values()]}
+
+    @app.get("/v1/models/{name}")
+    async def get_model(name: str):
+        return {**_model_summary(_manifest(state, name)),
+                "manifest": _manifest(state, name).to_dict()}
+
+    @app.post("/v1/models/{name}/predict", openapi_extra=_PREDICT_BODY)
+    async def predict(name: str, request: Request):
+        model = _served(state, name)
+        x, extras = await _read_inputs(request, model, state.settings)
+        probs = await _infer(model, x, state)
+        return _answer(model, probs)
+
+    @app.get("/v1/ab")
+    async def list_ab():
+        return {"routes": [r.summary() for r in state.ab.values()]}
+
+    @app.get("/v1/ab/{route}")
+    async def get_ab(route: str):
+        return _router(state, route).summary()
+
+    @app.post("/v1/ab/{route}/predict", openapi_extra=_PREDICT_BODY)
+    async def predict_ab(route: str, request: Request):
+        router = _router(state, route)
+        start = time.perf_counter()
+        model_a = _served(state, router.route.a)  # both arms take the same input (checked)
+        x, extras = await _read_inputs(request, model_a, state.settings)
+        key = extras.get("key") or request.headers.get("x-ab-key") or None
+        arm = router.assign(key)
+        model = _served(state, router.model_of(arm))
+        probs = await _infer(model, x, state)
+        state.metrics.ab_requests.labels(route=route, arm=arm, model=model.name).inc()
+        router.record(arm, key, time.perf_counter() - start, 200,
+                      probs.argmax(1).tolist(), extras.get("labels"))
+        return {**_answer(model, probs), "route": route, "arm": arm}
+
+
+def _model_summary(m) -> dict:
+    return {"name": m.name, "version": m.version, "format": m.format,
+            "input_shape": list(m.input_shape), "classes": list(m.class_names),
+            "metrics": m.metrics}
+
+
+def _manifest(state, name: str):
+    if name not in state.manifests:
+        raise RequestError(404, f"unknown model {name!r}; loaded models are "
+                           f"{sorted(state.manifests)}")
+    return state.manifests[name]
+
+
+def _served(state, name: str) -> ServedModel:
+    _manifest(state, name)
+    if not state.ready or name not in state.models:
+        raise RequestError(503, "models are still loading and warming up; retry shortly")
+    return state.models[name]
+
+
+def _router(state, route: str) -> ABRouter:
+    if route not in state.ab:
+        raise RequestError(404, f"unknown A/B route {route!r}; routes are {sorted(state.ab)}")
+    return state.ab[route]
+
+
+async def _read_inputs(request: Request, model: ServedModel, settings: ServeSettings):
+    body = await _read_body(request, settings.max_upload_bytes)
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    m = model.manifest
+    if ctype == "application/json" or ctype.endswith("+json"):
+        return parse_json(body, m, settings.max_items)
+    if ctype in IMAGE_TYPES or ctype == "application/octet-stream":
+        return parse_image(body, m, settings.max_image_pixels,
+                           model.artifact.preprocess_images), {}
+    if ctype == "multipart/form-data":
+        return await _read_multipart(request, model, settings), {}
+    raise RequestError(415, f"unsupported content type {ctype or '(none)'!r}; send "
+                       "application/json {\"inputs\": [...]}, image/png, image/jpeg, or "
+                       "multipart/form-data with a 'file' field")
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise RequestError(413, f"body of {declared} bytes exceeds the limit of {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestError(413, f"body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    request._body = body  # lets request.form() parse what was already read
+    return body
+
+
+async def _read_multipart(request: Request, model: ServedModel, settings: ServeSettings):
+    try:
+        form = await request.form(max_files=1, max_fields=4)
+    except Exception as exc:  # malformed multipart: the parser's own words
+        raise RequestError(400, f"malformed multipart body ({exc})") from None
+    upload = form.get("file")
+    if upload is None or isinstance(upload, str):
+        raise RequestError(422, "multipart body needs a 'file' field holding the image")
+    return parse_image(await upload.read(), model.manifest, settings.max_image_pixels,
+                       model.artifact.preprocess_images)
+
+
+async def _infer(model: ServedModel, x: np.ndarray, state) -> np.ndarray:
+    try:
+        logits = await asyncio.wait_for(model.batcher.submit(x),
+                                        state.settings.request_timeout_s)
+    except TimeoutError:
+        raise RequestError(503, f"inference did not finish within "
+                           f"{state.settings.request_timeout_s} s; the server is overloaded, "
+                           "retry later") from None
+    probs = _softmax(np.asarray(logits, dtype=np.float64))
+    names = _class_names(model.manifest, probs.argmax(1))
+    state.metrics.record_predictions(model.name, names)
+    if model.drift is not None:
+        report = model.drift.observe(x, probs)
+        if report is not None:
+            state.metrics.record_drift(model.name, report)
+    return probs
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _class_names(manifest, indices) -> list[str]:
+    names = manifest.class_names
+    return [names[i] if i < len(names) else str(i) for i in map(int, indices)]
+
+
+def _answer(model: ServedModel, probs: np.ndarray) -> dict:
+    idx = probs.argmax(1)
+    names = _class_names(model.manifest, idx)
+    return {"model": model.name, "version": model.manifest.version, "predictions": [
+        {"class_index": int(i), "class_name": n, "probability": float(p[i]),
+         "probabilities": [round(float(v), 6) for v in p]}
+        for i, n, p in zip(idx, names, probs, strict=True)]}
