@@ -28,6 +28,7 @@ from optbench.measure import (
     compare,
     model_size,
     onnx_size,
+    per_class_accuracy,
     top1_accuracy,
     track_peak_memory,
 )
@@ -48,6 +49,8 @@ class BenchConfig(Config):
     max_time_s: float = 10.0
     target_rel_spread: float = 0.05
     eval_batch_size: int = 256
+    extra_sizes: tuple[int, ...] = ()       # pipelines: also time every variant at SxS inputs
+    extra_batch_sizes: tuple[int, ...] = (1,)
 
     def __post_init__(self):
         if not self.runtimes:
@@ -246,6 +249,8 @@ def _quality(sessions: dict, eval_data, config: BenchConfig,
         reference = agreement_with.get(name, first)
         reference = reference if reference in logits else first
         out[name] = {"top1_accuracy": top1_accuracy(values, labels), "n": len(labels),
+                     "per_class_accuracy": per_class_accuracy(
+                         labels, values.argmax(1), values.shape[1]).tolist(),
                      "agreement_with": reference,
                      "agreement": agreement(logits[reference], values).to_dict()}
     return out

@@ -44,9 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     rep.set_defaults(func=_report)
     env = sub.add_parser("env", help="print the machine description stored with every result")
     env.set_defaults(func=_env)
-    from optbench import cli_deploy
+    from optbench import cli_ops
 
-    cli_deploy.add_parsers(sub)
+    cli_ops.add_parsers(sub)
     return p
 
 

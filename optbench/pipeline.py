@@ -21,6 +21,7 @@ from optbench.bench import BenchConfig, Entry, bench_entries
 from optbench.config import Config, check_choice
 from optbench.errors import ConfigError, MissingInputError
 from optbench.io import atomic_write_json
+from optbench.responsible import RobustnessSpec
 from optbench.transforms.base import Context, Variant, config_from_dict, config_to_dict, optimize
 
 
@@ -83,6 +84,7 @@ class Recipe:
     measure_models: tuple[str, ...] = ()
     search: SearchSpec | None = None
     references: tuple[str, ...] = ()    # variants every other is compared with in the report
+    robustness: RobustnessSpec | None = None   # robust accuracy of every measured variant
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike, quick: bool = False) -> Recipe:
@@ -104,10 +106,10 @@ class Recipe:
     @classmethod
     def from_dict(cls, data: dict, source: str = "recipe") -> Recipe:
         unknown = sorted(set(data) - {"data", "models", "steps", "bench", "measure_models",
-                                      "search", "references"})
+                                      "search", "references", "robustness"})
         if unknown:
             raise ConfigError(f"{source}: unknown section(s) {unknown}; allowed: data, models, "
-                              "steps, bench, measure_models, search, references")
+                              "steps, bench, measure_models, search, references, robustness")
         models = {name: _parse(ModelConfig, spec, f"{source} [models.{name}]")
                   for name, spec in data.get("models", {}).items()}
         if not models:
@@ -119,7 +121,10 @@ class Recipe:
                      measure_models=tuple(data.get("measure_models", ())),
                      search=(_parse(SearchSpec, data["search"], f"{source} [search]")
                              if "search" in data else None),
-                     references=tuple(data.get("references", ())))
+                     references=tuple(data.get("references", ())),
+                     robustness=(_parse(RobustnessSpec, data["robustness"],
+                                        f"{source} [robustness]")
+                                 if "robustness" in data else None))
         recipe.validate(source)
         return recipe
 
@@ -165,15 +170,16 @@ class Recipe:
 
 
 def apply_quick(data: dict, quick: dict, source: str) -> dict:
-    """[quick] data/bench tables override those sections; [quick] train overrides every
-    training config inside the steps (train = {...}, finetune = {...})."""
-    unknown = sorted(set(quick) - {"data", "bench", "train"})
+    """[quick] data/bench/robustness tables override those sections; [quick] train overrides
+    every training config inside the steps (train = {...}, finetune = {...})."""
+    sections = ("data", "bench", "robustness")
+    unknown = sorted(set(quick) - {*sections, "train"})
     if unknown:
-        raise ConfigError(f"{source}: unknown key(s) {unknown} in [quick]; allowed: data, bench, "
-                          "train")
+        raise ConfigError(f"{source}: unknown key(s) {unknown} in [quick]; allowed: "
+                          f"{', '.join(sections)}, train")
     out = {**data}
-    for section in ("data", "bench"):
-        if section in quick:
+    for section in sections:
+        if section in quick and (section in data or section != "robustness"):
             out[section] = {**data.get(section, {}), **quick[section]}
     if "train" in quick:
         out["steps"] = [{k: ({**v, **quick["train"]} if k in ("train", "finetune") and
@@ -219,7 +225,8 @@ def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True
 
         result.diagnosis = diagnose(result.bench.to_dict(), {n: variants[n] for n in measured})
         result.bench.extra.update(variant_summary(variants, measured), diagnosis=result.diagnosis,
-                                  recipe_fingerprint=recipe.fingerprint())
+                                  recipe_fingerprint=recipe.fingerprint(),
+                                  class_names=list(splits["test"].classes))
         if recipe.references:
             result.bench.extra["references"] = compare_to_references(result.bench.to_dict(),
                                                                      recipe.references)
@@ -229,6 +236,22 @@ def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True
         result.paths = save_bench(result.bench, out, stem="report")
         result.artifacts = export_artifacts(variants, measured, result.bench.to_dict(), recipe,
                                             out / "artifacts", splits["test"].classes)
+        if recipe.robustness:
+            from optbench.responsible import robustness_stage  # noqa: I001
+
+            runtime_of = {}
+            for row in result.bench.rows:
+                runtime_of.setdefault(row.variant, row.runtime)
+            result.bench.extra["robustness"] = robustness_stage(
+                variants, measured, runtime_of, splits["test"], recipe.robustness,
+                threads=recipe.bench.threads)
+            result.paths = save_bench(result.bench, out, stem="report")
+        for size in recipe.bench.extra_sizes:
+            from optbench.at_size import measure_at_size
+
+            result.bench.extra.setdefault("at_sizes", {})[str(size)] = measure_at_size(
+                recipe, variants, measured, splits, size, out)
+            result.paths = save_bench(result.bench, out, stem="report")
     if measure and search and recipe.search:
         result.search = run_search(recipe, variants, ctx, out)
     return result
@@ -335,7 +358,7 @@ def compare_to_references(result: dict, references: tuple[str, ...]) -> list[dic
     for (variant, batch), row in best.items():
         for ref in references:
             ref_row = best.get((ref, batch))
-            if ref_row is None:
+            if ref_row is None or ref == variant:
                 continue
             acc, ref_acc = accuracy(variant), accuracy(ref)
             out.append({

@@ -7,6 +7,7 @@ resumes after the last finished epoch and gives the same result as an uninterrup
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import random
 from collections.abc import Callable
@@ -37,12 +38,16 @@ class TrainConfig(Config):
     schedule: str = "cosine"
     label_smoothing: float = 0.0
     max_steps_per_epoch: int = 0  # 0 = the whole epoch
+    warmup_epochs: float = 0.0    # linear lr warm-up first (deep nets from scratch need it)
     seed: int = 0
 
     def __post_init__(self):
         check_positive("TrainConfig", epochs=self.epochs, batch_size=self.batch_size, lr=self.lr)
         check_choice("TrainConfig", "optimizer", self.optimizer, ("sgd", "adamw"))
         check_choice("TrainConfig", "schedule", self.schedule, ("cosine", "constant"))
+        if not 0 <= self.warmup_epochs <= self.epochs:
+            raise ConfigError(f"TrainConfig.warmup_epochs must lie in [0, epochs={self.epochs}],"
+                              f" got {self.warmup_epochs}")
         if self.max_steps_per_epoch < 0:
             raise ConfigError("TrainConfig.max_steps_per_epoch must be >= 0 (0 = whole epoch), "
                               f"got {self.max_steps_per_epoch}")
@@ -131,9 +136,19 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
 
 
 def _scheduler(optimizer, config: TrainConfig, steps: int):
-    if config.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * steps)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    """Per-step lr factor: linear warm-up from 1% over warmup_epochs, then cosine to 0 (or
+    constant) over the remaining steps."""
+    total, warm = config.epochs * steps, round(config.warmup_epochs * steps)
+    cosine = config.schedule == "cosine"
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return 0.01 + 0.99 * step / warm
+        if not cosine:
+            return 1.0
+        return 0.5 * (1.0 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def _steps_per_epoch(data: Dataset, config: TrainConfig) -> int:

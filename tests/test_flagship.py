@@ -34,6 +34,37 @@ def test_quick_run_writes_every_report_file(run):
     assert "## Against the references" in md and "## Diagnosis" in md
 
 
+def test_quick_run_reports_other_size_robustness_and_per_class(run):
+    data = json.loads((run / "report.json").read_text())
+    at64 = data["extra"]["at_sizes"]["64"]
+    timed = {r["variant"] for r in at64["rows"]}
+    assert {"teacher", "student-int8-ort", "student-int8-pt2e", "student-onnx"} <= timed
+    assert all(r["measurement"]["spec"]["input_shape"] == [1, 64, 64] for r in at64["rows"])
+    assert "student-qat" in at64["skipped"]  # an int8 graph trained at 32x32: said, not faked
+    rob = data["extra"]["robustness"]
+    assert rob["student-kd"]["mode"] == "white-box"
+    assert rob["student-int8-ort"]["mode"] == "transfer from student-pruned"
+    assert set(rob["student-int8-ort"]["accuracy"]) == {"0.0", "0.01", "0.03"}
+    per_class = data["quality"]["student-int8-ort / onnxruntime"]["per_class_accuracy"]
+    assert len(per_class) == len(data["extra"]["class_names"]) == 10
+    md = (run / "report.md").read_text()
+    for heading in ("## Latency at 64x64", "## Who pays for compression",
+                    "## Robustness: accuracy under attack"):
+        assert heading in md
+
+
+def test_quick_run_writes_servable_artifacts(run):
+    import torch
+
+    from optbench.artifact import load_artifact
+
+    art = load_artifact(run / "artifacts" / "student-int8-ort" / "manifest.json")
+    assert art.manifest.lineage[-1] == "student-int8-ort"
+    assert art.manifest.metrics["top1_accuracy"] is not None
+    images = torch.zeros(2, 28, 28, dtype=torch.uint8)
+    assert art.predict(art.preprocess_images(images)).shape == (2, 10)
+
+
 @needs_chromium
 def test_quick_report_opens_in_chromium(run, tmp_path):
     loaded, total = images_loaded(run / "report.html", tmp_path)

@@ -50,3 +50,20 @@ def test_config_validation_names_field_and_choices():
     with pytest.raises(ConfigError, match="epochs"):
         TrainConfig(epochs=0)
     assert TrainConfig.from_dict(CONFIG.to_dict()) == CONFIG
+
+
+def test_warmup_then_cosine_schedule_known_values():
+    from optbench.train import _scheduler
+
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([param], lr=1.0)
+    sched = _scheduler(opt, TrainConfig(epochs=2, lr=1.0, warmup_epochs=1.0), steps=10)
+    lrs = []
+    for _ in range(20):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(0.01) and lrs[5] == pytest.approx(0.01 + 0.99 * 0.5)
+    assert lrs[10] == pytest.approx(1.0) and lrs[15] == pytest.approx(0.5)
+    with pytest.raises(ConfigError, match="warmup_epochs"):
+        TrainConfig(epochs=2, warmup_epochs=3)

@@ -36,6 +36,15 @@ def top1_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float((np.asarray(logits).argmax(axis=1) == np.asarray(labels)).mean())
 
 
+def per_class_accuracy(labels, predicted, num_classes: int) -> np.ndarray:
+    """Recall of each class (accuracy on the examples of that class); NaN for absent classes."""
+    labels, predicted = np.asarray(labels).astype(np.int64), np.asarray(predicted)
+    total = np.bincount(labels, minlength=num_classes).astype(float)
+    correct = np.bincount(labels[labels == predicted], minlength=num_classes).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, correct / total, np.nan)
+
+
 def agreement(a: np.ndarray, b: np.ndarray) -> Agreement:
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from optbench.report.responsible import responsible_lines
+
 
 def render_bench(result: dict, title: str | None = None) -> str:
     env, cfg = result["env"], result["config"]
@@ -22,6 +24,7 @@ def render_bench(result: dict, title: str | None = None) -> str:
     lines += ["## Size", ""] + _size_table(result["sizes"]) + [""]
     lines += _training_lines(result.get("extra", {}))
     lines += _variant_lines(result.get("extra", {}))
+    lines += responsible_lines(result)
     if result.get("skipped"):
         lines += ["Skipped runtimes:", ""]
         lines += [f"- {name}: {why}" for name, why in result["skipped"].items()] + [""]
@@ -71,22 +74,42 @@ def _size_table(sizes: dict) -> list[str]:
     return out
 
 
+def _references_table(comparisons: list[dict]) -> list[str]:
+    out = ["| variant | vs | batch | speed-up | size ratio | top-1 Δ (points) |",
+           "|---|---|---:|---:|---:|---:|"]
+    for c in comparisons:
+        size = f"{c['size_ratio']:.2f}x" if c["size_ratio"] else "—"
+        acc = (f"{c['accuracy_delta_points']:+.2f}" if c["accuracy_delta_points"] is not None
+               else "—")
+        out.append(f"| {c['variant']} ({c['runtime']}) | {c['reference']} "
+                   f"({c['reference_runtime']}) | {c['batch_size']} | {c['speedup']:.2f}x "
+                   f"| {size} | {acc} |")
+    return out
+
+
+def _at_size_lines(size: str, at: dict) -> list[str]:
+    out = [f"## Latency at {size}x{size}", "",
+           f"The same networks timed on {size}x{size} inputs (interleaved, in one run). fp32 "
+           "modules run as they are; post-training steps (PTQ, ONNX export) were re-applied to "
+           f"their parent at {size}x{size}, calibrated on the same images resized. Accuracy "
+           "belongs to the training scale and is not measured here.", ""]
+    out += _latency_table(at["rows"]) + [""]
+    if at.get("references"):
+        out += _references_table(at["references"]) + [""]
+    out += [f"- {name}: not timed at {size}x{size}: {why}" for name, why in
+            at.get("skipped", {}).items()]
+    return out + [""]
+
+
 def _variant_lines(extra: dict) -> list[str]:
     out = []
     if extra.get("references"):
         out += ["## Against the references", "",
                 "Each variant's fastest runtime against each reference's fastest, same batch "
-                "size. Size ratio = reference bytes / variant bytes; accuracy in points.", "",
-                "| variant | vs | batch | speed-up | size ratio | top-1 Δ (points) |",
-                "|---|---|---:|---:|---:|---:|"]
-        for c in extra["references"]:
-            size = f"{c['size_ratio']:.2f}x" if c["size_ratio"] else "—"
-            acc = (f"{c['accuracy_delta_points']:+.2f}" if c["accuracy_delta_points"] is not None
-                   else "—")
-            out.append(f"| {c['variant']} ({c['runtime']}) | {c['reference']} "
-                       f"({c['reference_runtime']}) | {c['batch_size']} | {c['speedup']:.2f}x "
-                       f"| {size} | {acc} |")
-        out.append("")
+                "size. Size ratio = reference bytes / variant bytes; accuracy in points.", ""]
+        out += _references_table(extra["references"]) + [""]
+    for size, at in extra.get("at_sizes", {}).items():
+        out += _at_size_lines(size, at)
     if extra.get("variants"):
         out += ["## Variants", "", "| variant | lineage | runtimes | notes |", "|---|---|---|---|"]
         for name, v in extra["variants"].items():
