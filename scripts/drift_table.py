@@ -7,7 +7,6 @@ false-alarm rate over repeated draws. Writes results/monitoring/drift.{md,json}.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
