@@ -161,7 +161,8 @@ def _add_routes(app: FastAPI) -> None:
     @app.post("/v1/models/{name}/predict", openapi_extra=_PREDICT_BODY)
     async def predict(name: str, request: Request):
         model = _served(state, name)
-        x, extras = await _read_inputs(request, model, state.settings)
+        with model.batcher.arriving():
+            x, extras = await _read_inputs(request, model, state.settings)
         probs = await _infer(model, x, state)
         return _answer(model, probs)
 

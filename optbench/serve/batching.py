@@ -1,8 +1,10 @@
 """Dynamic batching: concurrent requests are grouped into one forward pass.
 
-The first queued request waits at most `max_wait_s` for company; a batch closes early when it
-reaches `max_batch` items. Forward passes run on one worker thread, off the event loop; while one
-runs, the next batch gathers. Each request gets its own rows of the output back.
+A batch takes every request already queued; it waits (at most `max_wait_s`) for more only while
+other requests are still arriving (their bodies being read and parsed, see `arriving`), so a lone
+client never waits for company that is not coming. A batch closes early at `max_batch` items.
+Forward passes run on one worker thread, off the event loop; while one runs, the next batch
+gathers. Each request gets its own rows of the output back.
 """
 
 from __future__ import annotations
@@ -28,6 +30,16 @@ class Batcher:
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
         self._carry: tuple | None = None
+        self._arriving = 0
+
+    @contextlib.contextmanager
+    def arriving(self):
+        """Wrap the reading and parsing of a request that will be submitted."""
+        self._arriving += 1
+        try:
+            yield
+        finally:
+            self._arriving -= 1
 
     def start(self) -> None:
         self._queue = asyncio.Queue()
@@ -58,12 +70,16 @@ class Batcher:
         batch, size = [first], len(first[0])
         deadline = time.perf_counter() + self.max_wait_s
         while size < self.max_batch:
-            timeout = deadline - time.perf_counter()
-            try:
-                item = (self._queue.get_nowait() if timeout <= 0
-                        else await asyncio.wait_for(self._queue.get(), timeout))
-            except (TimeoutError, asyncio.QueueEmpty):
-                break
+            if not self._queue.empty():
+                item = self._queue.get_nowait()
+            else:
+                timeout = deadline - time.perf_counter()
+                if self._arriving == 0 or timeout <= 0:
+                    break  # nobody else is on the way, or waited long enough
+                try:
+                    item = await asyncio.wait_for(self._queue.get(), timeout)
+                except asyncio.TimeoutError:
+                    break
             if size + len(item[0]) > self.max_batch:
                 self._carry = item  # would overflow: it opens the next batch
                 break
@@ -106,6 +122,10 @@ class Direct:
 
     async def stop(self) -> None:
         pass
+
+    @contextlib.contextmanager
+    def arriving(self):
+        yield
 
     async def submit(self, items: np.ndarray) -> np.ndarray:
         start = time.perf_counter()
