@@ -78,7 +78,7 @@ class Batcher:
                     break  # nobody else is on the way, or waited long enough
                 try:
                     item = await asyncio.wait_for(self._queue.get(), timeout)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     break
             if size + len(item[0]) > self.max_batch:
                 self._carry = item  # would overflow: it opens the next batch
