@@ -33,6 +33,8 @@ def parse_json(body: bytes, manifest: Manifest, max_items: int) -> tuple[np.ndar
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RequestError(400, f"body is not valid JSON ({exc.__class__.__name__}: {exc})"
                            ) from None
+    except RecursionError:
+        raise RequestError(400, "body nests JSON too deeply; send a flat list of items") from None
     if not isinstance(data, dict) or "inputs" not in data:
         raise RequestError(422, "JSON body must be an object with an \"inputs\" field holding "
                            f"one item of shape {list(manifest.input_shape)} or a list of them")
@@ -61,7 +63,7 @@ def _as_array(inputs, manifest: Manifest) -> np.ndarray:
                            f"{type(inputs).__name__}")
     try:
         array = np.asarray(inputs, dtype=np.float64)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         raise RequestError(422, "\"inputs\" must be a rectangular nested list of numbers "
                            f"(items of shape {list(manifest.input_shape)}); got ragged lists "
                            "or non-numbers") from None
