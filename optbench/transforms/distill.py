@@ -70,12 +70,14 @@ def distill(student: nn.Module, teacher: nn.Module, data, config: DistillConfig,
     teacher = copy.deepcopy(teacher).eval().to(device)
     for p in teacher.parameters():
         p.requires_grad_(False)
-    cache = teacher_logits(teacher, data).to(device) if config.cache_teacher_logits else None
+    cache: list[torch.Tensor] = []  # filled on the first step: a finished, resumed run skips it
 
     def loss_fn(model, images, target):
         labels, index = target[:, 0], target[:, 1]
-        if cache is not None:
-            soft_targets = cache[index]
+        if config.cache_teacher_logits:
+            if not cache:
+                cache.append(teacher_logits(teacher, data).to(device))
+            soft_targets = cache[0][index]
         else:
             with torch.no_grad():
                 soft_targets = teacher(images)
