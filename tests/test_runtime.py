@@ -63,3 +63,19 @@ def test_cuda_sessions_match_cpu(tiny_model, onnx_file):
     ort = get_runtime("onnxruntime")
     if ort.available("cuda"):
         np.testing.assert_allclose(predict(ort.load(onnx_file, device="cuda"), x), ref, atol=1e-3)
+
+
+def test_compile_runtime_lifts_dynamo_recompile_limit():
+    """Each variant of one architecture recompiles the same forward; at the default limit (8)
+    Dynamo would silently run the ninth in eager while the report says torch-compile."""
+    import torch._dynamo
+
+    from optbench.runtime.torch import RECOMPILE_LIMIT, _allow_recompiles
+
+    old = torch._dynamo.config.recompile_limit
+    try:
+        torch._dynamo.config.recompile_limit = 8
+        _allow_recompiles()
+        assert torch._dynamo.config.recompile_limit == RECOMPILE_LIMIT >= 64
+    finally:
+        torch._dynamo.config.recompile_limit = max(old, RECOMPILE_LIMIT)
