@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from optbench.config import Config
 from optbench.errors import ConfigError, MissingInputError, OptbenchError
 from optbench.io import atomic_torch_save, atomic_write_json, sha256_file
 
@@ -35,7 +36,7 @@ class ArtifactError(OptbenchError, ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
-class Manifest:
+class Manifest(Config):
     name: str
     format: str
     model_file: str
@@ -51,9 +52,6 @@ class Manifest:
     created: str = ""
     schema: str = SCHEMA
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
     @classmethod
     def from_dict(cls, data: dict, source: str = "manifest") -> Manifest:
         if not isinstance(data, dict):
@@ -61,21 +59,18 @@ class Manifest:
         if data.get("schema") != SCHEMA:
             raise ArtifactError(f"{source}: schema is {data.get('schema')!r}, expected {SCHEMA!r};"
                                 " re-create the artifact with optbench.artifact.save_artifact")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
         missing = sorted(f.name for f in dataclasses.fields(cls)
                          if f.default is dataclasses.MISSING
                          and f.default_factory is dataclasses.MISSING and f.name not in data)
-        if unknown or missing:
-            raise ArtifactError(f"{source}: unknown fields {unknown}, missing fields {missing}; "
-                                f"a manifest has the fields {sorted(names)}")
+        if missing:
+            raise ArtifactError(f"{source}: missing fields {missing}")
         if data["format"] not in FORMATS:
             raise ArtifactError(f"{source}: format {data['format']!r} is not one of "
                                 f"{sorted(FORMATS)}")
-        fixed = dict(data, input_shape=tuple(data["input_shape"]),
-                     class_names=tuple(data.get("class_names", ())),
-                     lineage=tuple(data.get("lineage", ())))
-        return cls(**fixed)
+        try:  # unknown fields and list -> tuple conversion: the shared Config mechanism
+            return super().from_dict(data)
+        except ConfigError as exc:
+            raise ArtifactError(f"{source}: {exc}") from None
 
     @property
     def runtime(self) -> str:

@@ -170,10 +170,9 @@ def _model(args, in_channels: int):
     model = build_model(args.model, num_classes=args.num_classes, in_channels=in_channels,
                         weights=args.weights)
     if args.checkpoint:
-        from optbench.io import safe_torch_load
+        from optbench.io import load_weights
 
-        state = safe_torch_load(args.checkpoint)
-        state = state.get("model", state) if isinstance(state, dict) else state
+        state = load_weights(args.checkpoint)
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:

@@ -178,10 +178,9 @@ def _package(args) -> int:
         if not args.arch:
             raise ConfigError(f"{src} is not an .onnx file; for a state dict give --arch "
                               "(a zoo name, e.g. mobilenet_v2)")
-        from optbench.io import safe_torch_load
+        from optbench.io import load_weights
 
-        state = safe_torch_load(src)
-        state = state.get("model", state) if isinstance(state, dict) else state
+        state = load_weights(src)
         arch = {"name": args.arch, "num_classes": len(classes), "in_channels": shape[0],
                 "small_input": args.small_input}
         path = save_artifact(args.out, state_dict=state, architecture=arch, **kwargs)

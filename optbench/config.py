@@ -64,7 +64,8 @@ def _coerce(hint: Any, value: Any) -> Any:
             if isinstance(arg, type) and issubclass(arg, Config):
                 return arg.from_dict(value)
     if isinstance(value, list) and (origin is tuple or hint is tuple):
-        return tuple(value)
+        item = (typing.get_args(hint) or (None,))[0]  # e.g. tuple[ABRoute, ...]
+        return tuple(_coerce(item, v) for v in value)
     return value
 
 

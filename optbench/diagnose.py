@@ -93,3 +93,13 @@ def _parent(variant, variants: dict) -> str | None:
 def row_median(row: dict) -> float:
     """The median latency (seconds) of one bench result row."""
     return row["measurement"]["stats"]["median_s"]
+
+
+def fastest_rows(rows: list[dict]) -> dict[tuple[str, int], dict]:
+    """(variant, batch size) -> the row of its fastest runtime."""
+    best: dict[tuple[str, int], dict] = {}
+    for row in rows:
+        key = (row["variant"], row["batch_size"])
+        if key not in best or row_median(row) < row_median(best[key]):
+            best[key] = row
+    return best

@@ -71,6 +71,13 @@ def safe_torch_load(path: str | os.PathLike) -> Any:
             "Save a state_dict (torch.save(model.state_dict(), path)) instead.") from None
 
 
+def load_weights(path: str | os.PathLike) -> Any:
+    """A state dict from a file: a plain state dict, or the "model" entry of an optbench
+    training checkpoint. Loaded with weights_only=True."""
+    state = safe_torch_load(path)
+    return state.get("model", state) if isinstance(state, dict) else state
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:

@@ -341,13 +341,9 @@ def measure_variants(variants: list[Variant], config: BenchConfig, eval_data):
 def compare_to_references(result: dict, references: tuple[str, ...]) -> list[dict]:
     """Each variant's best runtime against each reference's best, per batch size: speed-up,
     size ratio (reference bytes / variant bytes) and top-1 difference in points."""
-    from optbench.diagnose import row_median
+    from optbench.diagnose import fastest_rows, row_median
 
-    best: dict[tuple[str, int], dict] = {}
-    for row in result["rows"]:
-        key = (row["variant"], row["batch_size"])
-        if key not in best or row_median(row) < row_median(best[key]):
-            best[key] = row
+    best = fastest_rows(result["rows"])
     quality, sizes = result.get("quality", {}), result.get("sizes", {})
 
     def accuracy(variant):

@@ -9,16 +9,11 @@ import json
 import sys
 from pathlib import Path
 
+from optbench.diagnose import fastest_rows
+
 
 def best_rows(rows: list[dict], batch: int) -> dict[str, dict]:
-    best: dict[str, dict] = {}
-    for r in rows:
-        if r["batch_size"] != batch:
-            continue
-        med = r["measurement"]["stats"]["median_s"]
-        if r["variant"] not in best or med < best[r["variant"]]["measurement"]["stats"]["median_s"]:
-            best[r["variant"]] = r
-    return best
+    return {v: row for (v, b), row in fastest_rows(rows).items() if b == batch}
 
 
 def headline(report: dict, reference: str = "teacher") -> str:

@@ -101,7 +101,8 @@ def image_features(images) -> dict[str, np.ndarray]:
     # direction-aware summaries: a rotation keeps brightness and contrast but moves these
     out["edge_x"] = np.abs(np.diff(x, axis=3)).mean(axis=(1, 2, 3))
     out["edge_y"] = np.abs(np.diff(x, axis=2)).mean(axis=(1, 2, 3))
-    mass = x.mean(axis=1) - x.mean(axis=1).min(axis=(1, 2), keepdims=True)
+    grey = x.mean(axis=1)
+    mass = grey - grey.min(axis=(1, 2), keepdims=True)
     total = mass.sum(axis=(1, 2)) + 1e-12
     out["center_y"] = (mass.sum(axis=2) * np.linspace(0, 1, x.shape[2])).sum(1) / total
     out["center_x"] = (mass.sum(axis=1) * np.linspace(0, 1, x.shape[3])).sum(1) / total
@@ -263,14 +264,25 @@ class LiveDriftMonitor:
         self.since_check = 0
         self.last: DriftReport | None = None
 
-    def observe(self, inputs: np.ndarray, probabilities: np.ndarray) -> DriftReport | None:
+    def add(self, inputs: np.ndarray, probabilities: np.ndarray):
+        """Append live items (cheap). When a check is due, returns a snapshot of the window to
+        pass to `check` (which may run on another thread); else None."""
         self.inputs.extend(np.asarray(inputs))
         self.probs.extend(np.asarray(probabilities))
         self.since_check += len(inputs)
         if self.since_check < self.window or len(self.inputs) < self.window:
             return None
         self.since_check = 0
+        return np.stack(self.inputs), np.stack(self.probs)
+
+    def check(self, window) -> DriftReport:
+        inputs, probs = window
         uses_images = any(k in self.profile.features for k in ("brightness", "contrast"))
-        self.last = compare(self.profile, np.stack(self.inputs) if uses_images else None,
-                            np.stack(self.probs), alpha=self.alpha)
+        self.last = compare(self.profile, inputs if uses_images else None, probs,
+                            alpha=self.alpha)
         return self.last
+
+    def observe(self, inputs: np.ndarray, probabilities: np.ndarray) -> DriftReport | None:
+        """`add`, then `check` when due: the report, or None."""
+        window = self.add(inputs, probabilities)
+        return None if window is None else self.check(window)

@@ -27,6 +27,14 @@ class ABRouter:
         self._lock = threading.Lock()
         self.records: collections.deque = collections.deque(maxlen=keep)
         self.log_path = Path(log_path) if log_path else None
+        # opened once, line-buffered: each record is one whole line, appended as it happens
+        self._log = (open(self.log_path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+                     if log_path else None)  # closed by close(), from the app lifespan
+
+    def close(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def assign(self, key: str | None = None) -> str:
         """'a' or 'b'."""
@@ -50,9 +58,8 @@ class ABRouter:
             rec["labels"] = labels
         with self._lock:
             self.records.append(rec)
-            if self.log_path is not None:
-                with open(self.log_path, "a", encoding="utf-8") as fh:  # one whole line each
-                    fh.write(json.dumps(rec) + "\n")
+            if self._log is not None:
+                self._log.write(json.dumps(rec) + "\n")
         return rec
 
     def summary(self) -> dict:

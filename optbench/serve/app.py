@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -58,6 +59,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
             app.state.ready = False
             for model in app.state.models.values():
                 await model.batcher.stop()
+            for router in app.state.ab.values():
+                router.close()
             for ex in executors.values():
                 ex.shutdown(wait=False, cancel_futures=True)
 
@@ -163,8 +166,7 @@ def _add_routes(app: FastAPI) -> None:
         model = _served(state, name)
         with model.batcher.arriving():
             x, extras = await _read_inputs(request, model, state.settings)
-        probs = await _infer(model, x, state)
-        return _answer(model, probs)
+        return _answer(model, await _infer(model, x, state))
 
     @app.get("/v1/ab")
     async def list_ab():
@@ -183,11 +185,11 @@ def _add_routes(app: FastAPI) -> None:
         key = extras.get("key") or request.headers.get("x-ab-key") or None
         arm = router.assign(key)
         model = _served(state, router.model_of(arm))
-        probs = await _infer(model, x, state)
+        pred = await _infer(model, x, state)
         state.metrics.ab_requests.labels(route=route, arm=arm, model=model.name).inc()
-        router.record(arm, key, time.perf_counter() - start, 200,
-                      probs.argmax(1).tolist(), extras.get("labels"))
-        return {**_answer(model, probs), "route": route, "arm": arm}
+        router.record(arm, key, time.perf_counter() - start, 200, pred.indices.tolist(),
+                      extras.get("labels"))
+        return {**_answer(model, pred), "route": route, "arm": arm}
 
 
 def _model_summary(m) -> dict:
@@ -259,7 +261,13 @@ async def _read_multipart(request: Request, model: ServedModel, settings: ServeS
                        model.artifact.preprocess_images)
 
 
-async def _infer(model: ServedModel, x: np.ndarray, state) -> np.ndarray:
+class _Prediction(NamedTuple):
+    probs: np.ndarray
+    indices: np.ndarray
+    names: list[str]
+
+
+async def _infer(model: ServedModel, x: np.ndarray, state) -> _Prediction:
     try:
         logits = await asyncio.wait_for(model.batcher.submit(x),
                                         state.settings.request_timeout_s)
@@ -268,13 +276,16 @@ async def _infer(model: ServedModel, x: np.ndarray, state) -> np.ndarray:
                            f"{state.settings.request_timeout_s} s; the server is overloaded, "
                            "retry later") from None
     probs = _softmax(np.asarray(logits, dtype=np.float64))
-    names = _class_names(model.manifest, probs.argmax(1))
-    state.metrics.record_predictions(model.name, names)
+    indices = probs.argmax(1)
+    pred = _Prediction(probs, indices, _class_names(model.manifest, indices))
+    state.metrics.record_predictions(model.name, pred.names)
     if model.drift is not None:
-        report = model.drift.observe(x, probs)
-        if report is not None:
+        window = model.drift.add(x, probs)
+        if window is not None:  # the statistics run off the event loop
+            report = await asyncio.get_running_loop().run_in_executor(
+                None, model.drift.check, window)
             state.metrics.record_drift(model.name, report)
-    return probs
+    return pred
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -288,10 +299,8 @@ def _class_names(manifest, indices) -> list[str]:
     return [names[i] if i < len(names) else str(i) for i in map(int, indices)]
 
 
-def _answer(model: ServedModel, probs: np.ndarray) -> dict:
-    idx = probs.argmax(1)
-    names = _class_names(model.manifest, idx)
+def _answer(model: ServedModel, pred: _Prediction) -> dict:
     return {"model": model.name, "version": model.manifest.version, "predictions": [
         {"class_index": int(i), "class_name": n, "probability": float(p[i]),
          "probabilities": [round(float(v), 6) for v in p]}
-        for i, n, p in zip(idx, names, probs, strict=True)]}
+        for i, n, p in zip(pred.indices, pred.names, pred.probs, strict=True)]}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import time
+import functools
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -30,15 +30,19 @@ class ServedModel:
         return self.artifact.manifest
 
     def forward(self, items: np.ndarray) -> np.ndarray:
-        """Logits for (n, *input_shape); runs on a worker thread."""
-        with torch.inference_mode():
-            return self.artifact.predict(torch.from_numpy(items))
+        return _forward(self.artifact, items)
 
     def warm_up(self, rounds: int = 3) -> None:
         example = np.zeros((1, *self.manifest.input_shape), dtype=self.manifest.input_dtype)
         for _ in range(rounds):
             self.forward(example)
         self.warmed_up = True
+
+
+def _forward(artifact: LoadedArtifact, items: np.ndarray) -> np.ndarray:
+    """Logits for (n, *input_shape); runs on a worker thread."""
+    with torch.inference_mode():
+        return artifact.predict(torch.from_numpy(items))
 
 
 def check_manifests(settings: ServeSettings) -> dict[str, Manifest]:
@@ -77,18 +81,14 @@ def load_models(settings: ServeSettings, metrics: ServeMetrics,
         def on_batch(n, s, _name=name):
             metrics.record_batch(_name, n, s)
 
-        served = ServedModel(name, artifact, batcher=None, sha256=m.files[m.model_file])
-        if settings.batching:
-            served.batcher = Batcher(served.forward, executors["inference"], settings.max_batch,
-                                     settings.max_wait_ms / 1000.0, on_batch)
-        else:
-            served.batcher = Direct(served.forward, executors["naive"], on_batch)
-        if settings.drift_window:
-            served.drift = _drift_monitor(artifact, settings)
+        run = functools.partial(_forward, artifact)
+        batcher = (Batcher(run, executors["inference"], settings.max_batch,
+                           settings.max_wait_ms / 1000.0, on_batch) if settings.batching
+                   else Direct(run, executors["naive"], on_batch))
+        drift = _drift_monitor(artifact, settings) if settings.drift_window else None
+        served = ServedModel(name, artifact, batcher, sha256=m.files[m.model_file], drift=drift)
         metrics.record_model(name, m.version, m.format, served.sha256)
-        start = time.perf_counter()
         served.warm_up()
-        served.warm_up_s = time.perf_counter() - start
         models[name] = served
     return models
 

@@ -70,14 +70,6 @@ class ServeSettings(Config):
         if self.max_wait_ms < 0 or self.threads < 0 or self.drift_window < 0:
             raise ConfigError("ServeSettings: max_wait_ms, threads and drift_window must be >= 0")
 
-    @classmethod
-    def from_dict(cls, data: dict) -> ServeSettings:
-        data = dict(data)
-        routes = data.get("ab_routes", ())
-        data["ab_routes"] = tuple(r if isinstance(r, ABRoute) else ABRoute.from_dict(r)
-                                  for r in routes)
-        return super().from_dict(data)
-
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
 
