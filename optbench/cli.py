@@ -37,10 +37,12 @@ def _parser() -> argparse.ArgumentParser:
                      "[search] section")
     run.add_argument("--quick", action="store_true", help="apply the recipe's [quick] overrides "
                      "(a data subset and few steps) for a fast end-to-end check")
+    _mlflow_args(run)
     run.set_defaults(func=_run)
     rep = sub.add_parser("report", help="re-render the Markdown and HTML report of a results "
                          "folder")
     rep.add_argument("dir", help="folder holding report.json (from run or demo)")
+    _mlflow_args(rep)
     rep.set_defaults(func=_report)
     env = sub.add_parser("env", help="print the machine description stored with every result")
     env.set_defaults(func=_env)
@@ -48,6 +50,25 @@ def _parser() -> argparse.ArgumentParser:
 
     cli_ops.add_parsers(sub)
     return p
+
+
+def _mlflow_args(p) -> None:
+    p.add_argument("--mlflow", nargs="?", const="", default=None, metavar="URI",
+                   help="log every variant's parameters, metrics and artifact to MLflow "
+                   "(default store: OUT/mlruns; or a URI such as sqlite:///mlflow.db); needs "
+                   "pip install 'optbench[mlflow]'")
+    p.add_argument("--mlflow-experiment", default="optbench", help="MLflow experiment name")
+
+
+def _track(args, folder) -> None:
+    if args.mlflow is None:
+        return
+    from optbench.tracking import log_results
+
+    t = log_results(folder, args.mlflow or None, experiment=args.mlflow_experiment)
+    verb = "already logged as" if t.already_logged else "logged to"
+    print(f"MLflow: {verb} run {t.parent_run_id} ({len(t.variant_runs)} variant runs) in "
+          f"experiment {args.mlflow_experiment!r} at {t.tracking_uri}")
 
 
 def _bench_parser(sub) -> None:
@@ -123,6 +144,13 @@ def _run(args) -> int:
     from optbench.pipeline import Recipe, run_recipe
 
     recipe = Recipe.from_toml(args.recipe, quick=args.quick)  # fails here if invalid
+    if args.mlflow is not None:  # before hours of work, not after
+        if args.no_measure:
+            raise ConfigError("--mlflow logs the measured report; drop --no-measure, or log "
+                              "later with `optbench report OUT --mlflow`")
+        from optbench.tracking import require_mlflow
+
+        require_mlflow()
     result = run_recipe(recipe, args.out, measure=not args.no_measure,
                         search=not args.skip_search)
     if result.bench is None:
@@ -131,6 +159,7 @@ def _run(args) -> int:
     print(result.paths["md"].read_text())
     extra = [Path(args.out) / "search.md"] if result.search else []
     print(f"wrote {', '.join(str(p) for p in [*result.paths.values(), *extra])}")
+    _track(args, args.out)
     return 0
 
 
@@ -152,6 +181,7 @@ def _report(args) -> int:
     atomic_write_text(Path(args.dir) / "report.html", render_html(data))
     print(text)
     print(f"wrote {Path(args.dir) / 'report.md'}, {Path(args.dir) / 'report.html'}")
+    _track(args, args.dir)
     return 0
 
 

@@ -61,6 +61,6 @@ def test_safe_load_refuses_arbitrary_objects(tmp_path):
 
 def test_import_is_light():
     code = ("import sys, optbench; heavy = {'onnxruntime', 'fastapi', 'prometheus_client', "
-            "'matplotlib'} & set(sys.modules); print(sorted(heavy))")
+            "'matplotlib', 'mlflow'} & set(sys.modules); print(sorted(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

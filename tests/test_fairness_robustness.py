@@ -60,18 +60,26 @@ def _trained_tiny():
     return model.eval(), x, y
 
 
-def test_fgsm_and_pgd_match_torchattacks():
-    ta = pytest.importorskip("torchattacks")
+def test_fgsm_and_pgd_match_the_adversarial_robustness_toolbox():
+    pytest.importorskip("art")
+    from art.attacks.evasion import FastGradientMethod, ProjectedGradientDescentPyTorch
+    from art.estimators.classification import PyTorchClassifier
+
     model, x, y = _trained_tiny()
     mean, std = 0.5, 0.25
-    pixel_model = robustness._PixelModel(model, mean, std).eval()
+    art_model = PyTorchClassifier(robustness._PixelModel(model, mean, std).eval(),
+                                  loss=torch.nn.CrossEntropyLoss(), input_shape=(1, 8, 8),
+                                  nb_classes=3, clip_values=(0.0, 1.0), device_type="cpu")
     ours = robustness.fgsm(model, x, y, eps=0.03, mean=mean, std=std)
-    theirs = ta.FGSM(pixel_model, eps=0.03)(x, y)
-    assert torch.allclose(ours, theirs, atol=1e-6)
+    theirs = FastGradientMethod(art_model, eps=0.03).generate(x.numpy(), y=y.numpy())
+    assert np.abs(ours.numpy() - theirs).max() <= 1e-6
+    assert (ours != x).any()  # the attack moved something
     ours = robustness.pgd(model, x, y, eps=0.03, alpha=0.01, steps=5, random_start=False,
                           mean=mean, std=std)
-    theirs = ta.PGD(pixel_model, eps=0.03, alpha=0.01, steps=5, random_start=False)(x, y)
-    assert torch.allclose(ours, theirs, atol=1e-6)
+    theirs = ProjectedGradientDescentPyTorch(
+        art_model, eps=0.03, eps_step=0.01, max_iter=5, num_random_init=0, batch_size=len(y),
+        verbose=False).generate(x.numpy(), y=y.numpy())
+    assert np.abs(ours.numpy() - theirs).max() <= 1e-6
 
 
 def test_robust_accuracy_falls_with_eps_and_transfer_is_labelled_by_the_caller():

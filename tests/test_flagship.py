@@ -1,5 +1,6 @@
 """The flagship recipe's --quick run, end to end on real Fashion-MNIST (a few minutes)."""
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -14,7 +15,10 @@ RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "fashion_resnet50_to_
 @pytest.fixture(scope="module")
 def run(fashion_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("flagship")
-    assert main(["run", str(RECIPE), "--quick", "--out", str(out)]) == 0
+    args = ["run", str(RECIPE), "--quick", "--out", str(out)]
+    if importlib.util.find_spec("mlflow"):  # the dev extra installs it; CI has it
+        args.append("--mlflow")
+    assert main(args) == 0
     return out
 
 
@@ -72,3 +76,20 @@ def test_quick_report_opens_in_chromium(run, tmp_path):
     errors, pixels = console_errors_and_screenshot(run / "report.html", tmp_path)
     assert errors == []
     assert_not_blank(pixels)
+
+
+def test_quick_run_is_logged_to_mlflow_per_variant(run):
+    mlflow = pytest.importorskip("mlflow")
+    client = mlflow.MlflowClient(str(run / "mlruns"))  # the default store: OUT/mlruns
+    runs = client.search_runs([client.get_experiment_by_name("optbench").experiment_id])
+    by_name = {r.info.run_name: r for r in runs}
+    report = json.loads((run / "report.json").read_text())
+    assert set(by_name) == {run.name, *report["extra"]["variants"]}
+    deployed = by_name["student-int8-ort"].data
+    assert deployed.params["method"] == "ptq-ort-static"
+    assert deployed.metrics["top1_accuracy"] == pytest.approx(
+        report["quality"]["student-int8-ort / onnxruntime"]["top1_accuracy"])
+    assert "vs.teacher.speedup.b1" in deployed.metrics
+    assert "at64.latency_median_ms.onnxruntime.b1" in deployed.metrics
+    files = client.list_artifacts(by_name["student-int8-ort"].info.run_id, "artifact")
+    assert "artifact/manifest.json" in {f.path for f in files}

@@ -1,0 +1,93 @@
+"""--mlflow against a real MLflow file store: what the report says is what MLflow holds."""
+
+import json
+import sys
+
+import pytest
+from test_pipeline import RECIPE
+
+from optbench.cli import main
+from optbench.errors import MissingInputError, RuntimeUnavailableError
+from optbench.io import sha256_file
+from optbench.tracking import ROLE_TAG, log_results
+
+mlflow = pytest.importorskip("mlflow")
+
+
+@pytest.fixture(scope="module")
+def logged(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tracking")
+    (root / "recipe.toml").write_text(RECIPE)
+    out, store = root / "out", root / "store"
+    assert main(["run", str(root / "recipe.toml"), "--out", str(out), "--mlflow", str(store),
+                 "--mlflow-experiment", "unit"]) == 0
+    client = mlflow.MlflowClient(str(store))
+    exp = client.get_experiment_by_name("unit")
+    runs = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
+    return out, store, client, runs
+
+
+def test_one_pipeline_run_and_one_nested_run_per_variant(logged):
+    out, _, client, runs = logged
+    parent = runs["out"]
+    assert parent.data.tags[ROLE_TAG] == "pipeline"
+    variants = {name: run for name, run in runs.items() if name != "out"}
+    assert set(variants) == {"trained", "sparse", "onnx"}
+    for run in variants.values():
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert run.info.status == "FINISHED"
+    logged_files = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"report.json", "report.md", "report.html", "report.csv"} <= logged_files
+    assert parent.data.tags["optbench.report_sha256"] == sha256_file(out / "report.json")
+
+
+def test_metrics_and_params_are_the_reports_numbers(logged):
+    out, _, _, runs = logged
+    report = json.loads((out / "report.json").read_text())
+    sparse = runs["sparse"].data
+    assert sparse.params["method"] == "prune-unstructured"
+    assert sparse.params["config.ratio"] == "0.5"
+    assert sparse.params["lineage"] == "net > trained > sparse"
+    row = next(r for r in report["rows"] if r["entry"] == "sparse / torch-eager")
+    assert sparse.metrics["latency_median_ms.torch-eager.b2"] == pytest.approx(
+        row["measurement"]["stats"]["median_s"] * 1e3)
+    assert sparse.metrics["size.sparsity"] == pytest.approx(report["sizes"]["sparse"]["sparsity"])
+    onnx = runs["onnx"].data
+    assert onnx.metrics["top1_accuracy"] == pytest.approx(
+        report["quality"]["onnx / onnxruntime"]["top1_accuracy"])
+    ref = next(c for c in report["extra"]["references"] if c["variant"] == "onnx")
+    assert onnx.metrics["vs.trained.size_ratio"] == pytest.approx(ref["size_ratio"])
+
+
+def test_the_onnx_variant_carries_its_deployable_artifact(logged):
+    out, _, client, runs = logged
+    files = {a.path for a in client.list_artifacts(runs["onnx"].info.run_id, "artifact")}
+    assert "artifact/manifest.json" in files
+    manifest = json.loads((out / "artifacts" / "onnx" / "manifest.json").read_text())
+    assert {f"artifact/{name}" for name in manifest["files"]} <= files
+
+
+def test_logging_the_same_report_again_adds_nothing(logged):
+    out, store, client, runs = logged
+    again = log_results(out, str(store), experiment="unit")
+    assert again.already_logged and again.parent_run_id == runs["out"].info.run_id
+    exp = client.get_experiment_by_name("unit")
+    assert len(client.search_runs([exp.experiment_id])) == len(runs)
+    assert set(again.variant_runs) == {"trained", "sparse", "onnx"}
+
+
+def test_mlflow_with_no_measure_fails_before_any_work(tmp_path, capsys):
+    (tmp_path / "r.toml").write_text(RECIPE)
+    code = main(["run", str(tmp_path / "r.toml"), "--out", str(tmp_path / "o"), "--no-measure",
+                 "--mlflow"])
+    assert code == 2 and "--no-measure" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_mlflow_and_missing_report_are_explained(tmp_path, monkeypatch):
+    with pytest.raises(MissingInputError, match="report.json"):
+        log_results(tmp_path)
+    (tmp_path / "report.json").write_text("{}")
+    monkeypatch.setitem(sys.modules, "mlflow", None)
+    with pytest.raises(RuntimeUnavailableError, match=r"optbench\[mlflow\]"):
+        log_results(tmp_path)
