@@ -204,3 +204,27 @@ def test_reduced_precision_on_cuda_agrees_with_fp32(dtype, trained, ctx, synthet
         # the CPU contract's bar: bf16 through torch.compile on an H100 lost 2.3 points here
         allowed = CASES["reduced-precision"][1]
         assert top1_accuracy(logits, labels) >= evaluate(trained, synthetic) - allowed, name
+
+
+def test_pt2e_falls_back_to_fx_with_a_warning_when_export_fails(trained, ctx, synthetic,
+                                                                monkeypatch):
+    from optbench.transforms import quantize
+
+    def refuse(model, example):
+        raise RuntimeError("Unsupported: this model cannot be exported\nmore detail")
+
+    monkeypatch.setattr(quantize, "export_for_quantization", refuse)
+    before = copy.deepcopy(trained.state_dict())
+    with pytest.warns(UserWarning, match="FX path .* deprecated"):
+        variant = optimize(trained, quantize.PT2EQuantConfig(calibration_batches=4), ctx)
+    assert variant.name == "ptq-fx" and variant.runtimes == ("torch-eager",)
+    assert "cannot be exported" in variant.info["pt2e_error"]
+    assert "deprecated" in variant.info["warnings"][0]  # shown in the report's variant table
+    # TinyNet: two int8 convs; the classifier stays fp32, as in ptq-ort-static
+    assert variant.info["ops"] == {"int8_compute_ops": 2, "fp32_compute_ops": 1}
+    assert all(torch.equal(v, before[k]) for k, v in trained.state_dict().items())
+    session = get_runtime("torch-eager").load(variant.model, example=ctx.example(2))
+    logits, labels = collect_logits(lambda x: predict(session, x), make_loader(synthetic, 128))
+    assert top1_accuracy(logits, labels) >= evaluate(trained, synthetic) - CASES["ptq-pt2e"][1]
+    with pytest.raises(ConfigError, match="fx_fallback"):
+        optimize(trained, quantize.PT2EQuantConfig(fx_fallback=False), ctx)
