@@ -22,6 +22,7 @@ from optbench.config import Config, check_choice
 from optbench.errors import ConfigError, MissingInputError
 from optbench.io import atomic_write_json
 from optbench.responsible import RobustnessSpec
+from optbench.targets import TargetSpec, evaluate_targets
 from optbench.transforms.base import Context, Variant, config_from_dict, config_to_dict, optimize
 
 
@@ -85,6 +86,7 @@ class Recipe:
     search: SearchSpec | None = None
     references: tuple[str, ...] = ()    # variants every other is compared with in the report
     robustness: RobustnessSpec | None = None   # robust accuracy of every measured variant
+    targets: tuple[TargetSpec, ...] = ()       # checked after measuring; shown in the report
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike, quick: bool = False) -> Recipe:
@@ -106,10 +108,11 @@ class Recipe:
     @classmethod
     def from_dict(cls, data: dict, source: str = "recipe") -> Recipe:
         unknown = sorted(set(data) - {"data", "models", "steps", "bench", "measure_models",
-                                      "search", "references", "robustness"})
+                                      "search", "references", "robustness", "targets"})
         if unknown:
             raise ConfigError(f"{source}: unknown section(s) {unknown}; allowed: data, models, "
-                              "steps, bench, measure_models, search, references, robustness")
+                              "steps, bench, measure_models, search, references, robustness, "
+                              "targets")
         models = {name: _parse(ModelConfig, spec, f"{source} [models.{name}]")
                   for name, spec in data.get("models", {}).items()}
         if not models:
@@ -124,7 +127,9 @@ class Recipe:
                      references=tuple(data.get("references", ())),
                      robustness=(_parse(RobustnessSpec, data["robustness"],
                                         f"{source} [robustness]")
-                                 if "robustness" in data else None))
+                                 if "robustness" in data else None),
+                     targets=tuple(_parse(TargetSpec, raw, f"{source} [[targets]] #{i + 1}")
+                                   for i, raw in enumerate(data.get("targets", []))))
         recipe.validate(source)
         return recipe
 
@@ -153,6 +158,11 @@ class Recipe:
             if name not in measured:
                 raise ConfigError(f"{source}: references names {name!r}, which is not a measured "
                                   f"variant: {sorted(measured)}")
+        for i, target in enumerate(self.targets):
+            for name in (target.variant, target.reference):
+                if name not in measured:
+                    raise ConfigError(f"{source}: [[targets]] #{i + 1} names {name!r}, which is "
+                                      f"not a measured variant: {sorted(measured)}")
         for name in self.search.inputs if self.search else ():
             if name not in known:
                 raise ConfigError(f"{source}: [search] inputs names {name!r}, which is not a "
@@ -251,6 +261,10 @@ def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True
 
             result.bench.extra.setdefault("at_sizes", {})[str(size)] = measure_at_size(
                 recipe, variants, measured, splits, size, out)
+            result.paths = save_bench(result.bench, out, stem="report")
+        if recipe.targets:
+            result.bench.extra["targets"] = evaluate_targets(result.bench.to_dict(),
+                                                             recipe.targets)
             result.paths = save_bench(result.bench, out, stem="report")
     if measure and search and recipe.search:
         result.search = run_search(recipe, variants, ctx, out)

@@ -36,6 +36,12 @@ def test_quick_run_writes_every_report_file(run):
         ("student-int8-ort", "teacher"), ("student-int8-ort", "student-scratch")}
     md = (run / "report.md").read_text()
     assert "## Against the references" in md and "## Diagnosis" in md
+    targets = {(t["metric"], t["variant"]): t for t in data["extra"]["targets"]}
+    assert len(targets) == 4 and "## Targets" in md
+    assert targets[("size_ratio", "student-int8-ort")]["measured"] > 1
+    assert "breakdown" in targets[("accuracy_delta_points", "student-int8-ort")]
+    # the quick run times 64x64, not 224x224: the 224 target is said to be unmeasured
+    assert "224" in targets[("speedup", "student-int8-ort")]["why"]
 
 
 def test_quick_run_reports_other_size_robustness_and_per_class(run):

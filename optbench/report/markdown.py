@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from optbench.report.responsible import responsible_lines
+from optbench.targets import target_lines
 
 
 def render_bench(result: dict, title: str | None = None) -> str:
@@ -102,7 +103,7 @@ def _at_size_lines(size: str, at: dict) -> list[str]:
 
 
 def _variant_lines(extra: dict) -> list[str]:
-    out = []
+    out = target_lines(extra.get("targets", []))
     if extra.get("references"):
         out += ["## Against the references", "",
                 "Each variant's fastest runtime against each reference's fastest, same batch "

@@ -1,0 +1,159 @@
+"""Targets a recipe states up front (`[[targets]]`), checked against what was measured: met or
+missed, by how much, and, for accuracy, where along the variant's lineage the points went.
+
+    [[targets]]
+    variant = "student-int8-ort"
+    reference = "teacher"
+    metric = "speedup"            # speedup | size_ratio | accuracy_delta_points
+    at_least = 20.0
+    batch_size = 1
+    size = 224                    # speedup at a [bench] extra_sizes size (0: the training size)
+    reference_runtime = "torch-eager"   # "" = the reference's fastest runtime
+
+A pure function of the saved report, so `optbench report` and the pipeline agree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from optbench.config import Config, check_choice
+from optbench.errors import ConfigError
+
+METRICS = ("speedup", "size_ratio", "accuracy_delta_points")
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetSpec(Config):
+    variant: str = ""
+    reference: str = ""
+    metric: str = "speedup"
+    at_least: float = 0.0
+    batch_size: int = 1
+    size: int = 0
+    reference_runtime: str = ""
+
+    def __post_init__(self):
+        if not self.variant or not self.reference:
+            raise ConfigError("a target needs variant and reference, e.g. variant = "
+                              "\"student-int8-ort\", reference = \"teacher\"")
+        check_choice("TargetSpec", "metric", self.metric, METRICS)
+
+    def describe(self) -> str:
+        what = {"speedup": "faster than", "size_ratio": "smaller on disk than",
+                "accuracy_delta_points": "top-1 points vs"}[self.metric]
+        runtime = f" ({self.reference_runtime})" if self.reference_runtime else ""
+        where = (f", batch {self.batch_size}" + (f", {self.size}x{self.size}" if self.size else "")
+                 if self.metric == "speedup" else "")
+        bound = (f">= {self.at_least:+.2f}" if self.metric == "accuracy_delta_points"
+                 else f">= {self.at_least:g}x")
+        return f"{self.variant} {what} {self.reference}{runtime}{where}: {bound}"
+
+
+def evaluate_targets(report: dict, specs: tuple[TargetSpec, ...]) -> list[dict]:
+    return [_evaluate(report, spec) for spec in specs]
+
+
+def _evaluate(report: dict, spec: TargetSpec) -> dict:
+    out = {"target": spec.describe(), **spec.to_dict(), "measured": None, "met": None,
+           "short_by": None}
+    try:
+        value, detail = _MEASURE[spec.metric](report, spec)
+    except LookupError as exc:
+        out["why"] = f"not measured: {exc.args[0]}"
+        return out
+    out.update(detail, measured=value, met=value >= spec.at_least,
+               short_by=max(0.0, spec.at_least - value))
+    return out
+
+
+def _speedup(report: dict, spec: TargetSpec):
+    from optbench.diagnose import fastest_rows, row_median
+
+    rows = report["rows"]
+    if spec.size:
+        at = report.get("extra", {}).get("at_sizes", {}).get(str(spec.size))
+        if at is None:
+            raise LookupError(f"no {spec.size}x{spec.size} pass; add {spec.size} to [bench] "
+                              "extra_sizes")
+        rows = at["rows"]
+    var = fastest_rows(rows).get((spec.variant, spec.batch_size))
+    if spec.reference_runtime:
+        ref = next((r for r in rows if r["variant"] == spec.reference and r["batch_size"] ==
+                    spec.batch_size and r["runtime"] == spec.reference_runtime), None)
+    else:
+        ref = fastest_rows(rows).get((spec.reference, spec.batch_size))
+    if var is None or ref is None:
+        missing = spec.variant if var is None else spec.reference
+        raise LookupError(f"{missing} was not timed at batch {spec.batch_size}"
+                          + (f" ({spec.reference_runtime})" if ref is None and
+                             spec.reference_runtime else ""))
+    detail = {"runtime": var["runtime"], "reference_runtime_used": ref["runtime"]}
+    if var["speedup"]["baseline"] == ref["entry"]:  # timed against it: its bootstrap CI holds
+        ci = var["speedup"]["speedup"]
+        detail["ci95"] = [ci["low"], ci["high"]]
+    return row_median(ref) / row_median(var), detail
+
+
+def _size_ratio(report: dict, spec: TargetSpec):
+    sizes = report.get("sizes", {})
+    for name in (spec.variant, spec.reference):
+        if name not in sizes:
+            raise LookupError(f"no size for {name}")
+    return sizes[spec.reference]["file_bytes"] / sizes[spec.variant]["file_bytes"], {}
+
+
+def _accuracy_delta(report: dict, spec: TargetSpec):
+    acc = _accuracies(report)
+    for name in (spec.variant, spec.reference):
+        if name not in acc:
+            raise LookupError(f"no accuracy for {name}")
+    lineage = report.get("extra", {}).get("variants", {}).get(spec.variant, {}).get(
+        "lineage", [spec.variant])
+    steps = [(spec.reference, acc[spec.reference])]
+    steps += [(name, acc[name]) for name in lineage if name in acc and name != spec.reference]
+    breakdown = [{"from": a, "to": b, "points": (acc_b - acc_a) * 100}
+                 for (a, acc_a), (b, acc_b) in zip(steps, steps[1:], strict=False)]
+    return (acc[spec.variant] - acc[spec.reference]) * 100, {"breakdown": breakdown}
+
+
+def _accuracies(report: dict) -> dict[str, float]:
+    best: dict[str, float] = {}
+    for entry, q in report.get("quality", {}).items():
+        name = entry.split(" / ")[0]
+        best[name] = max(best.get(name, 0.0), q["top1_accuracy"])
+    return best
+
+
+_MEASURE = {"speedup": _speedup, "size_ratio": _size_ratio,
+            "accuracy_delta_points": _accuracy_delta}
+
+
+def target_lines(targets: list[dict]) -> list[str]:
+    """The report's Targets section: each target, what was measured, and by how much it missed;
+    for accuracy, the points each step along the lineage gained or lost."""
+    if not targets:
+        return []
+    out = ["## Targets", "", "Stated in the recipe before the run; checked against this report.",
+           "", "| target | measured | met? | short by |", "|---|---:|---|---:|"]
+    for t in targets:
+        if t["measured"] is None:
+            out.append(f"| {t['target']} | — | {t['why']} | — |")
+            continue
+        pts = t["metric"] == "accuracy_delta_points"
+        value = f"{t['measured']:+.2f}" if pts else f"{t['measured']:.2f}x"
+        if "ci95" in t:
+            value += f" [{t['ci95'][0]:.2f}, {t['ci95'][1]:.2f}]"
+        short = "—" if t["met"] else (f"{t['short_by']:.2f} points" if pts
+                                      else f"{t['short_by']:.2f}x")
+        out.append(f"| {t['target']} | {value} | {'yes' if t['met'] else '**no**'} | {short} |")
+    out.append("")
+    for t in targets:
+        if t["met"] is False and t.get("breakdown"):
+            path = "; ".join(f"{b['from']} → {b['to']} {b['points']:+.2f}"
+                             for b in t["breakdown"])
+            out.append(f"- Where the points went for {t['variant']} vs {t['reference']}: {path}.")
+        if t["met"] is False and "ci95" in t and t["ci95"][0] <= t["at_least"] <= t["ci95"][1]:
+            out.append(f"- {t['variant']} vs {t['reference']}: the 95% CI of the speed-up "
+                       f"contains the target {t['at_least']:g}x; this run cannot tell it apart.")
+    return out + [""]

@@ -1,0 +1,96 @@
+"""Recipe targets: met or missed, by how much, and where the accuracy points went."""
+
+import pytest
+
+from optbench.errors import ConfigError
+from optbench.pipeline import Recipe
+from optbench.targets import TargetSpec, evaluate_targets, target_lines
+
+
+def _row(variant, runtime, median_s, baseline="big / torch-eager", est=1.0, ci=(0.9, 1.1),
+         batch=1):
+    return {"entry": f"{variant} / {runtime}", "variant": variant, "runtime": runtime,
+            "batch_size": batch, "measurement": {"stats": {"median_s": median_s}},
+            "speedup": {"baseline": baseline,
+                        "speedup": {"estimate": est, "low": ci[0], "high": ci[1]}}}
+
+
+REPORT = {
+    "rows": [_row("big", "torch-eager", 0.100), _row("big", "torch-compile", 0.050, est=2.0),
+             _row("small", "onnxruntime", 0.004, est=25.0, ci=(24.0, 26.0))],
+    "quality": {"big / torch-eager": {"top1_accuracy": 0.92},
+                "big / torch-compile": {"top1_accuracy": 0.92},
+                "mid / torch-eager": {"top1_accuracy": 0.90},
+                "small / onnxruntime": {"top1_accuracy": 0.885}},
+    "sizes": {"big": {"file_bytes": 100_000}, "small": {"file_bytes": 4_000}},
+    "extra": {"variants": {"small": {"lineage": ["net", "mid", "small"]}},
+              "at_sizes": {"224": {"rows": [
+                  _row("big", "torch-eager", 0.080, baseline="big / torch-eager"),
+                  _row("small", "onnxruntime", 0.0041, est=19.5, ci=(19.0, 20.5),
+                       baseline="big / torch-eager")]}}},
+}
+
+
+def _one(**fields):
+    return evaluate_targets(REPORT, (TargetSpec(**fields),))[0]
+
+
+def test_speedup_against_a_named_runtime_carries_the_measured_ci():
+    t = _one(variant="small", reference="big", metric="speedup", at_least=20.0,
+             reference_runtime="torch-eager")
+    assert t["measured"] == pytest.approx(25.0) and t["met"] and t["ci95"] == [24.0, 26.0]
+
+
+def test_speedup_against_the_fastest_reference_has_no_ci_it_did_not_measure():
+    t = _one(variant="small", reference="big", metric="speedup", at_least=20.0)
+    assert t["measured"] == pytest.approx(12.5) and not t["met"]
+    assert t["short_by"] == pytest.approx(7.5) and "ci95" not in t
+    assert t["runtime"] == "onnxruntime" and t["reference_runtime_used"] == "torch-compile"
+
+
+def test_speedup_at_another_size_and_a_missing_size_is_said():
+    t = _one(variant="small", reference="big", metric="speedup", at_least=20.0, size=224,
+             reference_runtime="torch-eager")
+    assert t["measured"] == pytest.approx(0.080 / 0.0041) and t["met"] is False
+    lines = "\n".join(target_lines([t]))
+    assert "contains the target 20x" in lines and "**no**" in lines
+    gone = _one(variant="small", reference="big", metric="speedup", at_least=20.0, size=512)
+    assert gone["met"] is None and "extra_sizes" in gone["why"]
+
+
+def test_accuracy_shortfall_is_split_along_the_lineage():
+    t = _one(variant="small", reference="big", metric="accuracy_delta_points", at_least=-1.5)
+    assert t["measured"] == pytest.approx(-3.5) and t["short_by"] == pytest.approx(2.0)
+    steps = [(b["from"], b["to"], round(b["points"], 6)) for b in t["breakdown"]]
+    assert steps == [("big", "mid", -2.0), ("mid", "small", -1.5)]
+    assert sum(b["points"] for b in t["breakdown"]) == pytest.approx(t["measured"])
+    assert "big → mid -2.00; mid → small -1.50" in "\n".join(target_lines([t]))
+
+
+def test_size_ratio():
+    t = _one(variant="small", reference="big", metric="size_ratio", at_least=10.0)
+    assert t["measured"] == pytest.approx(25.0) and t["met"]
+
+
+RECIPE = """
+[data]
+dataset = "synthetic"
+[models.net]
+arch = "resnet18"
+[[steps]]
+name = "trained"
+method = "train"
+train = { epochs = 1 }
+"""
+
+
+@pytest.mark.parametrize("target, message", [
+    ('variant = "nope"\nreference = "trained"', "not a measured variant"),
+    ('variant = "trained"\nreference = "trained"\nmetric = "speed"', "metric"),
+    ('variant = "trained"', "needs variant and reference"),
+])
+def test_bad_targets_fail_before_any_work(tmp_path, target, message):
+    path = tmp_path / "r.toml"
+    path.write_text(RECIPE + "[[targets]]\n" + target + "\n")
+    with pytest.raises(ConfigError, match=message):
+        Recipe.from_toml(path)
