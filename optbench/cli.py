@@ -154,7 +154,14 @@ def _run(args) -> int:
     result = run_recipe(recipe, args.out, measure=not args.no_measure,
                         search=not args.skip_search)
     if result.bench is None:
-        print(f"ran {len(recipe.steps)} steps; nothing measured")
+        searched = Path(args.out) / "search.md"
+        if result.search:
+            print(searched.read_text())
+        print(f"ran {len(recipe.steps)} steps; no variant measured"
+              + (f"; wrote {searched} and search.json" if result.search else ""))
+        if args.mlflow is not None:
+            print("MLflow: nothing logged (it logs report.json, which a run without measured "
+                  "variants does not write)")
         return 0
     print(result.paths["md"].read_text())
     extra = [Path(args.out) / "search.md"] if result.search else []

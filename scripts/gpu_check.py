@@ -2,9 +2,9 @@
 
     python scripts/gpu_check.py --out OUT [--student CKPT] [--data-dir DIR]
 
-1. With --student (an optbench checkpoint of the flagship's MobileNetV2 student, 1x32x32 inputs)
-   and Fashion-MNIST, measures the top-1 accuracy of the variants of 2. and their agreement with fp32
-   on the whole test split, on the GPU (first: it is the part with real data).
+1. With --student (an optbench checkpoint of the flagship's MobileNetV2 student, 1x32x32
+   inputs) and Fashion-MNIST, measures the top-1 accuracy of the variants of 2. and their
+   agreement with fp32 on the whole test split, on the GPU (first: it holds the real data).
 2. Measures ResNet50 and MobileNetV2 (10 classes, 3x224x224, batch 1 and 8) on CUDA with the
    same harness as on CPU (CUDA events, torch.cuda.max_memory_allocated): fp32 eager (the
    baseline), fp32 torch.compile, fp16 and bf16 autocast through torch.compile, and ONNX Runtime's

@@ -138,3 +138,10 @@ train = { epochs = 1, max_steps_per_epoch = 1 }
     assert quick.fingerprint() != full.fingerprint()  # their runs cannot mix
     with pytest.raises(ConfigError, match="no \\[quick\\] section"):
         Recipe.from_toml(_write(tmp_path, RECIPE), quick=True)
+
+
+def test_run_without_measuring_says_so(tmp_path, capsys):
+    assert main(["run", str(_write(tmp_path)), "--out", str(tmp_path / "out"),
+                 "--no-measure"]) == 0
+    assert "ran 3 steps; no variant measured" in capsys.readouterr().out
+    assert not (tmp_path / "out" / "report.json").exists()
