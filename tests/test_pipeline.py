@@ -145,3 +145,17 @@ def test_run_without_measuring_says_so(tmp_path, capsys):
                  "--no-measure"]) == 0
     assert "ran 3 steps; no variant measured" in capsys.readouterr().out
     assert not (tmp_path / "out" / "report.json").exists()
+
+
+def test_no_committed_results_folder_pins_a_recipe():
+    """`make demo` writes into results/flagship-quick; a committed state.json there would hold
+    an old recipe's fingerprint and make the README's main command refuse the folder."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    listed = subprocess.run(["git", "ls-files", "results"], cwd=root, capture_output=True,
+                            text=True)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout")
+    assert not [p for p in listed.stdout.split() if p.endswith("state.json")]
