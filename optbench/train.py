@@ -169,11 +169,19 @@ def _save(path, config, model, optimizer, scheduler, history) -> None:
                              "scheduler": scheduler.state_dict(), "history": history})
 
 
+def _as_current(saved, config: TrainConfig):
+    """A checkpoint's config read with today's fields: a field added since it was written takes
+    its default (what the run then used), so new options do not orphan old checkpoints."""
+    if not isinstance(saved, dict):
+        return saved
+    return {**type(config)().to_dict(), **saved}
+
+
 def _resume(path, config, model, optimizer, scheduler) -> tuple[list[dict], int]:
     if path is None or not Path(path).is_file():
         return [], 0
     state = safe_torch_load(path)
-    if state.get("config") != config.to_dict():
+    if _as_current(state.get("config"), config) != config.to_dict():
         raise ConfigError(
             f"checkpoint {path} was written with a different training config "
             f"({state.get('config')}); delete it or use another checkpoint path to start afresh")

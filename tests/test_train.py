@@ -67,3 +67,19 @@ def test_warmup_then_cosine_schedule_known_values():
     assert lrs[10] == pytest.approx(1.0) and lrs[15] == pytest.approx(0.5)
     with pytest.raises(ConfigError, match="warmup_epochs"):
         TrainConfig(epochs=2, warmup_epochs=3)
+
+
+def test_checkpoint_written_before_a_new_field_still_resumes(synthetic, tmp_path):
+    """A field added to TrainConfig later (here warmup_epochs, as if the checkpoint predated it)
+    takes its default; the checkpoint resumes when the run keeps that default, not otherwise."""
+    ckpt = tmp_path / "run.ckpt"
+    config = TrainConfig(epochs=2, batch_size=64)
+    train(TinyNet(), synthetic, config, checkpoint=ckpt, progress=False, stop_after_epoch=1)
+    state = safe_torch_load(ckpt)
+    del state["config"]["warmup_epochs"]
+    torch.save(state, ckpt)
+    result = train(TinyNet(), synthetic, config, checkpoint=ckpt, progress=False)
+    assert result.resumed_from_epoch == 1
+    with pytest.raises(ConfigError, match="different training config"):
+        train(TinyNet(), synthetic, TrainConfig(epochs=2, batch_size=64, warmup_epochs=1.0),
+              checkpoint=ckpt, progress=False)
