@@ -95,6 +95,15 @@ def row_median(row: dict) -> float:
     return row["measurement"]["stats"]["median_s"]
 
 
+def best_accuracies(quality: dict[str, dict]) -> dict[str, float]:
+    """variant -> its best top-1 over the runtimes it was evaluated on ("variant / runtime")."""
+    best: dict[str, float] = {}
+    for entry, q in quality.items():
+        name = entry.split(" / ")[0]
+        best[name] = max(best.get(name, 0.0), q["top1_accuracy"])
+    return best
+
+
 def fastest_rows(rows: list[dict]) -> dict[tuple[str, int], dict]:
     """(variant, batch size) -> the row of its fastest runtime."""
     best: dict[tuple[str, int], dict] = {}

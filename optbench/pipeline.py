@@ -242,8 +242,14 @@ def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True
                                                                      recipe.references)
         from optbench.report import save_bench
 
-        # written now, so a failure in a later stage (search) loses no measurement
-        result.paths = save_bench(result.bench, out, stem="report")
+        def save() -> None:
+            # targets re-checked at every save: a run cut short says which are not measured yet
+            if recipe.targets:
+                result.bench.extra["targets"] = evaluate_targets(result.bench.to_dict(),
+                                                                 recipe.targets)
+            result.paths = save_bench(result.bench, out, stem="report")
+
+        save()  # now, so a failure in a later stage (search) loses no measurement
         result.artifacts = export_artifacts(variants, measured, result.bench.to_dict(), recipe,
                                             out / "artifacts", splits["test"].classes)
         if recipe.robustness:
@@ -255,17 +261,13 @@ def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True
             result.bench.extra["robustness"] = robustness_stage(
                 variants, measured, runtime_of, splits["test"], recipe.robustness,
                 threads=recipe.bench.threads)
-            result.paths = save_bench(result.bench, out, stem="report")
+            save()
         for size in recipe.bench.extra_sizes:
             from optbench.at_size import measure_at_size
 
             result.bench.extra.setdefault("at_sizes", {})[str(size)] = measure_at_size(
                 recipe, variants, measured, splits, size, out)
-            result.paths = save_bench(result.bench, out, stem="report")
-        if recipe.targets:
-            result.bench.extra["targets"] = evaluate_targets(result.bench.to_dict(),
-                                                             recipe.targets)
-            result.paths = save_bench(result.bench, out, stem="report")
+            save()
     if measure and search and recipe.search:
         result.search = run_search(recipe, variants, ctx, out)
     return result
@@ -355,14 +357,10 @@ def measure_variants(variants: list[Variant], config: BenchConfig, eval_data):
 def compare_to_references(result: dict, references: tuple[str, ...]) -> list[dict]:
     """Each variant's best runtime against each reference's best, per batch size: speed-up,
     size ratio (reference bytes / variant bytes) and top-1 difference in points."""
-    from optbench.diagnose import fastest_rows, row_median
+    from optbench.diagnose import best_accuracies, fastest_rows, row_median
 
     best = fastest_rows(result["rows"])
-    quality, sizes = result.get("quality", {}), result.get("sizes", {})
-
-    def accuracy(variant):
-        scores = [q["top1_accuracy"] for e, q in quality.items() if e.startswith(variant + " / ")]
-        return max(scores) if scores else None
+    accuracy, sizes = best_accuracies(result.get("quality", {})).get, result.get("sizes", {})
 
     out = []
     for (variant, batch), row in best.items():

@@ -104,7 +104,9 @@ def _size_ratio(report: dict, spec: TargetSpec):
 
 
 def _accuracy_delta(report: dict, spec: TargetSpec):
-    acc = _accuracies(report)
+    from optbench.diagnose import best_accuracies
+
+    acc = best_accuracies(report.get("quality", {}))
     for name in (spec.variant, spec.reference):
         if name not in acc:
             raise LookupError(f"no accuracy for {name}")
@@ -115,14 +117,6 @@ def _accuracy_delta(report: dict, spec: TargetSpec):
     breakdown = [{"from": a, "to": b, "points": (acc_b - acc_a) * 100}
                  for (a, acc_a), (b, acc_b) in zip(steps, steps[1:], strict=False)]
     return (acc[spec.variant] - acc[spec.reference]) * 100, {"breakdown": breakdown}
-
-
-def _accuracies(report: dict) -> dict[str, float]:
-    best: dict[str, float] = {}
-    for entry, q in report.get("quality", {}).items():
-        name = entry.split(" / ")[0]
-        best[name] = max(best.get(name, 0.0), q["top1_accuracy"])
-    return best
 
 
 _MEASURE = {"speedup": _speedup, "size_ratio": _size_ratio,

@@ -112,7 +112,6 @@ def main(argv=None) -> int:
         report["latency"][name] = result.to_dict()
         md += [f"## {name}, 3x224x224, random weights (latency only)", "", *rows_md(result), ""]
         save(out, report, md)  # after each part, so a run cut short keeps what it measured
-    save(out, report, md)
     print("\n".join(md))
     return 0
 

@@ -81,7 +81,7 @@ def quantize_pt2e(parent: Variant, config: PT2EQuantConfig, ctx: Context) -> Var
         exported = export_for_quantization(model, ctx.example(2))
         prepared = prepare_pt2e(exported, x86_quantizer(is_qat=False))
     except Exception as exc:  # capture or annotation failed: the model, not the data
-        reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}"
+        reason = _first_line(exc)
         if not config.fx_fallback:
             raise ConfigError(f"PT2E could not quantize this model ({reason}); set "
                               "fx_fallback = true to use the deprecated FX path, or make the "
@@ -91,6 +91,11 @@ def quantize_pt2e(parent: Variant, config: PT2EQuantConfig, ctx: Context) -> Var
     converted = drop_unused_attributes(convert_pt2e(prepared))
     return parent.derive("ptq-pt2e", model=converted, runtimes=("torch-compile",),
                          info={"int8": True, "ops": pt2e_op_counts(converted)})
+
+
+def _first_line(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:300] if lines else ''}"
 
 
 FX_FALLBACK_WARNING = ("PT2E could not capture this model ({reason}), so it was quantized with "
@@ -119,8 +124,7 @@ def _quantize_fx(parent: Variant, model: nn.Module, data, config: PT2EQuantConfi
                 mapping = mapping.set_module_name(linears[-1], None)
             prepared = prepare_fx(model, mapping, (ctx.example(2),))
         except Exception as exc:
-            raise ConfigError(f"neither PT2E ({reason}) nor FX "
-                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:300]}) could "
+            raise ConfigError(f"neither PT2E ({reason}) nor FX ({_first_line(exc)}) could "
                               "trace this model; int8 needs a traceable forward (no "
                               "data-dependent Python control flow)") from exc
         calibrate(prepared, data, config.calibration_batches, config.batch_size)
