@@ -50,6 +50,7 @@ class Manifest(Config):
     lineage: tuple[str, ...] = ()
     metrics: dict = dataclasses.field(default_factory=dict)
     created: str = ""
+    int8: dict | None = None               # int8 format (optbench.isa), read from the graph
     schema: str = SCHEMA
 
     @classmethod
@@ -82,16 +83,23 @@ def save_artifact(out_dir: str | os.PathLike, *, name: str, input_shape: tuple[i
                   state_dict: dict | None = None, architecture: dict | None = None,
                   transform: Any = None, class_names: tuple[str, ...] = (),
                   metrics: dict | None = None, lineage: tuple[str, ...] = (),
-                  version: str = "1") -> Path:
+                  version: str = "1", int8: dict | None = None) -> Path:
     """Write an artifact folder (model file + manifest.json) and return the manifest's path.
-    Give either an ONNX file or a state dict plus the `architecture` (build_model kwargs)."""
+    Give either an ONNX file or a state dict plus the `architecture` (build_model kwargs).
+    An ONNX file's int8 weight format is read from the graph (optbench.isa.onnx_int8_mode);
+    `int8` (a variant's info["int8_mode"]) adds which CPU kind it was chosen for."""
     out = Path(out_dir)
     if (onnx_path is None) == (state_dict is None):
         raise ConfigError("save_artifact needs exactly one of onnx_path or state_dict")
     out.mkdir(parents=True, exist_ok=True)
     if onnx_path is not None:
+        from optbench.isa import onnx_int8_mode
+
         fmt, model_file = "onnx", "model.onnx"
         _copy_atomic(Path(onnx_path), out / model_file)
+        found = onnx_int8_mode(out / model_file)
+        int8 = {**found, **{k: v for k, v in (int8 or {}).items() if k == "chosen_for"},
+                "declared": (int8 or {}).get("reason", "")} if found else None
     else:
         if not architecture or "name" not in architecture:
             raise ConfigError("a state-dict artifact needs architecture={'name': <model zoo "
@@ -107,7 +115,8 @@ def save_artifact(out_dir: str | os.PathLike, *, name: str, input_shape: tuple[i
         input_shape=tuple(int(s) for s in input_shape), transform=transform,
         class_names=tuple(class_names), architecture=architecture, version=str(version),
         lineage=tuple(lineage), metrics=dict(metrics or {}),
-        created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
+        created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        int8=int8 if fmt == "onnx" else None)
     return atomic_write_json(out / MANIFEST, manifest.to_dict())
 
 

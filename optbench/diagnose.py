@@ -58,9 +58,16 @@ def causes(info: dict, row: dict, parent_row: dict, env: dict) -> list[str]:
         out.append(f"{ops['fake_quant_ops']} fake-quant ops remain in the graph: the QAT model "
                    "was not converted to int8")
     isa = env.get("isa", {})
-    if info.get("int8") and isa and not (isa.get("avx512_vnni") or isa.get("amx_int8")
-                                         or isa.get("avx_vnni")):
-        out.append("this CPU lacks VNNI and AMX int8 instructions: int8 kernels gain little")
+    features = env.get("cpu_features") or {}
+    no_vnni = (not features["vnni"]) if features else (
+        isa and not (isa.get("avx512_vnni") or isa.get("amx_int8") or isa.get("avx_vnni")))
+    if info.get("int8") and no_vnni:
+        kind = features.get("kind", "this")
+        mode = (info.get("int8_mode") or {}).get("mode")
+        out.append(f"this {kind} CPU lacks VNNI and AMX int8 instructions: its int8 kernels "
+                   "add pairs of products in saturating 16 bits (vpmaddubsw), so int8 gains "
+                   "little here" + (f" (this variant used int8 format {mode} to stay exact)"
+                                    if mode else ""))
     if info.get("dtype") == "bfloat16" and isa and not (isa.get("avx512_bf16")
                                                         or isa.get("amx_bf16")):
         out.append("this CPU lacks AVX512-BF16/AMX: bf16 is emulated and slow")

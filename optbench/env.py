@@ -11,7 +11,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
+ISA_FLAGS = ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile",
+             "amx_int8", "amx_bf16")
 _PACKAGES = ("torch", "torchvision", "onnx", "onnxruntime", "onnxscript", "numpy", "torchao",
              "torch-pruning")
 
@@ -62,6 +63,16 @@ def git_commit(cwd: str | os.PathLike | None = None) -> str | None:
     return out.stdout.strip() or None
 
 
+def git_dirty(cwd: str | os.PathLike | None = None) -> bool | None:
+    """Whether the working tree has uncommitted changes to tracked files (None outside git)."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                             capture_output=True, text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(out.stdout.strip())
+
+
 def capture() -> dict:
     """A JSON-ready description of this machine and software, taken now."""
     try:
@@ -70,8 +81,11 @@ def capture() -> dict:
         cpu = {"cpu_model": platform.processor() or "unknown", "isa": {}}
     import torch  # torch is a hard dependency; imported here to read its threads and CUDA
 
+    from optbench.isa import cpu_features
+
     env = {
         **cpu,
+        "cpu_features": cpu_features().to_dict(),   # from CPUID, what the int8 kernels see
         "machine": platform.machine(),
         "os": platform.platform(),
         "logical_cpus": os.cpu_count(),
@@ -83,6 +97,7 @@ def capture() -> dict:
         "packages": package_versions(),
         "cuda": _cuda_info(torch),
         "git_commit": git_commit(),
+        "git_dirty": git_dirty(),
         "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "command": _command(),
     }

@@ -291,7 +291,7 @@ def export_artifacts(variants: dict[str, Variant], measured: list[str], bench: d
             out / name, name=name, onnx_path=v.onnx_path,
             input_shape=(d.channels, d.image_size, d.image_size), transform=transform,
             class_names=class_names, lineage=v.lineage, metrics=variant_figures(bench, name),
-            version=recipe.fingerprint())
+            version=recipe.fingerprint(), int8=v.info.get("int8_mode"))
     return paths
 
 

@@ -35,7 +35,23 @@ def test_capture_has_the_fields_results_need():
     for key in ("cpu_model", "isa", "logical_cpus", "torch_threads", "allocator", "python",
                 "packages", "git_commit", "date", "command"):
         assert key in info
-    assert info["packages"]["torch"] == torch.__version__.split("+")[0] or info["packages"]["torch"]
+    assert info["packages"]["torch"] == torch.__version__.split("+")[0]
+    assert info["cpu_features"]["kind"] in ("amx", "avx512-vnni", "avx-vnni", "avx512", "avx2",
+                                            "x86", "aarch64", "arm64")
+
+
+def test_git_dirty_sees_uncommitted_changes(tmp_path):
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path,
+                       check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "f.txt").write_text("a")
+    git("add", "f.txt")
+    git("commit", "-qm", "one")
+    assert env.git_dirty(tmp_path) is False
+    (tmp_path / "f.txt").write_text("b")
+    assert env.git_dirty(tmp_path) is True
 
 
 def test_atomic_write_keeps_the_old_file_when_serialization_fails(tmp_path):

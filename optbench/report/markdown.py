@@ -116,7 +116,7 @@ def _variant_lines(extra: dict) -> list[str]:
         for name, v in extra["variants"].items():
             info = v["info"]
             notes = "; ".join([*info.get("warnings", []),
-                               *([info["note"]] if "note" in info else [])])
+                               *([info["note"]] if "note" in info else []), *int8_notes(info)])
             out.append(f"| {name} | {' → '.join(v['lineage'])} | {', '.join(v['runtimes'])} "
                        f"| {notes} |")
         out.append("")
@@ -129,6 +129,18 @@ def _variant_lines(extra: dict) -> list[str]:
                        f"{d['speedup']:.2f}x vs {d['parent']} / {d['parent_runtime']}. "
                        + " ".join(d["reasons"]))
         out.append("")
+    return out
+
+
+def int8_notes(info: dict) -> list[str]:
+    """An int8 variant's number format (and why) and its accuracy guard's figures."""
+    out = []
+    if info.get("int8_mode"):
+        out.append(f"int8 format {info['int8_mode']['mode']} ({info['int8_mode']['reason']})")
+    guard = info.get("int8_guard") or {}
+    if "top1_agreement" in guard:
+        out.append(f"guard: {guard['top1_agreement']:.1%} top-1 agreement with the parent on "
+                   f"{guard['examples']} calibration examples ({guard['runtime']})")
     return out
 
 
@@ -146,12 +158,18 @@ def _env_lines(env: dict) -> list[str]:
     isa = ", ".join(k for k, v in env.get("isa", {}).items() if v) or "none detected"
     pk = env.get("packages", {})
     versions = ", ".join(f"{k} {v}" for k, v in pk.items() if v)
+    features = env.get("cpu_features") or {}
+    int8 = (f"; int8 class: {features['kind']} (VNNI: {'yes' if features['vnni'] else 'no'})"
+            if features else "")
     return ["## Environment", "",
-            f"- CPU: {env.get('cpu_model')} ({env.get('logical_cpus')} logical CPUs); ISA: {isa}",
+            f"- CPU: {env.get('cpu_model')} ({env.get('logical_cpus')} logical CPUs); ISA: {isa}"
+            + int8,
             f"- torch threads: {env.get('torch_threads')}; allocator: {env.get('allocator')}",
             f"- Python {env.get('python')}; {versions}",
             f"- CUDA: {env.get('cuda') or 'none'}",
-            f"- git commit: {env.get('git_commit')}; date: {env.get('date')}"]
+            f"- git commit: {env.get('git_commit')}"
+            + (" (uncommitted changes)" if env.get("git_dirty") else "")
+            + f"; date: {env.get('date')}"]
 
 
 def render_search(summary: dict) -> str:

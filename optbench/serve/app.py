@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from optbench.monitor.metrics import CONTENT_TYPE, ServeMetrics
 from optbench.serve.ab import ABRouter
 from optbench.serve.inputs import IMAGE_TYPES, RequestError, parse_image, parse_json
-from optbench.serve.registry import ServedModel, check_manifests, load_models
+from optbench.serve.registry import ServedModel, check_manifests, load_models, model_warnings
 from optbench.serve.settings import ServeSettings
 
 _PREDICT_BODY = {"requestBody": {"required": True, "content": {
@@ -195,7 +195,7 @@ def _add_routes(app: FastAPI) -> None:
 def _model_summary(m) -> dict:
     return {"name": m.name, "version": m.version, "format": m.format,
             "input_shape": list(m.input_shape), "classes": list(m.class_names),
-            "metrics": m.metrics}
+            "metrics": m.metrics, "int8": m.int8, "warnings": model_warnings(m)}
 
 
 def _manifest(state, name: str):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 
 from optbench.artifact import LoadedArtifact, Manifest, load_artifact, read_manifest
 from optbench.errors import ConfigError
+from optbench.isa import cpu_features, portability_warning
 from optbench.monitor.metrics import ServeMetrics
 from optbench.serve.batching import Batcher, Direct
 from optbench.serve.settings import ServeSettings
@@ -58,6 +60,8 @@ def check_manifests(settings: ServeSettings) -> dict[str, Manifest]:
             raise ConfigError(f"two artifacts are named {manifest.name!r}; model names must "
                               "be unique (rename one with save_artifact(name=...))")
         manifests[manifest.name] = manifest
+        for warning in model_warnings(manifest):
+            logging.getLogger("optbench.serve").warning("model %s: %s", manifest.name, warning)
     for route in settings.ab_routes:
         for model in (route.a, route.b):
             if model not in manifests:
@@ -67,6 +71,13 @@ def check_manifests(settings: ServeSettings) -> dict[str, Manifest]:
             raise ConfigError(f"A/B route {route.name!r}: models {route.a!r} and {route.b!r} "
                               "take different input shapes, so one request cannot go to either")
     return manifests
+
+
+def model_warnings(manifest: Manifest) -> list[str]:
+    """What a client should know before trusting this model here: an int8 format made for
+    another CPU kind (optbench.isa.portability_warning)."""
+    warning = portability_warning(manifest.int8, cpu_features())
+    return [warning] if warning else []
 
 
 def load_models(settings: ServeSettings, metrics: ServeMetrics,

@@ -9,12 +9,15 @@ from typing import ClassVar
 
 from torch import nn
 
-from optbench.config import Config
+from optbench.config import Config, check_choice
+from optbench.isa import PT2E_MODES, cpu_features, pt2e_mode
 from optbench.train import TrainConfig, train
 from optbench.transforms.base import Context, Variant, register, require_module
+from optbench.transforms.guard import Int8Guard, check_int8
 from optbench.transforms.quantize import (
     drop_unused_attributes,
     export_for_quantization,
+    mode_hints,
     pt2e_op_counts,
     untie_shared_modules,
     x86_quantizer,
@@ -26,6 +29,12 @@ class QATConfig(Config):
     method: ClassVar[str] = "qat-pt2e"
     train: TrainConfig = TrainConfig(epochs=1, lr=0.001, optimizer="sgd", momentum=0.9,
                                      weight_decay=0.0)
+    int8_mode: str = "auto"     # auto | full-range | reduce-range (see optbench.isa)
+    # QAT moves the weights, so agreement with the fp32 parent is looser than after PTQ
+    guard: Int8Guard = Int8Guard(min_agreement=0.6)
+
+    def __post_init__(self):
+        check_choice("QATConfig", "int8_mode", self.int8_mode, PT2E_MODES)
 
 
 class _ExportedTrainable(nn.Module):
@@ -55,12 +64,17 @@ def qat(parent: Variant, config: QATConfig, ctx: Context) -> Variant:
 
     data = ctx.require("train_data", config.method)
     model = untie_shared_modules(copy.deepcopy(require_module(parent, config.method)).train())
+    mode = pt2e_mode(config.int8_mode, cpu_features())
     prepared = prepare_qat_pt2e(export_for_quantization(model, ctx.example(2)),
-                                x86_quantizer(is_qat=True))
+                                x86_quantizer(is_qat=True, mode=mode))
     wrapper = _ExportedTrainable(prepared)
     history = train(wrapper, data, config.train, device=ctx.device, progress=ctx.progress,
                     checkpoint=ctx.file(parent, "qat.ckpt")).history
     wrapper.train(False)
     converted = drop_unused_attributes(convert_pt2e(wrapper.gm))
-    return parent.derive("qat-pt2e", model=converted, runtimes=("torch-compile",),
-                         info={"int8": True, "ops": pt2e_op_counts(converted), "history": history})
+    variant = parent.derive("qat-pt2e", model=converted, runtimes=("torch-compile",),
+                            info={"int8": True, "ops": pt2e_op_counts(converted),
+                                  "history": history, "int8_mode": mode.to_dict()})
+    check_int8(parent, variant, ctx.calib_data if ctx.calib_data is not None else data,
+               config.guard, mode_hints(mode))
+    return variant

@@ -5,6 +5,10 @@
 - `ptq-ort-static`: ONNX Runtime static QDQ quantization of the fp32 ONNX graph, per-channel
   weights, unsigned 8-bit activations (ORT's signed default left ~40% of convs in fp32 on x86).
 - `ptq-ort-dynamic`: dynamic int8 for Linear-heavy models; warns on conv nets (slower there).
+
+Every int8 method picks a number format that stays exact on the CPU it runs on (`int8_mode`,
+see optbench.isa: full range where the CPU has VNNI, 7 bits where it has not) and then runs the
+accuracy guard (optbench.transforms.guard) against its parent before returning.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from torch import nn
 from optbench.config import Config, check_choice, check_positive
 from optbench.data import make_loader
 from optbench.errors import ConfigError
+from optbench.isa import ORT_MODES, PT2E_MODES, Int8Mode, cpu_features, ort_mode, pt2e_mode
 from optbench.transforms.base import Context, Variant, register, require_module
+from optbench.transforms.guard import Int8Guard, check_int8
 
 DYNAMIC_ON_CONV_WARNING = ("dynamic int8 computes activation scales at run time and turns convs "
                            "into ConvInteger, which has no fast x86 kernel; on conv nets it was "
@@ -38,10 +44,13 @@ class PT2EQuantConfig(Config):
     calibration_batches: int = 8
     batch_size: int = 32
     fx_fallback: bool = True    # when PT2E cannot take the model: the deprecated FX path, warned
+    int8_mode: str = "auto"     # auto | full-range | reduce-range (7-bit activations, no VNNI)
+    guard: Int8Guard = Int8Guard()
 
     def __post_init__(self):
         check_positive("PT2EQuantConfig", calibration_batches=self.calibration_batches,
                        batch_size=self.batch_size)
+        check_choice("PT2EQuantConfig", "int8_mode", self.int8_mode, PT2E_MODES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,10 +63,13 @@ class OrtStaticQuantConfig(Config):
     activation_type: str = "uint8"       # uint8 quantizes every conv on x86; int8 is the trap
     keep_classifier_fp32: bool = True    # the last Gemm/MatMul stays fp32 (see below)
     opset: int = 18
+    int8_mode: str = "auto"   # auto | u8s8 | u8s8-reduce-range | u8u8 (see optbench.isa)
+    guard: Int8Guard = Int8Guard()
 
     def __post_init__(self):
         check_positive("OrtStaticQuantConfig", calibration_batches=self.calibration_batches,
                        batch_size=self.batch_size)
+        check_choice("OrtStaticQuantConfig", "int8_mode", self.int8_mode, ORT_MODES)
         check_choice("OrtStaticQuantConfig", "calibrate_method", self.calibrate_method,
                      ("minmax", "percentile", "entropy"))
         check_choice("OrtStaticQuantConfig", "activation_type", self.activation_type,
@@ -68,6 +80,11 @@ class OrtStaticQuantConfig(Config):
 class OrtDynamicQuantConfig(Config):
     method: ClassVar[str] = "ptq-ort-dynamic"
     opset: int = 18
+    int8_mode: str = "auto"   # auto | u8s8 | u8s8-reduce-range | u8u8 (see optbench.isa)
+    guard: Int8Guard = Int8Guard()
+
+    def __post_init__(self):
+        check_choice("OrtDynamicQuantConfig", "int8_mode", self.int8_mode, ORT_MODES)
 
 
 # -- PT2E ------------------------------------------------------------------------------------
@@ -77,9 +94,10 @@ def quantize_pt2e(parent: Variant, config: PT2EQuantConfig, ctx: Context) -> Var
 
     data = ctx.require("calib_data", config.method)
     model = untie_shared_modules(copy.deepcopy(require_module(parent, config.method)).eval())
+    mode = pt2e_mode(config.int8_mode, cpu_features())
     try:
         exported = export_for_quantization(model, ctx.example(2))
-        prepared = prepare_pt2e(exported, x86_quantizer(is_qat=False))
+        prepared = prepare_pt2e(exported, x86_quantizer(is_qat=False, mode=mode))
     except Exception as exc:  # capture or annotation failed: the model, not the data
         reason = _first_line(exc)
         if not config.fx_fallback:
@@ -89,8 +107,22 @@ def quantize_pt2e(parent: Variant, config: PT2EQuantConfig, ctx: Context) -> Var
         return _quantize_fx(parent, model, data, config, ctx, reason)
     calibrate(prepared, data, config.calibration_batches, config.batch_size)
     converted = drop_unused_attributes(convert_pt2e(prepared))
-    return parent.derive("ptq-pt2e", model=converted, runtimes=("torch-compile",),
-                         info={"int8": True, "ops": pt2e_op_counts(converted)})
+    variant = parent.derive("ptq-pt2e", model=converted, runtimes=("torch-compile",),
+                            info={"int8": True, "ops": pt2e_op_counts(converted),
+                                  "int8_mode": mode.to_dict()})
+    check_int8(parent, variant, data, config.guard, mode_hints(mode))
+    return variant
+
+
+def mode_hints(mode: Int8Mode, *extra: str) -> tuple[str, ...]:
+    """Likely causes of an int8 collapse, for the guard's message."""
+    hints = list(extra)
+    if mode.needs_vnni and cpu_features().u8s8_saturates:
+        hints.append(f"int8_mode {mode.mode!r} uses full-range u8s8, which saturates on this "
+                     f"{cpu_features().kind} CPU without VNNI: use int8_mode = 'auto';")
+    hints.append("calibration data too small or unlike the inputs (more calibration_batches, "
+                 "calibrate_method = 'percentile' where the method has it);")
+    return tuple(hints)
 
 
 def _first_line(exc: Exception) -> str:
@@ -115,10 +147,11 @@ def _quantize_fx(parent: Variant, model: nn.Module, data, config: PT2EQuantConfi
     message = FX_FALLBACK_WARNING.format(reason=reason)
     warnings.warn(message, stacklevel=3)
     torch.backends.quantized.engine = "x86"
+    mode = pt2e_mode(config.int8_mode, cpu_features())
     with warnings.catch_warnings():  # the deprecation is said once, in `message`
         warnings.simplefilter("ignore")
         try:
-            mapping = get_default_qconfig_mapping("x86")
+            mapping = get_default_qconfig_mapping("x86")  # 7-bit activations everywhere
             linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
             if linears:
                 mapping = mapping.set_module_name(linears[-1], None)
@@ -132,19 +165,25 @@ def _quantize_fx(parent: Variant, model: nn.Module, data, config: PT2EQuantConfi
     ops = Counter("int8_compute_ops" if ".quantized." in type(m).__module__ else "fp32_compute_ops"
                   for m in converted.modules()
                   if type(m).__name__ in ("Conv2d", "ConvReLU2d", "Linear", "LinearReLU"))
-    return parent.derive("ptq-fx", model=converted, runtimes=("torch-eager",),
-                         info={"int8": True, "backend": "fx", "ops": dict(ops),
-                               "pt2e_error": reason, "warnings": [message]})
+    fx_mode = Int8Mode("reduce-range", False, mode.chosen_for,
+                       "the FX x86 qconfig always uses 7-bit activations")
+    variant = parent.derive("ptq-fx", model=converted, runtimes=("torch-eager",),
+                            info={"int8": True, "backend": "fx", "ops": dict(ops),
+                                  "pt2e_error": reason, "warnings": [message],
+                                  "int8_mode": fx_mode.to_dict()})
+    check_int8(parent, variant, data, config.guard, mode_hints(fx_mode))
+    return variant
 
 
-def x86_quantizer(is_qat: bool):
+def x86_quantizer(is_qat: bool, mode: Int8Mode):
     from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
         X86InductorQuantizer,
         get_default_x86_inductor_quantization_config,
     )
 
     quantizer = X86InductorQuantizer()
-    quantizer.set_global(get_default_x86_inductor_quantization_config(is_qat=is_qat))
+    quantizer.set_global(get_default_x86_inductor_quantization_config(
+        is_qat=is_qat, reduce_range=mode.mode == "reduce-range"))
     return quantizer
 
 
@@ -265,6 +304,7 @@ def quantize_ort_static(parent: Variant, config: OrtStaticQuantConfig, ctx: Cont
     methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
                "entropy": CalibrationMethod.Entropy}
     act = QuantType.QUInt8 if config.activation_type == "uint8" else QuantType.QInt8
+    mode = ort_mode(config.int8_mode, cpu_features())
     # Measured on ResNet18/Fashion-MNIST: quantizing the classifier cost 1.7 top-1 points
     # (86.97 -> 85.30); leaving that one small Gemm in fp32 gave 87.02 at no measurable cost.
     graph = _graph(pre)
@@ -272,32 +312,55 @@ def quantize_ort_static(parent: Variant, config: OrtStaticQuantConfig, ctx: Cont
     quantize_static(str(pre), str(out), _Reader(data, graph.input[0].name,
                                                  config.calibration_batches, config.batch_size),
                     quant_format=QuantFormat.QDQ, per_channel=config.per_channel,
-                    activation_type=act, weight_type=QuantType.QInt8,
-                    calibrate_method=methods[config.calibrate_method], nodes_to_exclude=keep)
+                    activation_type=act, calibrate_method=methods[config.calibrate_method],
+                    nodes_to_exclude=keep, **ort_weight_args(mode))
     pre.unlink(missing_ok=True)
     ops = onnx_op_counts(out)
     info = {"int8": True, "ops": ops, "activation_type": config.activation_type,
-            "fp32_nodes": keep}
+            "fp32_nodes": keep, "int8_mode": mode.to_dict()}
+    hints = ()
     if config.activation_type == "int8":
-        info["warnings"] = ["signed int8 activations: ORT on x86 leaves many convs in fp32 "
-                            "(measured ~40% here, 3x slower); use activation_type='uint8'"]
-    return parent.derive(f"ptq-ort-static-{config.calibrate_method}", onnx_path=out,
-                         runtimes=("onnxruntime",), info=info)
+        info["warnings"] = [SIGNED_ACTIVATIONS_WARNING]
+        hints = (SIGNED_ACTIVATIONS_WARNING + ";",)
+    variant = parent.derive(f"ptq-ort-static-{config.calibrate_method}", onnx_path=out,
+                            runtimes=("onnxruntime",), info=info)
+    check_int8(parent, variant, data, config.guard, mode_hints(mode, *hints))
+    return variant
+
+
+SIGNED_ACTIVATIONS_WARNING = ("signed int8 activations: ORT on x86 leaves many convs in fp32 "
+                              "(measured ~40% here, 3x slower); use activation_type='uint8'")
+
+
+def ort_weight_args(mode: Int8Mode) -> dict:
+    """quantize_static/quantize_dynamic keyword arguments for an int8 mode."""
+    from onnxruntime.quantization import QuantType
+
+    weight = QuantType.QUInt8 if mode.mode == "u8u8" else QuantType.QInt8
+    return {"weight_type": weight, "reduce_range": mode.mode == "u8s8-reduce-range"}
 
 
 @register(OrtDynamicQuantConfig)
 def quantize_ort_dynamic(parent: Variant, config: OrtDynamicQuantConfig, ctx: Context) -> Variant:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization import quantize_dynamic
 
     source = ctx.fp32_onnx(parent, config.opset)
     out = ctx.file(parent, "int8-dynamic.onnx")
-    quantize_dynamic(str(source), str(out), weight_type=QuantType.QInt8)
+    mode = ort_mode(config.int8_mode, cpu_features(), dynamic=True)
+    quantize_dynamic(str(source), str(out), **ort_weight_args(mode))
     ops = onnx_op_counts(out)
-    info = {"int8": True, "dynamic": True, "ops": ops}
+    info = {"int8": True, "dynamic": True, "ops": ops, "int8_mode": mode.to_dict()}
     if ops.get("conv", 0):
         warnings.warn(DYNAMIC_ON_CONV_WARNING, stacklevel=2)
         info["warnings"] = [DYNAMIC_ON_CONV_WARNING]
-    return parent.derive("ptq-ort-dynamic", onnx_path=out, runtimes=("onnxruntime",), info=info)
+    variant = parent.derive("ptq-ort-dynamic", onnx_path=out, runtimes=("onnxruntime",),
+                            info=info)
+    data = ctx.calib_data if ctx.calib_data is not None else ctx.val_data
+    if data is not None:
+        check_int8(parent, variant, data, config.guard, mode_hints(mode))
+    else:
+        variant.info["int8_guard"] = {"skipped": "no calib_data or val_data in the Context"}
+    return variant
 
 
 def onnx_op_counts(path: Path) -> dict[str, int]:

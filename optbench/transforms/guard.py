@@ -1,0 +1,110 @@
+"""The accuracy guard every int8 method runs before it returns: the new variant, run by the
+runtime it is meant for (so the CPU's real int8 kernels), against its parent on a few
+calibration batches. A collapse is an error (or a loud warning) naming the likely cause, never a
+silent result: on an AVX2-only CPU, full-range U8S8 int8 once cost 30 points without a word.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import numpy as np
+import torch
+
+from optbench.config import Config, check_choice, check_positive
+from optbench.errors import ConfigError, OptbenchError
+from optbench.isa import cpu_features
+
+
+class Int8CollapseError(OptbenchError, RuntimeError):
+    """An int8 variant disagrees with its parent far beyond quantization noise."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Int8Guard(Config):
+    action: str = "error"             # error | warn | off
+    batches: int = 2                  # calibration batches compared
+    batch_size: int = 32
+    min_agreement: float = 0.75       # top-1 agreement with the parent below this: collapse
+    max_relative_error: float = 0.5   # ||int8 - parent|| / ||parent|| above this: collapse
+
+    def __post_init__(self):
+        check_choice("Int8Guard", "action", self.action, ("error", "warn", "off"))
+        check_positive("Int8Guard", batches=self.batches, batch_size=self.batch_size,
+                       max_relative_error=self.max_relative_error)
+        if not 0.0 <= self.min_agreement <= 1.0:
+            raise ConfigError(f"Int8Guard.min_agreement must lie in [0, 1], got "
+                              f"{self.min_agreement!r}")
+
+
+def guard_batches(data, guard: Int8Guard) -> list[torch.Tensor]:
+    """The first `batches` full batches of `data` (a fixed shape: one compile)."""
+    from optbench.data import make_loader
+
+    out = []
+    for images, _ in make_loader(data, guard.batch_size):
+        if len(images) == guard.batch_size or not out:
+            out.append(images)
+        if len(out) >= guard.batches:
+            break
+    return out
+
+
+def agreement_stats(reference: np.ndarray, candidate: np.ndarray) -> dict:
+    """Top-1 agreement, max |diff| and relative L2 error of two logit arrays."""
+    diff = candidate.astype(np.float64) - reference.astype(np.float64)
+    norm = float(np.linalg.norm(reference.astype(np.float64)))
+    return {"examples": int(len(reference)),
+            "top1_agreement": float(np.mean(reference.argmax(1) == candidate.argmax(1))),
+            "max_abs_diff": float(np.abs(diff).max()) if diff.size else 0.0,
+            "relative_error": float(np.linalg.norm(diff) / norm) if norm else 0.0}
+
+
+def check_int8(parent, child, data, guard: Int8Guard, hints: tuple[str, ...] = ()) -> dict | None:
+    """Run parent and child on a few batches; record the figures in child.info["int8_guard"];
+    raise Int8CollapseError (or warn) when they disagree beyond the guard's bounds."""
+    if guard.action == "off":
+        return None
+    from optbench.runtime import get_runtime
+    from optbench.runtime.base import predict
+
+    batches = guard_batches(data, guard)
+    outputs = []
+    for variant in (parent, child):
+        runtime = get_runtime(variant.runtimes[0])
+        session = runtime.load(variant.artifact(runtime.accepts), example=batches[0])
+        with torch.inference_mode():
+            outputs.append(np.concatenate([predict(session, b) for b in batches]))
+    stats = {**agreement_stats(*outputs), "runtime": child.runtimes[0]}
+    child.info["int8_guard"] = stats
+    problems = _problems(stats, guard)
+    if problems:
+        message = collapse_message(child.name, stats, problems, hints)
+        if guard.action == "error":
+            raise Int8CollapseError(message)
+        warnings.warn(message, stacklevel=3)
+        child.info.setdefault("warnings", []).append(message)
+    return stats
+
+
+def _problems(stats: dict, guard: Int8Guard) -> list[str]:
+    out = []
+    if stats["top1_agreement"] < guard.min_agreement:
+        out.append(f"top-1 agreement {stats['top1_agreement']:.1%} < {guard.min_agreement:.0%}")
+    if stats["relative_error"] > guard.max_relative_error:
+        out.append(f"relative error {stats['relative_error']:.2f} > "
+                   f"{guard.max_relative_error:.2f}")
+    return out
+
+
+def collapse_message(name: str, stats: dict, problems: list[str], hints: tuple[str, ...]) -> str:
+    cpu = cpu_features()
+    return (f"int8 variant {name!r} collapsed against its parent on {stats['examples']} "
+            f"calibration examples run by {stats['runtime']} on this {cpu.kind} CPU: "
+            f"{'; '.join(problems)} (max |diff| {stats['max_abs_diff']:.3g}). Likely causes: "
+            + " ".join(hints or ("calibration data too small or unlike the inputs (more "
+                                 "calibration_batches, calibrate_method = 'percentile');",))
+            + " An untrained model's near-tied logits also disagree; loosen the guard with "
+              "guard = { min_agreement = ..., max_relative_error = ... }, or "
+              "guard = { action = 'warn' } to keep the variant and see it in the report.")
