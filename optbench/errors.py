@@ -19,3 +19,8 @@ class RuntimeUnavailableError(OptbenchError, RuntimeError):
 
 class MeasurementError(OptbenchError, RuntimeError):
     """A measurement could not be made (e.g. the callable failed or the clock went backwards)."""
+
+
+class UnsupportedModelError(OptbenchError, ValueError):
+    """A method cannot handle a construct of this model; the message names it and the
+    alternatives."""

@@ -10,7 +10,7 @@ from typing import ClassVar
 from torch import nn
 
 from optbench.config import Config, check_choice
-from optbench.errors import ConfigError
+from optbench.errors import ConfigError, OptbenchError, UnsupportedModelError
 from optbench.train import TrainConfig, train
 from optbench.transforms.base import Context, Variant, register, require_module
 
@@ -94,6 +94,26 @@ def prune_structured(parent: Variant, config: StructuredPruneConfig, ctx: Contex
     example = ctx.example(1).cpu()
     ignored = _ignored_layers(model, config.skip)
     importance = tp.importance.MagnitudeImportance(p=1 if config.importance == "l1" else 2)
+    try:
+        macs_before, params_before, macs, params = _prune(tp, model, example, importance,
+                                                          ignored, config)
+        _check_still_runs(model, example, parent)
+    except OptbenchError:
+        raise
+    except Exception as exc:  # Torch-Pruning's own failures: name the construct instead
+        raise unsupported(model, exc) from exc
+    info = {"macs_before": macs_before, "macs_after": macs, "params_before": params_before,
+            "params_after": params, "round_to": config.round_to,
+            "channels": channel_counts(model)}
+    if config.finetune is not None:
+        data = ctx.require("train_data", config.method + " with finetune")
+        info["finetune"] = train(model, data, config.finetune, device=ctx.device,
+                                 checkpoint=ctx.file(parent, "finetune.ckpt"),
+                                 progress=ctx.progress).history
+    return parent.derive("prune-structured", model=model.eval(), info=info)
+
+
+def _prune(tp, model, example, importance, ignored, config: StructuredPruneConfig):
     macs_before, params_before = tp.utils.count_ops_and_params(model, example)
     steps = 10 if config.target_macs_ratio else 1
     ratio = 0.9 if config.target_macs_ratio else config.ratio
@@ -105,15 +125,34 @@ def prune_structured(parent: Variant, config: StructuredPruneConfig, ctx: Contex
         macs, params = tp.utils.count_ops_and_params(model, example)
         if config.target_macs_ratio and macs <= config.target_macs_ratio * macs_before:
             break
-    info = {"macs_before": macs_before, "macs_after": macs, "params_before": params_before,
-            "params_after": params, "round_to": config.round_to,
-            "channels": channel_counts(model)}
-    if config.finetune is not None:
-        data = ctx.require("train_data", config.method + " with finetune")
-        info["finetune"] = train(model, data, config.finetune, device=ctx.device,
-                                 checkpoint=ctx.file(parent, "finetune.ckpt"),
-                                 progress=ctx.progress).history
-    return parent.derive("prune-structured", model=model.eval(), info=info)
+    return macs_before, params_before, macs, params
+
+
+def _check_still_runs(model: nn.Module, example, parent: Variant) -> None:
+    import torch
+
+    with torch.no_grad():
+        out = model(example)
+        expected = parent.model(example)
+    if tuple(out.shape) != tuple(expected.shape):
+        raise RuntimeError(f"the pruned model returns shape {tuple(out.shape)}, "
+                           f"not {tuple(expected.shape)}")
+
+
+def unsupported(model: nn.Module, exc: Exception) -> UnsupportedModelError:
+    """The error for a model Torch-Pruning cannot prune: the constructs found, the fixes."""
+    from optbench.constructs import model_constructs
+
+    lines = str(exc).strip().splitlines()
+    cause = f"{type(exc).__name__}: {lines[0][:200] if lines else ''}"
+    found = model_constructs(model)
+    holds = ("it holds " + "; ".join(found) + ", which channel pruning cannot keep "
+             "consistent") if found else "no construct known to block channel pruning was found"
+    return UnsupportedModelError(
+        f"prune-structured cannot prune this {type(model).__name__}: Torch-Pruning failed "
+        f"({cause}); {holds}. Alternatives: name the blocks that hold it in "
+        "StructuredPruneConfig.skip, use prune-unstructured (smaller gzip, no speed-up), "
+        "int8 (ptq-ort-static, ptq-pt2e), or distill into a prunable student.")
 
 
 def channel_counts(model: nn.Module) -> dict[str, int]:
