@@ -4,8 +4,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # tcmalloc makes batched PyTorch on CPU up to 2x faster than glibc malloc (measured here);
-# the allocator in use is recorded with every result.
-TCMALLOC := $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 /usr/lib/aarch64-linux-gnu/libtcmalloc_minimal.so.4))
+# the allocator in use is recorded with every result. Looked up by the shell when the recipe
+# runs, i.e. after the install step: a make variable would be expanded when the Makefile is
+# read, before a fresh machine has the library, and the first run would time glibc malloc.
+TCMALLOC = $$(bash scripts/tcmalloc.sh)
 
 .PHONY: demo test bench lint sysdeps
 
