@@ -89,7 +89,7 @@ def _row(method: str, variant, data, fp32: float) -> dict:
     return {"method": method, "requested": variant.info["config"]["int8_mode"],
             "mode": mode["mode"], "reason": mode["reason"], "top1": top1,
             "drop_points": 100 * (fp32 - top1), "guard": variant.info["int8_guard"],
-            "guard_flagged": bool(variant.info.get("warnings"))}
+            "guard_flagged": any("collapsed" in w for w in variant.info.get("warnings", []))}
 
 
 def render(paths: list[Path]) -> str:
