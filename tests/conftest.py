@@ -9,6 +9,8 @@ from optbench.errors import MissingInputError
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
+pytest_plugins = ["require_all"]  # OPTBENCH_REQUIRE_ALL=1 (CI): a skipped requirement fails
+
 
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
@@ -62,6 +64,18 @@ class TinyNet(nn.Module):
 def tiny_model():
     torch.manual_seed(0)
     return TinyNet().eval()
+
+
+@pytest.fixture(scope="session")
+def trained_tiny(synthetic):
+    """TinyNet trained 5 epochs on the synthetic set: the contract tests' fp32 model (methods
+    must leave it untouched, which they check)."""
+    from optbench.train import TrainConfig, train
+
+    torch.manual_seed(0)
+    model = TinyNet()
+    train(model, synthetic, TrainConfig(epochs=5, batch_size=32, lr=0.05, seed=3), progress=False)
+    return model.eval()
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from conftest import TinyNet
 
 from optbench.artifact import read_manifest, save_artifact
 from optbench.isa import (
@@ -21,7 +20,6 @@ from optbench.isa import (
     pt2e_mode,
     vpmaddubsw,
 )
-from optbench.train import TrainConfig, train
 from optbench.transforms.base import Context, Variant, config_from_dict, optimize
 from optbench.transforms.guard import Int8CollapseError, Int8Guard, check_int8
 
@@ -89,11 +87,8 @@ def test_portability_warning_names_both_cpus_and_the_fix():
 
 
 @pytest.fixture(scope="module")
-def trained(synthetic):
-    torch.manual_seed(0)
-    model = TinyNet()
-    train(model, synthetic, TrainConfig(epochs=5, batch_size=32, lr=0.05, seed=3), progress=False)
-    return model.eval()
+def trained(trained_tiny):
+    return trained_tiny
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from optbench.errors import ConfigError, MissingInputError
 from optbench.measure import collect_logits, model_size, top1_accuracy
 from optbench.runtime import get_runtime
 from optbench.runtime.base import predict
-from optbench.train import TrainConfig, evaluate, train
+from optbench.train import TrainConfig, evaluate
 from optbench.transforms.base import (
     Context,
     config_from_dict,
@@ -41,11 +41,8 @@ CASES = {  # method -> (config fields, allowed top-1 drop vs the fp32 model)
 
 
 @pytest.fixture(scope="module")
-def trained(synthetic):
-    torch.manual_seed(0)
-    model = TinyNet()
-    train(model, synthetic, TrainConfig(epochs=5, batch_size=32, lr=0.05, seed=3), progress=False)
-    return model.eval()
+def trained(trained_tiny):
+    return trained_tiny
 
 
 @pytest.fixture(scope="module")
