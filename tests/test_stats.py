@@ -33,3 +33,75 @@ def test_bootstrap_ci_covers_the_true_ratio():
         covered += stats.bootstrap_ratio_ci(a, b, resamples=500, seed=rng.integers(1e9)
                                             ).contains(2.0)
     assert covered >= 34  # nominal 95%: 38 of 40; allow for bootstrap's small-sample undercover
+
+
+def _drifting_pair(rng, n=120, ratio=2.0, phi=0.8):
+    """Two series timed in the same rounds: a shared AR(1) drift of the machine (lag-1
+    autocorrelation phi) plus each callable's own noise; true ratio of medians = ratio."""
+    drift = np.zeros(n)
+    shocks = rng.normal(0, 0.15, n)
+    for i in range(1, n):
+        drift[i] = phi * drift[i - 1] + shocks[i]
+    base = ratio * np.exp(drift + rng.normal(0, 0.03, n))
+    variant = np.exp(drift + rng.normal(0, 0.03, n))
+    return base, variant
+
+
+def test_paired_block_ci_of_a_series_against_itself_is_exactly_one():
+    rng = np.random.default_rng(0)
+    base, _ = _drifting_pair(rng)
+    ci = stats.paired_ratio_ci(base, base.copy())
+    assert (ci.estimate, ci.low, ci.high) == (1.0, 1.0, 1.0)
+    with pytest.raises(ValueError, match="equal lengths"):
+        stats.paired_ratio_ci([1.0, 2.0], [1.0])
+
+
+def test_paired_block_ci_covers_under_shared_drift_and_is_narrower_than_unpaired():
+    rng = np.random.default_rng(2)
+    covered, paired_w, unpaired_w = 0, [], []
+    for _ in range(60):
+        base, variant = _drifting_pair(rng)
+        seed = int(rng.integers(1e9))
+        paired = stats.paired_ratio_ci(base, variant, resamples=400, seed=seed)
+        unpaired = stats.bootstrap_ratio_ci(base, variant, resamples=400, seed=seed)
+        covered += paired.contains(2.0)
+        paired_w.append(paired.high - paired.low)
+        unpaired_w.append(unpaired.high - unpaired.low)
+    assert covered >= 51  # nominal 95% of 60 = 57; at least 85%
+    assert np.median(paired_w) < 0.5 * np.median(unpaired_w)
+
+
+def test_block_length_grows_slowly_with_the_rounds():
+    assert [stats.block_length(n) for n in (1, 8, 27, 125, 1000)] == [1, 3, 4, 7, 15]
+
+
+def test_mcnemar_exact_matches_scipys_binomial_test():
+    from scipy.stats import binomtest
+
+    for a_only, b_only in [(0, 0), (3, 0), (15, 30), (40, 41), (7, 19), (200, 160)]:
+        n = a_only + b_only
+        expected = 1.0 if n == 0 else binomtest(a_only, n, 0.5).pvalue
+        assert stats.mcnemar_exact_p(a_only, b_only) == pytest.approx(expected, rel=1e-9)
+
+
+def test_paired_accuracy_counts_and_interval():
+    a = np.array([1, 1, 1, 0, 0, 1, 0, 1] * 25, bool)   # 62.5% right
+    b = np.array([1, 1, 0, 1, 1, 1, 0, 1] * 25, bool)   # 75% right
+    res = stats.paired_accuracy(a, b)
+    assert (res.n, res.a_only, res.b_only) == (200, 25, 50)
+    assert res.delta.estimate == pytest.approx(0.125)
+    d = b.astype(float) - a.astype(float)
+    half = 1.959963984540054 * d.std(ddof=1) / np.sqrt(200)
+    assert (res.delta.low, res.delta.high) == pytest.approx((0.125 - half, 0.125 + half))
+    assert res.p_value == pytest.approx(stats.mcnemar_exact_p(25, 50))
+    same = stats.paired_accuracy(a, a)
+    assert same.p_value == 1.0 and same.delta.low == same.delta.high == 0.0
+    with pytest.raises(ValueError, match="equal, non-empty"):
+        stats.paired_accuracy(a, b[:10])
+
+
+def test_holm_lives_in_stats_and_drift_uses_it():
+    from optbench.monitor import drift
+
+    assert drift.holm is stats.holm
+    np.testing.assert_allclose(stats.holm([0.01, 0.04, 0.03, 0.005]), [0.03, 0.06, 0.06, 0.02])

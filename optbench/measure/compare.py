@@ -1,7 +1,12 @@
 """Compare callables measured in the same run, interleaved, with bootstrap confidence intervals.
 
-Interleaving (one block of each callable per round, in rotating order) spreads slow drifts of the
-machine (frequency, other processes) evenly over all callables, so their ratio is fair.
+Interleaving (one turn of each callable per round, in rotating order) spreads slow drifts of the
+machine (frequency, other processes) evenly over all callables, so their ratio is fair. Each turn
+is a steady-state block: warm-up calls first (discarded: the previous turn ran another model, so
+caches and thread pools are cold), then a timed block of at least `round_min_s`. Budgets are per
+entry (its own time), the comparison ends when every entry has converged or used its budget, and
+never before each has `min_samples` (a hard cap of twice the summed budgets bounds it). Rounds
+are pairs: speed-up CIs come from a moving-block bootstrap over rounds (stats.paired_ratio_ci).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from collections.abc import Callable
 
 from optbench.measure.measurement import Measurement, TaskSpec
 from optbench.measure.timer import Clock, Timer, TimerConfig
-from optbench.stats import Interval, bootstrap_ratio_ci
+from optbench.stats import Interval, bootstrap_ratio_ci, paired_ratio_ci
 
 WIDE_CI = 0.10  # warn when the CI is wider than 10% of the ratio
 
@@ -68,23 +73,26 @@ def compare(fns: dict[str, Callable[[], object]], baseline: str | None = None,
 
 def _interleave(timers: list[Timer], clock: Clock) -> list[str]:
     start, rnd = clock(), 0
-    reasons: list[str | None] = [None] * len(timers)
+    hard_cap = 2 * sum(t.config.max_time_s for t in timers)
     while True:
-        elapsed = clock() - start
-        reasons = [t.done(elapsed) for t in timers]
-        # stop when all converged, or any hard limit is hit (keeps sample counts equal)
-        if all(r is not None for r in reasons) or any(r in ("max_time", "max_samples")
-                                                      for r in reasons):
-            return [r or "stopped_with_others" for r in reasons]
+        reasons = [t.done(t.spent_s) for t in timers]   # each on its own time
+        floor = all(len(t.samples) >= t.config.min_samples for t in timers)
+        if all(r is not None for r in reasons) and (floor or "max_samples" in reasons):
+            return reasons
+        if clock() - start >= hard_cap:  # a slow entry could not reach min_samples: flagged
+            return [r or "hard_cap" for r in reasons]
         order = timers[rnd % len(timers):] + timers[:rnd % len(timers)]
-        for timer in order:
-            timer.sample()
+        for timer in order:  # sample counts stay equal: rounds are pairs
+            timer.round_sample()
         rnd += 1
 
 
 def _ratio(name: str, baseline: str, measurements: dict[str, Measurement]) -> Ratio:
     base, var = measurements[baseline], measurements[name]
-    ci = bootstrap_ratio_ci(base.samples_s, var.samples_s)
+    if len(base.samples_s) == len(var.samples_s):  # interleaved rounds: paired, blocked
+        ci = paired_ratio_ci(base.samples_s, var.samples_s)
+    else:
+        ci = bootstrap_ratio_ci(base.samples_s, var.samples_s)
     warnings = []
     if ci.estimate > 0 and (ci.high - ci.low) / ci.estimate > WIDE_CI:
         warnings.append(f"wide CI: {ci.low:.3f}..{ci.high:.3f} around {ci.estimate:.3f}; "

@@ -7,6 +7,7 @@ timed with CUDA events recorded on the current stream and synchronized inside th
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 
@@ -25,12 +26,17 @@ class TimerConfig(Config):
     warmup_s: float = 0.2            # run at least this long before measuring...
     warmup_iters: int = 2            # ...and at least this many calls
     min_block_s: float = 0.001       # a timed block lasts at least this (clock overhead < 0.1%)
-    min_samples: int = 10
+    min_samples: int = 20
     max_samples: int = 2000
     min_time_s: float = 0.5          # measure at least this long
     max_time_s: float = 10.0         # and never longer than this
     target_rel_spread: float = 0.05  # stop once IQR/median is below this
     high_spread_warn: float = 0.10   # attach a warning when IQR/median ends above this
+    # interleaved comparisons (compare): each entry's turn in a round opens with untimed
+    # warm-up calls (another model ran just before: cold caches, idle thread pools), then
+    # times a block of calls lasting at least round_min_s; budgets are per entry (own time)
+    round_warmup_calls: int = 2
+    round_min_s: float = 0.01
 
     def __post_init__(self):
         check_positive("TimerConfig", min_block_s=self.min_block_s, min_samples=self.min_samples,
@@ -38,6 +44,9 @@ class TimerConfig(Config):
         if self.min_samples > self.max_samples:
             raise ConfigError(f"TimerConfig.min_samples ({self.min_samples}) must not exceed "
                               f"max_samples ({self.max_samples})")
+        if self.round_warmup_calls < 0:
+            raise ConfigError(f"TimerConfig.round_warmup_calls must be >= 0, got "
+                              f"{self.round_warmup_calls}")
         if self.min_time_s > self.max_time_s:
             raise ConfigError(f"TimerConfig.min_time_s ({self.min_time_s}) must not exceed "
                               f"max_time_s ({self.max_time_s})")
@@ -54,6 +63,9 @@ class Timer:
         self.device = device
         self.block_size = 1
         self.samples: list[float] = []
+        self.spent_s = 0.0            # this timer's own time in rounds (warm-ups included)
+        self.round_block: int | None = None
+        self._per_call_s: float | None = None
 
     # -- the pieces, also used by compare() to interleave several timers ---------------------
     def warmup(self) -> None:
@@ -70,6 +82,7 @@ class Timer:
             elapsed = self.time_block(n)
             if elapsed >= self.config.min_block_s or n >= 1 << 20:
                 self.block_size = n
+                self._per_call_s = elapsed / n
                 return n
             n *= 2
 
@@ -89,6 +102,26 @@ class Timer:
         per_call = self.time_block(self.block_size) / self.block_size
         self.samples.append(per_call)
         return per_call
+
+    def round_sample(self) -> float:
+        """One turn in an interleaved round: warm-up calls (discarded; one is enough for a call
+        longer than round_min_s), then one timed block lasting at least round_min_s."""
+        cfg = self.config
+        t0, calls = self.clock(), 0
+        while calls < cfg.round_warmup_calls and (calls == 0 or
+                                                  self.clock() - t0 < cfg.round_min_s):
+            self.fn()
+            calls += 1
+        self._sync()
+        self.spent_s += self.clock() - t0
+        if self.round_block is None:
+            per_call = self._per_call_s or self.time_block(1)
+            self.round_block = max(self.block_size, math.ceil(cfg.round_min_s / max(per_call,
+                                                                                     1e-9)))
+        elapsed = self.time_block(self.round_block)
+        self.spent_s += elapsed
+        self.samples.append(elapsed / self.round_block)
+        return self.samples[-1]
 
     def done(self, elapsed: float) -> str | None:
         """The reason to stop now, or None to keep going."""
@@ -116,7 +149,8 @@ class Timer:
 
     def measurement(self, spec: TaskSpec | None, stop_reason: str) -> Measurement:
         return Measurement(spec=spec or TaskSpec(label="callable"), samples_s=tuple(self.samples),
-                           block_size=self.block_size, stop_reason=stop_reason,
+                           block_size=self.round_block or self.block_size,
+                           stop_reason=stop_reason,
                            warnings=self.warnings())
 
     def _sync(self) -> None:

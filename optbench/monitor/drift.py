@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from optbench.stats import holm
+
 PSI_MODERATE, PSI_MAJOR = 0.1, 0.25   # the usual reading: < 0.1 stable, > 0.25 major shift
 PROFILE_FILE = "drift_profile.json"
 
@@ -69,19 +71,6 @@ def chi_square(reference_counts, current_counts) -> tuple[float, float, int]:
     stat = float(((table - expected) ** 2 / expected).sum())
     dof = table.shape[1] - 1
     return stat, float(chi2.sf(stat, dof)), dof
-
-
-def holm(p_values) -> np.ndarray:
-    """Holm-Bonferroni adjusted p-values (controls the family-wise error rate)."""
-    p = np.asarray(p_values, float)
-    order = np.argsort(p)
-    m = len(p)
-    adjusted = np.empty(m)
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p[i]))
-        adjusted[i] = running
-    return adjusted
 
 
 # ---- features -------------------------------------------------------------------------------
