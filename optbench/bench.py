@@ -13,11 +13,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from optbench import env as _env
 from optbench.config import Config, check_choice, check_positive
-from optbench.errors import ConfigError
+from optbench.errors import ConfigError, RuntimeUnavailableError
 from optbench.measure import (
     Ratio,
     SizeReport,
@@ -82,6 +83,7 @@ class Row:
     load_memory: MemoryMeasurement
     run_memory: MemoryMeasurement
     load_s: float
+    compile_stats: dict | None = None   # torch-compile: Dynamo's counts at load, this batch
 
     @property
     def memory_bytes(self) -> int:
@@ -93,7 +95,8 @@ class Row:
                 "batch_size": self.batch_size,
                 "measurement": self.measurement.to_dict(), "speedup": self.speedup.to_dict(),
                 "load_memory": self.load_memory.to_dict(), "run_memory": self.run_memory.to_dict(),
-                "memory_bytes": self.memory_bytes, "load_s": self.load_s}
+                "memory_bytes": self.memory_bytes, "load_s": self.load_s,
+                **({"compile": self.compile_stats} if self.compile_stats else {})}
 
 
 @dataclasses.dataclass
@@ -106,6 +109,9 @@ class BenchResult:
     quality: dict[str, dict] = dataclasses.field(default_factory=dict)
     skipped: dict[str, str] = dataclasses.field(default_factory=dict)
     extra: dict = dataclasses.field(default_factory=dict)
+    # entry label -> per-example top-1 class on the eval data, plus "labels": the truth; kept
+    # out of to_dict (written to predictions.npz beside the report by save_bench)
+    predictions: dict = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"label": self.label, "config": self.config.to_dict(), "env": self.env,
@@ -152,11 +158,11 @@ def bench_entries(entries: list[Entry], config: BenchConfig, *, eval_data=None,
     skipped: dict[str, str] = {}
     sessions, loads = _load_sessions(entries, config, threads, skipped)
     rows = [row for bs in config.batch_sizes
-            for row in _time_batch(sessions, loads, bs, config, threads)]
-    quality = (_quality(sessions, eval_data, config, agreement_with or {})
-               if eval_data is not None else {})
+            for row in _time_batch(sessions, loads, bs, config, threads, skipped)]
+    quality, predictions = (_quality(sessions, eval_data, config, agreement_with or {})
+                            if eval_data is not None else ({}, {}))
     return BenchResult(label=label, config=config, env=_env.capture(), sizes={}, rows=rows,
-                       quality=quality, skipped=skipped)
+                       quality=quality, skipped=skipped, predictions=predictions)
 
 
 def _artifacts(model, config: BenchConfig, folder: Path):
@@ -196,9 +202,13 @@ def _load_sessions(entries: list[Entry], config: BenchConfig, threads: int, skip
             skipped[entry.label] = f"not available for device {config.device!r} on this machine"
             continue
         t0 = time.perf_counter()
-        with track_peak_memory(config.device) as mem:
-            session = runtime.load(entry.artifact, example=example, device=config.device,
-                                   threads=threads)
+        try:
+            with track_peak_memory(config.device) as mem:
+                session = runtime.load(entry.artifact, example=example, device=config.device,
+                                       threads=threads)
+        except RuntimeUnavailableError as exc:  # e.g. a compile that would run eager
+            skipped[entry.label] = str(exc)
+            continue
         sessions[entry] = session
         loads[entry] = (mem, time.perf_counter() - t0)
     if not sessions:
@@ -207,13 +217,23 @@ def _load_sessions(entries: list[Entry], config: BenchConfig, threads: int, skip
 
 
 def _time_batch(sessions: dict, loads: dict, batch_size: int, config: BenchConfig,
-                threads: int) -> list[Row]:
+                threads: int, skipped: dict) -> list[Row]:
+    from optbench.runtime.torch import dynamo_counts, run_compiled
+
     gen = torch.Generator().manual_seed(batch_size)
     batch = torch.randn(batch_size, *config.input_shape, generator=gen)
-    fns, specs, run_mem = {}, {}, {}
-    for entry, session in sessions.items():
+    fns, specs, run_mem, compiles = {}, {}, {}, {}
+    for entry, session in list(sessions.items()):
         prepared = session.prepare(batch)
-        session.run(prepared)  # first call at this shape (compile/recompile) outside memory/timer
+        before = dynamo_counts()
+        try:  # first call at this shape (compile/recompile) outside memory/timer
+            run_compiled(session, prepared)
+        except RuntimeUnavailableError as exc:
+            skipped[f"{entry.label} @ batch {batch_size}"] = str(exc)
+            continue
+        if getattr(session, "compile_stats", None) is not None:
+            compiles[entry] = {"at_load": session.compile_stats, "this_batch": {
+                k: v - before[k] for k, v in dynamo_counts().items()}}
         with track_peak_memory(config.device) as mem:
             for _ in range(MEMORY_RUNS):
                 session.run(prepared)
@@ -222,11 +242,14 @@ def _time_batch(sessions: dict, loads: dict, batch_size: int, config: BenchConfi
         specs[entry.label] = TaskSpec(label=entry.label, runtime=entry.runtime,
                                       device=config.device, batch_size=batch_size,
                                       input_shape=tuple(config.input_shape), threads=threads)
+    if not fns:
+        return []
     result = compare(fns, config=config.timer(), specs=specs, device=config.device)
     return [Row(entry=e.label, variant=e.variant, runtime=e.runtime, batch_size=batch_size,
                 measurement=result.measurements[e.label], speedup=result.ratios[e.label],
-                load_memory=loads[e][0], run_memory=run_mem[e], load_s=loads[e][1])
-            for e in sessions]
+                load_memory=loads[e][0], run_memory=run_mem[e], load_s=loads[e][1],
+                compile_stats=compiles.get(e))
+            for e in sessions if e.label in fns]
 
 
 def _bind(session, prepared):
@@ -234,8 +257,9 @@ def _bind(session, prepared):
 
 
 def _quality(sessions: dict, eval_data, config: BenchConfig,
-             agreement_with: dict[str, str]) -> dict[str, dict]:
+             agreement_with: dict[str, str]) -> tuple[dict[str, dict], dict]:
     from optbench.data import make_loader
+    from optbench.measure.quality import paired_comparison
 
     logits = {}
     for entry, session in sessions.items():
@@ -252,5 +276,8 @@ def _quality(sessions: dict, eval_data, config: BenchConfig,
                      "per_class_accuracy": per_class_accuracy(
                          labels, values.argmax(1), values.shape[1]).tolist(),
                      "agreement_with": reference,
-                     "agreement": agreement(logits[reference], values).to_dict()}
-    return out
+                     "agreement": agreement(logits[reference], values).to_dict(),
+                     "paired": paired_comparison(logits[reference].argmax(1), values.argmax(1),
+                                                 labels, values.shape[1])}
+    predictions = {name: values.argmax(1).astype(np.int16) for name, values in logits.items()}
+    return out, {**predictions, "labels": np.asarray(labels, np.int16)}

@@ -24,3 +24,23 @@ def test_collect_logits_concatenates_batches():
     logits, labels = collect_logits(lambda x: x * 2, batches)
     assert logits.shape == (4, 2)
     assert top1_accuracy(logits, labels) == 0.75
+
+
+def test_paired_comparison_known_answer_with_per_class_holm():
+    from optbench.measure.quality import paired_comparison
+    from optbench.stats import holm, mcnemar_exact_p
+
+    labels = np.array([0] * 40 + [1] * 40)
+    reference = labels.copy()                 # the parent: all right
+    pred = labels.copy()
+    pred[:12] = 1                              # class 0: 12 of 40 lost
+    pred[40:41] = 0                            # class 1: 1 of 40 lost
+    res = paired_comparison(reference, pred, labels, num_classes=3)
+    assert (res["n"], res["a_only"], res["b_only"]) == (80, 13, 0)
+    assert res["delta"]["estimate"] == pytest.approx(-13 / 80)
+    assert res["p_value"] == pytest.approx(mcnemar_exact_p(13, 0))
+    c0, c1, c2 = res["per_class"]
+    assert c2 is None                           # no examples of class 2
+    expected = holm([mcnemar_exact_p(12, 0), mcnemar_exact_p(1, 0)])
+    assert (c0["p_holm"], c1["p_holm"]) == pytest.approx(tuple(expected))
+    assert c0["p_holm"] < 0.05 < c1["p_holm"] and c0["delta"] == pytest.approx(-0.3)

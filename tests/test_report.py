@@ -40,3 +40,55 @@ def test_save_bench_writes_readable_files(result, tmp_path):
     paths = save_bench(result, tmp_path)
     assert set(paths) == {"json", "csv", "md", "html"}
     assert all(p.stat().st_mode & 0o044 for p in paths.values())  # group/other can read
+
+
+def test_predictions_are_saved_beside_the_report_and_load_without_pickle(synthetic, tmp_path):
+    from conftest import TinyNet
+
+    from optbench.report import save_bench
+    from optbench.report.store import load_predictions
+
+    torch.manual_seed(0)
+    config = BenchConfig(runtimes=("torch-eager", "onnxruntime"), batch_sizes=(1,),
+                         input_shape=(1, 16, 16), min_time_s=0.02, max_time_s=0.1)
+    res = bench(TinyNet().eval(), config, label="tiny", eval_data=synthetic)
+    paths = save_bench(res, tmp_path, html=False)
+    loaded = load_predictions(paths["predictions"])
+    assert set(loaded) == {"tiny / torch-eager", "tiny / onnxruntime", "labels"}
+    assert len(loaded["labels"]) == len(synthetic) and loaded["labels"].dtype.kind == "i"
+    quality = res.quality["tiny / onnxruntime"]
+    top1 = (loaded["tiny / onnxruntime"] == loaded["labels"]).mean()
+    assert quality["top1_accuracy"] == pytest.approx(top1)
+    eager_ok = loaded["tiny / torch-eager"] == loaded["labels"]
+    ort_ok = loaded["tiny / onnxruntime"] == loaded["labels"]
+    paired = quality["paired"]   # against the first entry, eager
+    assert paired["a_only"] == int((eager_ok & ~ort_ok).sum())
+    assert paired["b_only"] == int((~eager_ok & ort_ok).sum())
+
+
+def test_who_pays_says_which_class_changes_are_significant():
+    from optbench.report.responsible import paired_text
+
+    paired = {"delta": {"estimate": -0.01, "low": -0.02, "high": 0.0}, "p_value": 0.04,
+              "a_only": 30, "b_only": 20,
+              "per_class": [{"delta": -0.05, "p_holm": 0.01}, None,
+                            {"delta": 0.01, "p_holm": 0.6}]}
+    text = paired_text(paired, ["shirt", "bag", "coat"])
+    assert "-1.00 points (95% CI -2.00 to +0.00; McNemar p = 0.04" in text
+    assert "significant class changes: shirt -5.0 (Holm p = 0.01)" in text and "coat" not in text
+    paired["per_class"][0]["p_holm"] = 0.2
+    assert "no class change is significant" in paired_text(paired, ["shirt", "bag", "coat"])
+
+
+def test_warnings_of_the_other_size_pass_reach_the_markdown(result):
+    import copy
+
+    from optbench.report.markdown import render_bench
+
+    data = copy.deepcopy(result)
+    row = copy.deepcopy(data["rows"][0])
+    row["measurement"]["warnings"] = ["few samples: 8 < 20 (max_time_s reached)"]
+    data.setdefault("extra", {})["at_sizes"] = {"224": {"rows": [row]}}
+    text = render_bench(data)
+    assert "Measurement warnings at 224x224:" in text
+    assert f"- {row['entry']} @ batch {row['batch_size']}: few samples: 8 < 20" in text

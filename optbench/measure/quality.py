@@ -58,3 +58,29 @@ def _to_numpy(x) -> np.ndarray:
     if hasattr(x, "detach"):
         return x.detach().float().cpu().numpy() if x.is_floating_point() else x.cpu().numpy()
     return np.asarray(x)
+
+
+def paired_comparison(reference_pred, pred, labels, num_classes: int) -> dict:
+    """Accuracy of `pred` minus `reference_pred` on the same examples, paired: a CI of the
+    difference and McNemar's exact test overall, and per class with Holm's correction (which
+    class changes are more than chance)."""
+    from optbench.stats import holm, paired_accuracy
+
+    labels = np.asarray(labels)
+    ref_ok, ok = np.asarray(reference_pred) == labels, np.asarray(pred) == labels
+    overall = paired_accuracy(ref_ok, ok).to_dict()
+    per_class, p_values = [], []
+    for k in range(num_classes):
+        mask = labels == k
+        if not mask.any():
+            per_class.append(None)
+            continue
+        res = paired_accuracy(ref_ok[mask], ok[mask])
+        per_class.append({"delta": res.delta.estimate, "a_only": res.a_only,
+                          "b_only": res.b_only, "p_value": res.p_value})
+        p_values.append(res.p_value)
+    adjusted = iter(holm(p_values)) if p_values else iter(())
+    for entry in per_class:
+        if entry is not None:
+            entry["p_holm"] = float(next(adjusted))
+    return {**overall, "per_class": per_class}

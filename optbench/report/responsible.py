@@ -42,8 +42,25 @@ def _who_pays_lines(result: dict) -> list[str]:
         deltas = sorted((100 * (a - b), names[k]) for k, (a, b) in enumerate(
             zip(q["per_class_accuracy"], quality[parent]["per_class_accuracy"], strict=True)))
         worst = ", ".join(f"{n} {d:+.1f}" for d, n in deltas[:3])
-        lines.append(f"- {first[v]} vs {parent}: largest changes {worst} points")
+        lines.append(f"- {first[v]} vs {parent}: largest changes {worst} points"
+                     + paired_text(q.get("paired"), names))
     return lines + [""]
+
+
+def paired_text(paired: dict | None, names) -> str:
+    """The paired test of a variant against its parent on the same test images: overall
+    accuracy difference with its CI and McNemar p, and the class changes that survive Holm."""
+    if not paired:
+        return ""
+    d = paired["delta"]
+    text = (f"; overall {100 * d['estimate']:+.2f} points (95% CI {100 * d['low']:+.2f} to "
+            f"{100 * d['high']:+.2f}; McNemar p = {paired['p_value']:.3g}, "
+            f"{paired['a_only']} images only the parent gets right, {paired['b_only']} only "
+            "this variant)")
+    significant = [f"{names[k]} {100 * c['delta']:+.1f} (Holm p = {c['p_holm']:.2g})"
+                   for k, c in enumerate(paired.get("per_class", [])) if c and c["p_holm"] < 0.05]
+    return text + ("; significant class changes: " + ", ".join(significant) if significant
+                   else "; no class change is significant at 5% after Holm's correction")
 
 
 def _robustness_lines(extra: dict) -> list[str]:

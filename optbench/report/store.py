@@ -41,6 +41,8 @@ def save_bench(result, out_dir: str | os.PathLike, stem: str = "result",
     data = result.to_dict() if hasattr(result, "to_dict") else result
     out = Path(out_dir)
     paths = {"json": atomic_write_json(out / f"{stem}.json", data)}
+    if getattr(result, "predictions", None):
+        paths["predictions"] = save_predictions(result.predictions, out / "predictions.npz")
     paths["csv"] = atomic_write_text(out / f"{stem}.csv", bench_frame(data).to_csv(index=False))
     paths["md"] = atomic_write_text(out / f"{stem}.md", render_bench(data))
     if html:
@@ -48,6 +50,32 @@ def save_bench(result, out_dir: str | os.PathLike, stem: str = "result",
 
         paths["html"] = atomic_write_text(out / f"{stem}.html", render_html(data))
     return paths
+
+
+def save_predictions(predictions: dict, path: str | os.PathLike) -> Path:
+    """Per-example top-1 predictions of every entry (and the labels) as a compressed .npz,
+    written atomically; load with numpy.load(path) (no pickle: allow_pickle stays False)."""
+    import io
+
+    import numpy as np
+
+    from optbench.io import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **{_npz_key(k): v for k, v in predictions.items()})
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_predictions(path: str | os.PathLike) -> dict:
+    """predictions.npz -> {entry label: int array, "labels": int array}."""
+    import numpy as np
+
+    with np.load(path, allow_pickle=False) as data:
+        return {k.replace(" | ", " / "): data[k] for k in data.files}
+
+
+def _npz_key(label: str) -> str:
+    return label.replace(" / ", " | ")  # "/" would make a folder inside the zip
 
 
 def load_result(path: str | os.PathLike) -> dict:
