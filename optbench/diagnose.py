@@ -102,13 +102,15 @@ def row_median(row: dict) -> float:
     return row["measurement"]["stats"]["median_s"]
 
 
-def best_accuracies(quality: dict[str, dict]) -> dict[str, float]:
-    """variant -> its best top-1 over the runtimes it was evaluated on ("variant / runtime")."""
-    best: dict[str, float] = {}
+def best_accuracies(quality: dict[str, dict], entries: bool = False) -> dict:
+    """variant -> its best top-1 over the runtimes it was evaluated on ("variant / runtime");
+    with entries=True, variant -> the entry label that scored it."""
+    best: dict[str, tuple[float, str]] = {}
     for entry, q in quality.items():
         name = entry.split(" / ")[0]
-        best[name] = max(best.get(name, 0.0), q["top1_accuracy"])
-    return best
+        if name not in best or q["top1_accuracy"] > best[name][0]:
+            best[name] = (q["top1_accuracy"], entry)
+    return {name: (label if entries else acc) for name, (acc, label) in best.items()}
 
 
 def fastest_rows(rows: list[dict]) -> dict[tuple[str, int], dict]:

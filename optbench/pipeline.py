@@ -245,8 +245,8 @@ def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True
         def save() -> None:
             # targets re-checked at every save: a run cut short says which are not measured yet
             if recipe.targets:
-                result.bench.extra["targets"] = evaluate_targets(result.bench.to_dict(),
-                                                                 recipe.targets)
+                result.bench.extra["targets"] = evaluate_targets(
+                    result.bench.to_dict(), recipe.targets, result.bench.predictions)
             result.paths = save_bench(result.bench, out, stem="report")
 
         save()  # now, so a failure in a later stage (search) loses no measurement

@@ -1,5 +1,7 @@
-"""Targets a recipe states up front (`[[targets]]`), checked against what was measured: met or
-missed, by how much, and, for accuracy, where along the variant's lineage the points went.
+"""Targets a recipe states up front (`[[targets]]`), checked against what was measured: met,
+missed or undecided (the 95% CI contains the target: the speed-up's paired bootstrap CI, or the
+paired accuracy CI from per-example predictions), by how much, roughly how much more evidence
+would decide it, and, for accuracy, where along the variant's lineage the points went.
 
     [[targets]]
     variant = "student-int8-ort"
@@ -50,21 +52,58 @@ class TargetSpec(Config):
         return f"{self.variant} {what} {self.reference}{runtime}{where}: {bound}"
 
 
-def evaluate_targets(report: dict, specs: tuple[TargetSpec, ...]) -> list[dict]:
-    return [_evaluate(report, spec) for spec in specs]
+def evaluate_targets(report: dict, specs: tuple[TargetSpec, ...],
+                     predictions: dict | None = None) -> list[dict]:
+    """Check each target; `predictions` (entry label -> per-example class, plus "labels", as in
+    predictions.npz) makes accuracy targets paired tests with a CI."""
+    return [_evaluate(report, spec, predictions or {}) for spec in specs]
 
 
-def _evaluate(report: dict, spec: TargetSpec) -> dict:
+def _evaluate(report: dict, spec: TargetSpec, predictions: dict) -> dict:
     out = {"target": spec.describe(), **spec.to_dict(), "measured": None, "met": None,
-           "short_by": None}
+           "short_by": None, "verdict": "not measured"}
     try:
         value, detail = _MEASURE[spec.metric](report, spec)
     except LookupError as exc:
         out["why"] = f"not measured: {exc.args[0]}"
         return out
+    if spec.metric == "accuracy_delta_points":
+        detail.update(_paired_accuracy(report, spec, predictions))
     out.update(detail, measured=value, met=value >= spec.at_least,
                short_by=max(0.0, spec.at_least - value))
+    out.update(verdict(value, spec.at_least, out.get("ci95")))
     return out
+
+
+def verdict(value: float, target: float, ci: list[float] | None) -> dict:
+    """met / missed / undecided. Undecided when the 95% CI contains the target; then a rough
+    factor of more evidence (samples, processes, test images) that would shrink the CI past it,
+    from the 1/sqrt(n) law: (half-width / distance to the target)^2."""
+    if ci is None or not ci[0] <= target <= ci[1]:
+        return {"verdict": "met" if value >= target else "missed"}
+    half = (ci[1] - ci[0]) / 2
+    gap = abs(value - target)
+    factor = (half / gap) ** 2 if gap > 0 else float("inf")
+    return {"verdict": "undecided", "more_evidence_factor": factor}
+
+
+def _paired_accuracy(report: dict, spec: TargetSpec, predictions: dict) -> dict:
+    """The paired CI (points) of variant minus reference on the same test images."""
+    from optbench.diagnose import best_accuracies
+    from optbench.stats import paired_accuracy
+
+    labels = predictions.get("labels")
+    if labels is None:
+        return {}
+    entries = {}
+    for name in (spec.variant, spec.reference):
+        best = best_accuracies(report.get("quality", {}), entries=True).get(name)
+        if best is None or best not in predictions:
+            return {}
+        entries[name] = predictions[best]
+    res = paired_accuracy(entries[spec.reference] == labels, entries[spec.variant] == labels)
+    return {"ci95": [100 * res.delta.low, 100 * res.delta.high], "mcnemar_p": res.p_value,
+            "paired_n": res.n}
 
 
 def _speedup(report: dict, spec: TargetSpec):
@@ -128,8 +167,10 @@ def target_lines(targets: list[dict]) -> list[str]:
     for accuracy, the points each step along the lineage gained or lost."""
     if not targets:
         return []
-    out = ["## Targets", "", "Stated in the recipe before the run; checked against this report.",
-           "", "| target | measured | met? | short by |", "|---|---:|---|---:|"]
+    out = ["## Targets", "", "Stated in the recipe before the run; checked against this report. "
+           "A target whose 95% CI (in brackets) contains it is **undecided**: this run cannot "
+           "tell; the factor says roughly how much more evidence would decide it.",
+           "", "| target | measured | verdict | short by |", "|---|---:|---|---:|"]
     for t in targets:
         if t["measured"] is None:
             out.append(f"| {t['target']} | — | {t['why']} | — |")
@@ -138,16 +179,34 @@ def target_lines(targets: list[dict]) -> list[str]:
         value = f"{t['measured']:+.2f}" if pts else f"{t['measured']:.2f}x"
         if "ci95" in t:
             value += f" [{t['ci95'][0]:.2f}, {t['ci95'][1]:.2f}]"
+        if "mcnemar_p" in t:
+            value += f", McNemar p = {t['mcnemar_p']:.3g}"
         short = "—" if t["met"] else (f"{t['short_by']:.2f} points" if pts
                                       else f"{t['short_by']:.2f}x")
-        out.append(f"| {t['target']} | {value} | {'yes' if t['met'] else '**no**'} | {short} |")
+        out.append(f"| {t['target']} | {value} | {_verdict_text(t)} | {short} |")
     out.append("")
     for t in targets:
         if t["met"] is False and t.get("breakdown"):
             path = "; ".join(f"{b['from']} → {b['to']} {b['points']:+.2f}"
                              for b in t["breakdown"])
             out.append(f"- Where the points went for {t['variant']} vs {t['reference']}: {path}.")
-        if t["met"] is False and "ci95" in t and t["ci95"][0] <= t["at_least"] <= t["ci95"][1]:
-            out.append(f"- {t['variant']} vs {t['reference']}: the 95% CI of the speed-up "
-                       f"contains the target {t['at_least']:g}x; this run cannot tell it apart.")
+        if t.get("verdict") == "undecided":
+            what = "accuracy difference" if t["metric"] == "accuracy_delta_points" else "speed-up"
+            out.append(f"- {t['variant']} vs {t['reference']}: the 95% CI of the {what} "
+                       f"contains the target {t['at_least']:g}; this run cannot tell it apart "
+                       f"({_more_text(t)}).")
     return out + [""]
+
+
+def _verdict_text(t: dict) -> str:
+    v = t.get("verdict") or ("met" if t["met"] else "missed")
+    return {"met": "met", "missed": "**missed**"}.get(v, f"undecided ({_more_text(t)})")
+
+
+def _more_text(t: dict) -> str:
+    factor = t.get("more_evidence_factor", float("inf"))
+    what = ("test images or seeds" if t["metric"] == "accuracy_delta_points"
+            else "timing samples or processes")
+    if factor == float("inf"):
+        return "the estimate sits on the target"
+    return f"needs about {max(factor, 1.0):.1f}x the {what}"

@@ -52,8 +52,12 @@ def test_speedup_at_another_size_and_a_missing_size_is_said():
     t = _one(variant="small", reference="big", metric="speedup", at_least=20.0, size=224,
              reference_runtime="torch-eager")
     assert t["measured"] == pytest.approx(0.080 / 0.0041) and t["met"] is False
+    assert t["verdict"] == "undecided"   # 19.51x, CI [19.0, 20.5] holds 20
+    half, gap = 0.75, 20.0 - 0.080 / 0.0041
+    assert t["more_evidence_factor"] == pytest.approx((half / gap) ** 2)
     lines = "\n".join(target_lines([t]))
-    assert "contains the target 20x" in lines and "**no**" in lines
+    assert "contains the target 20; this run cannot tell" in lines and "**missed**" not in lines
+    assert "undecided (needs about 2.4x the timing samples or processes)" in lines
     gone = _one(variant="small", reference="big", metric="speedup", at_least=20.0, size=512)
     assert gone["met"] is None and "extra_sizes" in gone["why"]
 
@@ -65,6 +69,47 @@ def test_accuracy_shortfall_is_split_along_the_lineage():
     assert steps == [("big", "mid", -2.0), ("mid", "small", -1.5)]
     assert sum(b["points"] for b in t["breakdown"]) == pytest.approx(t["measured"])
     assert "big → mid -2.00; mid → small -1.50" in "\n".join(target_lines([t]))
+
+
+def test_verdicts_have_three_values():
+    met = _one(variant="small", reference="big", metric="speedup", at_least=20.0,
+               reference_runtime="torch-eager")
+    assert met["verdict"] == "met"        # 25x, CI [24, 26] above 20
+    missed = _one(variant="small", reference="big", metric="speedup", at_least=30.0,
+                  reference_runtime="torch-eager")
+    assert missed["verdict"] == "missed" and "**missed**" in "\n".join(target_lines([missed]))
+    no_ci = _one(variant="small", reference="big", metric="speedup", at_least=20.0)
+    assert no_ci["verdict"] == "missed"   # no CI against the compiled reference: point estimate
+
+
+def _predictions(n_wrong_small: int, n_wrong_big: int, n: int = 1000) -> dict:
+    import numpy as np
+
+    labels = np.arange(n) % 10
+    big, small = labels.copy(), labels.copy()
+    big[:n_wrong_big] = (labels[:n_wrong_big] + 1) % 10
+    small[:n_wrong_small] = (labels[:n_wrong_small] + 1) % 10
+    return {"big / torch-eager": big, "small / onnxruntime": small, "labels": labels}
+
+
+def test_accuracy_targets_are_paired_tests_with_an_undecided_zone():
+    from optbench.stats import mcnemar_exact_p
+
+    def spec(at_least):
+        return (TargetSpec(variant="small", reference="big", metric="accuracy_delta_points",
+                           at_least=at_least),)
+
+    # as in REPORT's quality: big 92.0%, small 88.5% on 1000 images; small is wrong on 35 more
+    predictions = _predictions(115, 80)
+    close = evaluate_targets(REPORT, spec(-3.0), predictions)[0]
+    assert close["measured"] == pytest.approx(-3.5) and close["paired_n"] == 1000
+    assert close["verdict"] == "undecided" and close["ci95"][0] < -3.0 < close["ci95"][1]
+    assert close["mcnemar_p"] == pytest.approx(mcnemar_exact_p(35, 0))
+    assert "test images or seeds" in "\n".join(target_lines([close]))
+    far = evaluate_targets(REPORT, spec(-1.5), predictions)[0]
+    assert far["verdict"] == "missed" and far["ci95"][1] < -1.5
+    without = evaluate_targets(REPORT, spec(-3.0))[0]
+    assert without["verdict"] == "missed" and "ci95" not in without
 
 
 def test_size_ratio():
