@@ -14,6 +14,7 @@ from optbench.errors import ConfigError, RuntimeUnavailableError
 class TorchSession:
     def __init__(self, fn, runtime: str, device: str):
         self.fn, self.runtime, self.device = fn, runtime, device
+        self.compile_stats: dict | None = None   # torch-compile: what Dynamo did at load
 
     def prepare(self, batch: torch.Tensor) -> torch.Tensor:
         return batch.to(self.device)
@@ -63,9 +64,11 @@ class CompileRuntime:
         # torch.compile(options={"freezing": True}) fails on PT2E int8 graphs in torch 2.14
         inductor_config.freezing = True
         _allow_recompiles()
+        before = dynamo_counts()
         compiled = torch.compile(module, mode=self.mode, dynamic=False)
         session = TorchSession(compiled, self.name, device)
-        session.run(session.prepare(example))  # compile now, not inside the timer
+        run_compiled(session, session.prepare(example))  # compile now, not inside the timer
+        session.compile_stats = {k: v - before[k] for k, v in dynamo_counts().items()}
         return session
 
 
@@ -76,12 +79,42 @@ def _allow_recompiles() -> None:
     """Dynamo guards on parameter identity, so every model instance of one architecture (every
     variant, every export) recompiles the same `forward`; after `recompile_limit` (8) it silently
     falls back to eager, and a "torch-compile" row would time eager code. Measured here: the
-    flagship pipeline hit the limit on MobileNetV2.forward before its compile rows were timed."""
+    flagship pipeline hit the limit on MobileNetV2.forward before its compile rows were timed.
+    The limit is raised, and hitting it anyway is an error (run_compiled), never a silent
+    eager run under the torch-compile label."""
     import torch._dynamo
 
     cfg = torch._dynamo.config
     cfg.recompile_limit = max(cfg.recompile_limit, RECOMPILE_LIMIT)
     cfg.accumulated_recompile_limit = max(cfg.accumulated_recompile_limit, 4 * RECOMPILE_LIMIT)
+    cfg.fail_on_recompile_limit_hit = True
+
+
+def run_compiled(session: TorchSession, prepared) -> Any:
+    """A call that may compile (the first at a shape). Dynamo's recompile limit turns into a
+    RuntimeUnavailableError: past it Dynamo would run this model eager while the report said
+    torch-compile."""
+    import torch._dynamo
+
+    try:
+        return session.run(prepared)
+    except torch._dynamo.exc.FailOnRecompileLimitHit as exc:
+        cfg = torch._dynamo.config
+        raise RuntimeUnavailableError(
+            f"torch.compile hit Dynamo's recompile limit ({cfg.recompile_limit}) on this model: "
+            "past it the model runs in eager mode, so this torch-compile entry is not timed. "
+            "Build fewer variants of one architecture per process, or raise "
+            "torch._dynamo.config.recompile_limit") from exc
+
+
+def dynamo_counts() -> dict[str, int]:
+    """Dynamo's process-wide counters that say what a compile did: graphs compiled, frames
+    converted, graph breaks."""
+    from torch._dynamo.utils import counters
+
+    return {"graphs": int(counters["stats"]["unique_graphs"]),
+            "frames_ok": int(counters["frames"]["ok"]),
+            "graph_breaks": int(sum(counters["graph_break"].values()))}
 
 
 def _placed(model, device: str, runtime: str) -> torch.nn.Module:
