@@ -23,10 +23,9 @@ def test_demo_looks_tcmalloc_up_when_the_recipe_runs():
 def test_the_lookup_finds_the_installed_library_and_torch_then_uses_it():
     path = subprocess.run(["bash", str(ROOT / "scripts/tcmalloc.sh")], capture_output=True,
                           text=True, check=True).stdout
-    if not path:
-        if os.environ.get("CI"):
-            pytest.fail("libtcmalloc-minimal4 is not installed; scripts/sysdeps.sh installs it")
-        pytest.skip("tcmalloc is not installed here")
+    if not path:  # a failure under CI (tests/require_all.py)
+        pytest.skip("tcmalloc is not installed (Debian libtcmalloc-minimal4; "
+                    "scripts/sysdeps.sh installs it)")
     out = subprocess.run([sys.executable, "-c", "from optbench.env import detect_allocator; "
                           "print(detect_allocator())"], env={**os.environ, "LD_PRELOAD": path},
                          capture_output=True, text=True, check=True).stdout.strip()
