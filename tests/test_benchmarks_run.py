@@ -16,3 +16,18 @@ def test_benchmark_suites_run_once():
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert " passed" in out.stdout
+
+
+def test_the_timer_agrees_with_pytest_benchmark_with_benchmarking_enabled(tmp_path):
+    """The harness's agreement check, run for real (benchmarking on), so it can fail."""
+    saved = tmp_path / "harness.json"
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "benchmarks/test_harness.py", "-q", "-p",
+         "no:cacheprovider", "-k", "agreement", f"--benchmark-json={saved}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    import json
+
+    ratios = [b["extra_info"]["ratio_optbench_to_pytest_benchmark"]
+              for b in json.loads(saved.read_text())["benchmarks"]]
+    assert len(ratios) == 2
