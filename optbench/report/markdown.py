@@ -29,10 +29,7 @@ def render_bench(result: dict, title: str | None = None) -> str:
     if result.get("skipped"):
         lines += ["Skipped runtimes:", ""]
         lines += [f"- {name}: {why}" for name, why in result["skipped"].items()] + [""]
-    warnings = [f"{r['entry']} @ batch {r['batch_size']}: {w}" for r in result["rows"]
-                for w in r["measurement"]["warnings"] + r["speedup"]["warnings"]]
-    if warnings:
-        lines += ["Measurement warnings:", ""] + [f"- {w}" for w in warnings] + [""]
+    lines += _warning_lines(result["rows"])
     lines += _env_lines(env)
     return "\n".join(lines) + "\n"
 
@@ -99,7 +96,16 @@ def _at_size_lines(size: str, at: dict) -> list[str]:
         out += _references_table(at["references"]) + [""]
     out += [f"- {name}: not timed at {size}x{size}: {why}" for name, why in
             at.get("skipped", {}).items()]
-    return out + [""]
+    return out + [""] + _warning_lines(at["rows"], f" at {size}x{size}")
+
+
+def _warning_lines(rows: list[dict], where: str = "") -> list[str]:
+    """Every row's measurement and speed-up warnings (few samples, high spread, wide CI)."""
+    warnings = [f"{r['entry']} @ batch {r['batch_size']}: {w}" for r in rows
+                for w in r["measurement"]["warnings"] + r["speedup"]["warnings"]]
+    if not warnings:
+        return []
+    return [f"Measurement warnings{where}:", ""] + [f"- {w}" for w in warnings] + [""]
 
 
 def _variant_lines(extra: dict) -> list[str]:
