@@ -89,10 +89,10 @@ def prepared_model(name: str):
     raise RuntimeError("; ".join(errors))
 
 
-def worker(model_name: str, methods: list[str], out: Path) -> None:
+def worker(model_name: str, methods: list[str], out: Path, threads: int) -> None:
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     warnings.simplefilter("ignore")
     try:
         model, data, size = prepared_model(model_name)
@@ -100,10 +100,10 @@ def worker(model_name: str, methods: list[str], out: Path) -> None:
         _emit(out, {"method": "*", "outcome": "n/a", "detail": f"does not build: {exc}"})
         return
     for method in methods:
-        _emit(out, {"method": method, "size": size, **cell(model, data, method)})
+        _emit(out, {"method": method, "size": size, **cell(model, data, method, threads)})
 
 
-def cell(model, data, method: str) -> dict:
+def cell(model, data, method: str, threads: int) -> dict:
     import copy
 
     from optbench.errors import OptbenchError
@@ -117,7 +117,7 @@ def cell(model, data, method: str) -> dict:
         try:
             variant = optimize(model, config_from_dict({"method": method, **CONFIGS[method]}),
                                ctx)
-            figures = measure(model, variant, data)
+            figures = measure(model, variant, data, threads)
         except OptbenchError as exc:
             return {"outcome": "error", "error": type(exc).__name__, "detail": str(exc),
                     "seconds": time.perf_counter() - t0}
@@ -129,7 +129,7 @@ def cell(model, data, method: str) -> dict:
     return {"outcome": "ok", "seconds": time.perf_counter() - t0, **figures}
 
 
-def measure(model, variant, data) -> dict:
+def measure(model, variant, data, threads: int) -> dict:
     """Agreement with fp32 on 64 examples, size ratio, batch-1 latency ratio."""
     import numpy as np
     import torch
@@ -141,8 +141,8 @@ def measure(model, variant, data) -> dict:
 
     batch = data.batch(0, 64)
     runtime = get_runtime(variant.runtimes[0])
-    session = runtime.load(variant.artifact(runtime.accepts), example=batch[:1])
-    base = get_runtime("torch-eager").load(model, example=batch[:1])
+    session = runtime.load(variant.artifact(runtime.accepts), example=batch[:1], threads=threads)
+    base = get_runtime("torch-eager").load(model, example=batch[:1], threads=threads)
     with torch.inference_mode():
         stats = agreement_stats(predict(base, batch), np.concatenate(
             [predict(session, batch[i:i + 16]) for i in range(0, 64, 16)]))
@@ -171,7 +171,7 @@ def _emit(out: Path, record: dict) -> None:
 
 
 # -- the driver ------------------------------------------------------------------------------
-def run_model(name: str, methods: list[str], cell_timeout: float) -> list[dict]:
+def run_model(name: str, methods: list[str], cell_timeout: float, threads: int) -> list[dict]:
     """Run a worker per model; restart after a crash or a timeout at the next method."""
     cells: list[dict] = []
     todo = list(methods)
@@ -180,7 +180,8 @@ def run_model(name: str, methods: list[str], cell_timeout: float) -> list[dict]:
         while todo:
             lines.write_text("")
             proc = subprocess.Popen([sys.executable, __file__, "--worker", name, "--methods",
-                                     ",".join(todo), "--lines", str(lines)],
+                                     ",".join(todo), "--lines", str(lines),
+                                     "--threads", str(threads)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                     text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
             status = _watch(proc, lines, cell_timeout)
@@ -229,32 +230,45 @@ def main(argv=None) -> int:
     parser.add_argument("--models", default="families", help="families | all | ci | a,b,c")
     parser.add_argument("--methods", default="all", help="all | ci | a,b,c")
     parser.add_argument("--cell-timeout", type=float, default=300.0)
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="models run at once (each worker gets 2 // jobs threads)")
     parser.add_argument("--out", type=Path, default=Path("results/coverage"))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--lines", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     methods = _methods(args.methods)
+    threads = args.threads or max(1, 2 // max(args.jobs, 1))
     if args.worker:
-        worker(args.worker, methods, args.lines)
+        worker(args.worker, methods, args.lines, threads)
         return 0
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
     from optbench import env
     from optbench.io import atomic_write_json, atomic_write_text
 
     path = args.out / "coverage.json"
     old = json.loads(path.read_text()) if path.is_file() else {}
     results = old.get("models", {}) if old.get("methods") == methods else {}
-    for name in model_names(args.models):
-        if name in results:
-            continue
-        t0 = time.perf_counter()
-        results[name] = run_model(name, methods, args.cell_timeout)
-        print(f"{name}: {_summary_line(results[name])} ({time.perf_counter() - t0:.0f} s)",
-              flush=True)
-        report = {"command": env.capture()["command"], "methods": methods, "models": results,
-                  "env": env.capture()}
-        atomic_write_json(path, report)
-        atomic_write_text(args.out / "coverage.md", render(report))
+    todo = [n for n in model_names(args.models) if n not in results]
+    with ThreadPoolExecutor(max(args.jobs, 1)) as pool:   # each model in its own process
+        futures = {pool.submit(_timed, run_model, n, methods, args.cell_timeout, threads): n
+                   for n in todo}
+        for future in as_completed(futures):
+            name, (cells, seconds) = futures[future], future.result()
+            results[name] = cells
+            print(f"{name}: {_summary_line(cells)} ({seconds:.0f} s)", flush=True)
+            report = {"command": env.capture()["command"], "methods": methods,
+                      "models": results, "jobs": args.jobs, "threads": threads,
+                      "env": env.capture()}
+            atomic_write_json(path, report)
+            atomic_write_text(args.out / "coverage.md", render(report))
     return 1 if any(c["outcome"] == "crash" for cells in results.values() for c in cells) else 0
+
+
+def _timed(fn, *args):
+    t0 = time.perf_counter()
+    return fn(*args), time.perf_counter() - t0
 
 
 def _methods(spec: str) -> list[str]:
@@ -288,7 +302,8 @@ def render(report: dict) -> str:
     lines = ["# Coverage matrix: every method on torchvision classifiers", "",
              f"Command: `{report['command']}`; commit {e.get('git_commit')}; {e.get('date')}.",
              f"Machine: {e.get('cpu_model')}, {e.get('logical_cpus')} logical CPUs, int8 class "
-             f"{cpu.get('kind')} (VNNI: {cpu.get('vnni')}); torch threads 2.", "",
+             f"{cpu.get('kind')} (VNNI: {cpu.get('vnni')}); {report.get('jobs', 1)} model(s) at "
+             f"a time, {report.get('threads', 2)} thread(s) each.", "",
              "Random-init models (BatchNorm statistics from 128 synthetic images), 10 classes, "
              "3 channels, at the first of 64/96/128/224 px each model runs at. A cell reads "
              "`agreement / size ratio / speed-up`: top-1 agreement with the fp32 model on 64 "
@@ -304,7 +319,7 @@ def render(report: dict) -> str:
                                                ("ok", "error", "crash", "timeout")) + " |")
     lines += ["", "## Cells", "", "| model | px | " + " | ".join(methods) + " |",
               "|---|---:|" + "---|" * len(methods)]
-    for name, cells in models.items():
+    for name, cells in sorted(models.items()):
         by = {c["method"]: c for c in cells}
         size = next((c.get("size") for c in cells if c.get("size")), "")
         lines.append(f"| {name} | {size} | " + " | ".join(_cell_text(by.get(m)) for m in methods)
