@@ -112,8 +112,8 @@ def demo_artifact(folder: Path) -> Path:
     from optbench.artifact import save_artifact
     from optbench.data import FASHION_CLASSES, ImageTransform, load_fashion_mnist
     from optbench.models import build_model
-    from optbench.transforms.base import Context, optimize
-    from optbench.transforms.quantize import OrtStaticQuantConfig
+    from optbench.transforms import Context, optimize
+    from optbench.transforms.quantize_ort import OrtStaticQuantConfig
 
     tf = ImageTransform(size=32, channels=1)
     calib = load_fashion_mnist("train", transform=tf, limit=256)

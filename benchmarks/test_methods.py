@@ -12,7 +12,7 @@ from conftest import bench_models
 from optbench.data import ImageTransform, synthetic_dataset
 from optbench.models import build_model
 from optbench.runtime import get_runtime
-from optbench.transforms.base import Context, Variant, config_from_dict, optimize
+from optbench.transforms import Context, Variant, config_from_dict, optimize
 
 METHODS = {  # case id -> (method config or None for the baseline, runtime)
     "fp32-eager": (None, "torch-eager"),

@@ -26,7 +26,7 @@ from optbench.pipeline import Recipe, run_recipe
 from optbench.runtime import get_runtime, runtime_names
 from optbench.search import SearchConfig, search
 from optbench.train import TrainConfig, evaluate, train
-from optbench.transforms.base import Context, Variant, method_names, optimize
+from optbench.transforms import Context, Variant, method_names, optimize
 
 __version__ = "0.1.0"
 

@@ -25,6 +25,7 @@ from optbench.measure import (
     TaskSpec,
     TimerConfig,
     agreement,
+    artifact_size,
     collect_logits,
     compare,
     model_size,
@@ -144,7 +145,18 @@ def bench(model, config: BenchConfig | None = None, *, label: str | None = None,
         entries = [Entry(name, rt, artifact) for rt, artifact in artifacts.items()]
         result = bench_entries(entries, config, eval_data=eval_data, label=name)
     result.sizes, result.skipped = {**sizes, **result.sizes}, {**skipped, **result.skipped}
+    if isinstance(model, (str, os.PathLike)):
+        result.extra["warnings"] = int8_warnings(Path(model))
     return result
+
+
+def int8_warnings(onnx_path: Path) -> list[str]:
+    """For an int8 ONNX file made elsewhere: whether its weight format can saturate on this
+    CPU (optbench.isa), read from the graph itself."""
+    from optbench.isa import cpu_features, onnx_int8_mode, portability_warning
+
+    warning = portability_warning(onnx_int8_mode(onnx_path), cpu_features())
+    return [warning] if warning else []
 
 
 def bench_entries(entries: list[Entry], config: BenchConfig, *, eval_data=None,
@@ -152,15 +164,19 @@ def bench_entries(entries: list[Entry], config: BenchConfig, *, eval_data=None,
                   agreement_with: dict[str, str] | None = None) -> BenchResult:
     """Time every entry interleaved, per batch size; the first entry is the speed-up baseline.
     Output agreement is measured against agreement_with[entry label] (default: the first)."""
+    previous = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(config.threads)
-    threads = torch.get_num_threads()
-    skipped: dict[str, str] = {}
-    sessions, loads = _load_sessions(entries, config, threads, skipped)
-    rows = [row for bs in config.batch_sizes
-            for row in _time_batch(sessions, loads, bs, config, threads, skipped)]
-    quality, predictions = (_quality(sessions, eval_data, config, agreement_with or {})
-                            if eval_data is not None else ({}, {}))
+    try:
+        threads = torch.get_num_threads()
+        skipped: dict[str, str] = {}
+        sessions, loads = _load_sessions(entries, config, threads, skipped)
+        rows = [row for bs in config.batch_sizes
+                for row in _time_batch(sessions, loads, bs, config, threads, skipped)]
+        quality, predictions = (_quality(sessions, eval_data, config, agreement_with or {})
+                                if eval_data is not None else ({}, {}))
+    finally:  # the caller's thread setting, as it was
+        torch.set_num_threads(previous)
     return BenchResult(label=label, config=config, env=_env.capture(), sizes={}, rows=rows,
                        quality=quality, skipped=skipped, predictions=predictions)
 
@@ -281,3 +297,28 @@ def _quality(sessions: dict, eval_data, config: BenchConfig,
                                                  labels, values.shape[1])}
     predictions = {name: values.argmax(1).astype(np.int16) for name, values in logits.items()}
     return out, {**predictions, "labels": np.asarray(labels, np.int16)}
+
+
+def measure_variants(variants: list, config: BenchConfig, eval_data) -> BenchResult:
+    """All variants, each through its runtimes (those in config.runtimes when it lists any),
+    timed interleaved in one run; the first entry is the baseline. Each variant (a
+    transforms.base.Variant) is compared for output agreement with its nearest measured
+    ancestor."""
+
+    entries, first_entry = [], {}
+    for v in variants:
+        runtimes = [r for r in v.runtimes if r in config.runtimes] or [v.runtimes[0]]
+        entries += [Entry(v.name, rt, v.artifact_for(rt)) for rt in runtimes]
+        first_entry[v.name] = entries[-len(runtimes)].label
+    # each variant's outputs are compared with its nearest measured ancestor's
+    agreement_with = {}
+    for v in variants:
+        parent = next((n for n in reversed(v.lineage[:-1]) if n in first_entry), v.name)
+        for e in entries:
+            if e.variant == v.name:
+                agreement_with[e.label] = first_entry[parent]
+    result = bench_entries(entries, config, eval_data=eval_data, label="pipeline",
+                           agreement_with=agreement_with)
+    result.sizes = {v.name: artifact_size(v.onnx_path if v.onnx_path else v.model)
+                    for v in variants}
+    return result

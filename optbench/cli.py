@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from optbench.config import parse_ints
 from optbench.errors import ConfigError, OptbenchError
 
 
@@ -115,8 +116,9 @@ def _bench(args) -> int:
     from optbench.bench import BenchConfig, bench
     from optbench.report import save_bench
 
-    config = BenchConfig(runtimes=_names(args.runtimes), batch_sizes=_ints(args.batch_sizes,
-                         "--batch-sizes"), input_shape=_ints(args.input_shape, "--input-shape"),
+    config = BenchConfig(runtimes=_names(args.runtimes),
+                         batch_sizes=parse_ints(args.batch_sizes, "--batch-sizes"),
+                         input_shape=parse_ints(args.input_shape, "--input-shape"),
                          device=args.device, threads=args.threads, min_time_s=args.min_time,
                          max_time_s=args.max_time)
     model = _model(args, config.input_shape[0])
@@ -228,15 +230,6 @@ def _eval_data(args, input_shape):
                               limit=args.eval_limit or None)
 
 
-def _ints(text: str, flag: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise ConfigError(f"{flag} takes comma-separated integers, e.g. 1,8; got {text!r}"
-                          ) from None
-    if not values:
-        raise ConfigError(f"{flag} is empty; give comma-separated integers, e.g. 1,8")
-    return values
 
 
 def _names(text: str) -> tuple[str, ...]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from optbench.config import parse_ints
 from optbench.errors import ConfigError
 
 
@@ -155,9 +156,8 @@ def _serve_parser(sub) -> None:
 
 def _package(args) -> int:
     from optbench.artifact import save_artifact
-    from optbench.cli import _ints
 
-    shape = _ints(args.input_shape, "--input-shape")
+    shape = parse_ints(args.input_shape, "--input-shape")
     if len(shape) != 3:
         raise ConfigError(f"--input-shape is one item's C,H,W, got {args.input_shape!r}")
     classes = _classes(args.classes)

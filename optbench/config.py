@@ -55,6 +55,18 @@ def check_choice(owner: str, name: str, value: Any, allowed: typing.Iterable[Any
         raise ConfigError(f"{owner}.{name} must be one of {list(allowed)}, got {value!r}")
 
 
+def parse_ints(text: str, flag: str) -> tuple[int, ...]:
+    """'1,8' -> (1, 8), for command-line flags; a ConfigError naming the flag otherwise."""
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(f"{flag} takes comma-separated integers, e.g. 1,8; got {text!r}"
+                          ) from None
+    if not values:
+        raise ConfigError(f"{flag} is empty; give comma-separated integers, e.g. 1,8")
+    return values
+
+
 def _coerce(hint: Any, value: Any) -> Any:
     if isinstance(hint, type) and issubclass(hint, Config) and isinstance(value, dict):
         return hint.from_dict(value)

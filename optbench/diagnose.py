@@ -121,3 +121,27 @@ def fastest_rows(rows: list[dict]) -> dict[tuple[str, int], dict]:
         if key not in best or row_median(row) < row_median(best[key]):
             best[key] = row
     return best
+
+
+def compare_to_references(result: dict, references: tuple[str, ...]) -> list[dict]:
+    """Each variant's best runtime against each reference's best, per batch size: speed-up,
+    size ratio (reference bytes / variant bytes) and top-1 difference in points."""
+    best = fastest_rows(result["rows"])
+    accuracy, sizes = best_accuracies(result.get("quality", {})).get, result.get("sizes", {})
+
+    out = []
+    for (variant, batch), row in best.items():
+        for ref in references:
+            ref_row = best.get((ref, batch))
+            if ref_row is None or ref == variant:
+                continue
+            acc, ref_acc = accuracy(variant), accuracy(ref)
+            out.append({
+                "variant": variant, "reference": ref, "batch_size": batch,
+                "runtime": row["runtime"], "reference_runtime": ref_row["runtime"],
+                "speedup": row_median(ref_row) / row_median(row),
+                "size_ratio": (sizes[ref]["file_bytes"] / sizes[variant]["file_bytes"]
+                               if ref in sizes and variant in sizes else None),
+                "accuracy_delta_points": (None if acc is None or ref_acc is None
+                                          else (acc - ref_acc) * 100)})
+    return out

@@ -51,6 +51,15 @@ def _torchvision(name: str, weights: str | None, num_classes: int) -> nn.Module:
             "weights=None to train from scratch.") from exc
 
 
+def classifier_name(model: nn.Module) -> str | None:
+    """The qualified name of a classifier's output layer: its last nn.Linear (torchvision's
+    classifiers all end in one). The methods that keep it whole (structured pruning keeps its
+    classes, int8 keeps it in fp32) ask here; ONNX graphs have their own rule
+    (transforms.quantize_ort: the last Gemm/MatMul node)."""
+    names = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+    return names[-1] if names else None
+
+
 def _replace_classifier(model: nn.Module, num_classes: int) -> None:
     if hasattr(model, "fc"):
         model.fc = nn.Linear(model.fc.in_features, num_classes)

@@ -9,7 +9,7 @@ import dataclasses
 from optbench.bench import BenchConfig, Entry, bench_entries
 from optbench.config import Config
 from optbench.errors import ConfigError
-from optbench.transforms.base import Context, Variant, config_from_dict, optimize
+from optbench.transforms import Context, Variant, config_from_dict, optimize
 
 DEFAULT_CANDIDATES = (
     {"method": "ptq-pt2e"},
@@ -47,8 +47,8 @@ def search(model, ctx: Context, config: SearchConfig | None = None,
     for raw in candidates:
         cfg = config_from_dict(raw)
         name = "-".join(str(v) for v in raw.values())
-        ctx.step = name
-        variants.append(optimize(base, cfg, ctx, name=name))
+        step = f"{ctx.step}-{name}" if ctx.step else name   # files unique per search input
+        variants.append(optimize(base, cfg, ctx.for_step(step), name=name))
     entries = [Entry("fp32", "torch-eager", model)]
     for v in variants:
         entries += [Entry(v.name, rt, v.artifact_for(rt)) for rt in v.runtimes[:1]]

@@ -107,7 +107,7 @@ def cell(model, data, method: str, threads: int) -> dict:
     import copy
 
     from optbench.errors import OptbenchError
-    from optbench.transforms.base import Context, config_from_dict, optimize
+    from optbench.transforms import Context, config_from_dict, optimize
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -272,7 +272,7 @@ def _timed(fn, *args):
 
 
 def _methods(spec: str) -> list[str]:
-    from optbench.transforms.base import method_names
+    from optbench.transforms import method_names
 
     if spec == "all":
         return method_names()

@@ -25,7 +25,7 @@ from optbench.bench import BenchConfig, Entry, bench_entries
 from optbench.data import ImageTransform, load_fashion_mnist
 from optbench.io import atomic_write_json, atomic_write_text, load_weights
 from optbench.models import build_model
-from optbench.transforms.base import Context, optimize
+from optbench.transforms import Context, optimize
 from optbench.transforms.export import export_onnx
 from optbench.transforms.precision import ReducedPrecisionConfig
 

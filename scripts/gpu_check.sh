@@ -8,8 +8,8 @@ out=${1:?usage: gpu_check.sh OUT [STUDENT_CKPT DATA_DIR]}
 mkdir -p "$out"
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/nvidia-smi.txt"
-python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_bench.py tests/test_memory.py \
-    tests/test_runtime.py tests/test_timer.py tests/test_methods.py 2>&1 | tee "$out/cuda-tests.log"
+python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_bench.py tests/measure/test_memory.py \
+    tests/runtime/test_runtime.py tests/measure/test_timer.py tests/transforms/test_methods.py 2>&1 | tee "$out/cuda-tests.log"
 tests_rc=${PIPESTATUS[0]}
 extra=()
 if [ $# -ge 3 ]; then extra=(--student "$2" --data-dir "$3" "${@:4}"); fi

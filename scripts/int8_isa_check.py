@@ -32,7 +32,7 @@ from optbench.measure import collect_logits, top1_accuracy  # noqa: E402
 from optbench.runtime import get_runtime  # noqa: E402
 from optbench.runtime.base import predict  # noqa: E402
 from optbench.train import TrainConfig, evaluate, train  # noqa: E402
-from optbench.transforms.base import Context, config_from_dict, optimize  # noqa: E402
+from optbench.transforms import Context, config_from_dict, optimize  # noqa: E402
 
 ORT_MODES = ("auto", "u8s8", "u8s8-reduce-range", "u8u8")
 CASES = [(method, {"int8_mode": m}) for method in ("ptq-ort-static", "ptq-ort-dynamic")

@@ -15,7 +15,7 @@ from optbench.data import ImageTransform, load_fashion_mnist, make_loader
 from optbench.measure import agreement, collect_logits, top1_accuracy
 from optbench.models import build_model
 from optbench.train import TrainConfig, train
-from optbench.transforms.base import Context, optimize
+from optbench.transforms import Context, optimize
 from optbench.transforms.quantize import PT2EQuantConfig
 
 

@@ -25,7 +25,8 @@ from optbench.io import atomic_write_json, atomic_write_text
 from optbench.measure import TimerConfig, compare, time_callable
 from optbench.models import build_model
 from optbench.runtime import get_runtime
-from optbench.transforms.base import Context, Variant, config_from_dict, optimize
+from optbench.transforms import Context, Variant, config_from_dict, optimize
+from optbench.transforms.export import fp32_onnx
 
 CASES = (("mobilenet_v2", 224), ("mobilenet_v2", 32))
 BUDGET = TimerConfig(min_time_s=2.0, max_time_s=8.0, target_rel_spread=0.02)
@@ -44,8 +45,8 @@ def sessions(arch: str, size: int, workdir: Path) -> dict:
                                              "guard": {"action": "warn"}}), ctx)
     x = data.batch(0, 1)
     out = {"torch-eager fp32": get_runtime("torch-eager").load(model, example=x),
-           "onnxruntime fp32": get_runtime("onnxruntime").load(ctx.fp32_onnx(
-               Variant("fp32", model=model), 18), example=x, threads=2),
+           "onnxruntime fp32": get_runtime("onnxruntime").load(
+               fp32_onnx(ctx, Variant("fp32", model=model), 18), example=x, threads=2),
            "onnxruntime int8": get_runtime("onnxruntime").load(int8.onnx_path, example=x,
                                                                 threads=2)}
     return {name: _bound(s, x) for name, s in out.items()}

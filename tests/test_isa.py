@@ -20,7 +20,8 @@ from optbench.isa import (
     pt2e_mode,
     vpmaddubsw,
 )
-from optbench.transforms.base import Context, Variant, config_from_dict, optimize
+from optbench.transforms import Context, Variant, config_from_dict, optimize
+from optbench.transforms.export import fp32_onnx
 from optbench.transforms.guard import Int8CollapseError, Int8Guard, check_int8
 
 # torch.cpu.get_capabilities() as the three CPU kinds we meet report it
@@ -195,8 +196,8 @@ def test_an_artifact_made_for_vnni_warns_on_a_cpu_without_it(trained, ctx, tmp_p
     assert "without VNNI" in registry.model_warnings(manifest)[0]
     monkeypatch.setattr(registry, "cpu_features", lambda: SPR)
     assert registry.model_warnings(manifest) == []
-    fp32 = save_artifact(tmp_path / "b", name="fp32", onnx_path=ctx.fp32_onnx(
-        Variant("x", model=trained), 18), input_shape=(1, 16, 16))
+    fp32 = save_artifact(tmp_path / "b", name="fp32", input_shape=(1, 16, 16),
+                         onnx_path=fp32_onnx(ctx, Variant("x", model=trained), 18))
     assert read_manifest(fp32)[0].int8 is None
 
 
@@ -213,3 +214,18 @@ def test_dynamic_int8_keeps_full_range_weights_everywhere():
         mode = ort_mode("auto", cpu, dynamic=True)
         assert mode.mode == "u8s8" and not mode.needs_vnni
     assert ort_mode("u8u8", ZEN2, dynamic=True).mode == "u8u8"
+
+
+def test_benching_a_full_range_int8_file_on_a_cpu_without_vnni_warns_in_the_report(
+        trained, ctx, monkeypatch):
+    from optbench import isa
+    from optbench.bench import int8_warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        variant = _ort(trained, ctx, "u8s8", guard={"action": "warn"})
+    monkeypatch.setattr(isa, "cpu_features", lambda: ZEN2)
+    found = int8_warnings(variant.onnx_path)
+    assert len(found) == 1 and "without VNNI" in found[0]
+    monkeypatch.setattr(isa, "cpu_features", lambda: SPR)
+    assert int8_warnings(variant.onnx_path) == []

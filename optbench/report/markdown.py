@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from optbench.report.responsible import responsible_lines
-from optbench.targets import target_lines
+from optbench.report.targets import target_lines
 
 
 def render_bench(result: dict, title: str | None = None) -> str:
@@ -30,6 +30,9 @@ def render_bench(result: dict, title: str | None = None) -> str:
         lines += ["Skipped runtimes:", ""]
         lines += [f"- {name}: {why}" for name, why in result["skipped"].items()] + [""]
     lines += _warning_lines(result["rows"])
+    extra_warnings = result.get("extra", {}).get("warnings", [])
+    if extra_warnings:
+        lines += ["Model warnings:", ""] + [f"- {w}" for w in extra_warnings] + [""]
     lines += _env_lines(env)
     return "\n".join(lines) + "\n"
 

@@ -1,5 +1,9 @@
 """Methods as data: a frozen config class plus a handler registered for it (DESIGN rule 1).
 
+This module holds what the method modules build on (Context, Variant, the registry they
+register into); optbench.transforms (the package) imports every method module and offers
+`optimize`, `config_from_dict`, `method_names`:
+
     variant = optimize(model, UnstructuredPruneConfig(ratio=0.5), ctx)
 
 A handler never mutates its input; it returns a Variant: a torch module and/or an ONNX file,
@@ -10,6 +14,7 @@ the diagnosis reads).
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +22,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from optbench.config import Config
 from optbench.errors import ConfigError, MissingInputError
 
 Handler = Callable[["Variant", Any, "Context"], "Variant"]
@@ -38,10 +42,17 @@ class Context:
     device: str = "cpu"
     progress: bool = True
     step: str = ""               # the pipeline step being run (names its files)
-    onnx_cache: dict = dataclasses.field(default_factory=dict)  # id(model) -> fp32 ONNX path
+    # model -> {opset: its fp32 ONNX file}; weak keys, so a freed model's id cannot alias
+    onnx_cache: weakref.WeakKeyDictionary = dataclasses.field(
+        default_factory=weakref.WeakKeyDictionary)
 
     def __post_init__(self):
         self.workdir = Path(self.workdir)
+
+    def for_step(self, step: str, **changes) -> Context:
+        """A copy for one step (its name, e.g. its teacher); data and the ONNX cache are shared,
+        this context is left as it was."""
+        return dataclasses.replace(self, step=step, **changes)
 
     def require(self, field: str, method: str) -> Any:
         value = getattr(self, field)
@@ -54,19 +65,6 @@ class Context:
         """A path in workdir for this step's files (checkpoints, ONNX), unique per step."""
         stem = self.step or "-".join(parent.lineage) or parent.name
         return self.workdir / f"{stem}-{suffix}"
-
-    def fp32_onnx(self, parent: Variant, opset: int) -> Path:
-        """The parent's fp32 ONNX file: its own if it is one, else exported once and reused."""
-        if parent.onnx_path is not None and not parent.info.get("int8"):
-            return Path(parent.onnx_path)
-        model = require_module(parent, "onnx export")
-        key = (id(model), opset)
-        if key not in self.onnx_cache or not self.onnx_cache[key].is_file():
-            from optbench.transforms.export import export_onnx
-
-            self.onnx_cache[key] = export_onnx(model, self.example(2),
-                                               self.file(parent, "fp32.onnx"), opset=opset)
-        return self.onnx_cache[key]
 
     def example(self, batch: int = 2) -> torch.Tensor:
         x = self.require("example_input", "export")
@@ -112,60 +110,8 @@ def register(config_cls: type) -> Callable[[Handler], Handler]:
     return decorator
 
 
-def method_names() -> list[str]:
-    _load_builtin_methods()
-    return sorted(_METHODS)
-
-
-def config_from_dict(data: dict) -> Config:
-    """{'method': 'prune-l1', ...fields} -> the registered config; errors list what exists."""
-    _load_builtin_methods()
-    data = dict(data)
-    method = data.pop("method", None)
-    if method not in _METHODS:
-        raise ConfigError(f"unknown method {method!r}; registered methods are {method_names()}")
-    return _METHODS[method].from_dict(data)
-
-
-def config_to_dict(config: Config) -> dict:
-    return {"method": type(config).method, **config.to_dict()}
-
-
-def optimize(model: nn.Module | Variant, config: Config, ctx: Context | None = None,
-             name: str | None = None) -> Variant:
-    """Apply one method. `model` is left untouched; the result is a new Variant."""
-    _load_builtin_methods()
-    handler = _HANDLERS.get(type(config))
-    if handler is None:
-        raise ConfigError(f"no handler registered for {type(config).__name__}; registered "
-                          f"methods are {method_names()}")
-    parent = model if isinstance(model, Variant) else Variant("input", model=model)
-    ctx = ctx or Context()
-    Path(ctx.workdir).mkdir(parents=True, exist_ok=True)
-    variant = handler(parent, config, ctx)
-    if name:
-        variant.name = name
-        variant.lineage = (*parent.lineage, name)
-    variant.info.setdefault("method", type(config).method)
-    variant.info.setdefault("config", config.to_dict())
-    return variant
-
-
 def require_module(variant: Variant, method: str) -> nn.Module:
     if variant.model is None:
         raise ConfigError(f"method {method!r} needs a torch model, but variant {variant.name!r} "
                           "is only an ONNX file; apply it before exporting")
     return variant.model
-
-
-def _load_builtin_methods() -> None:
-    # importing the modules registers their handlers
-    from optbench.transforms import (  # noqa: F401
-        distill,
-        export,
-        finetune,
-        precision,
-        prune,
-        qat,
-        quantize,
-    )

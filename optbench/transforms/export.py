@@ -84,7 +84,7 @@ class ExportOnnxConfig(Config):
 def export_method(parent: Variant, config: ExportOnnxConfig, ctx: Context) -> Variant:
     model = require_module(parent, config.method)
     if config.dynamic_batch:
-        path = ctx.fp32_onnx(parent, config.opset)
+        path = fp32_onnx(ctx, parent, config.opset)
     else:
         path = export_onnx(model, ctx.example(2), ctx.file(parent, "fp32-static.onnx"),
                            opset=config.opset, dynamic_batch=False)
@@ -124,3 +124,16 @@ def parity_check(model: torch.nn.Module, path: Path, data, config: ExportOnnxCon
             f"{result['onnx_accuracy']:.4f}. Lower min_top1_agreement/max_abs_diff in "
             "ExportOnnxConfig to accept it, or try another opset.")
     return result
+
+
+def fp32_onnx(ctx: Context, parent: Variant, opset: int) -> Path:
+    """The parent's fp32 ONNX file: its own if it is one, else exported once per model and
+    opset (cached in ctx.onnx_cache) and reused by every method that starts from ONNX."""
+    if parent.onnx_path is not None and not parent.info.get("int8"):
+        return Path(parent.onnx_path)
+    model = require_module(parent, "onnx export")
+    files = ctx.onnx_cache.setdefault(model, {})
+    if opset not in files or not files[opset].is_file():
+        files[opset] = export_onnx(model, ctx.example(2), ctx.file(parent, "fp32.onnx"),
+                                   opset=opset)
+    return files[opset]

@@ -14,7 +14,7 @@ import torch
 
 from optbench.config import Config, check_choice, check_positive
 from optbench.errors import ConfigError, OptbenchError
-from optbench.isa import cpu_features
+from optbench.isa import Int8Mode, cpu_features
 
 
 class Int8CollapseError(OptbenchError, RuntimeError):
@@ -108,3 +108,14 @@ def collapse_message(name: str, stats: dict, problems: list[str], hints: tuple[s
             + " An untrained model's near-tied logits also disagree; loosen the guard with "
               "guard = { min_agreement = ..., max_relative_error = ... }, or "
               "guard = { action = 'warn' } to keep the variant and see it in the report.")
+
+
+def mode_hints(mode: Int8Mode, *extra: str) -> tuple[str, ...]:
+    """Likely causes of an int8 collapse, for the guard's message."""
+    hints = list(extra)
+    if mode.needs_vnni and cpu_features().u8s8_saturates:
+        hints.append(f"int8_mode {mode.mode!r} uses full-range u8s8, which saturates on this "
+                     f"{cpu_features().kind} CPU without VNNI: use int8_mode = 'auto';")
+    hints.append("calibration data too small or unlike the inputs (more calibration_batches, "
+                 "calibrate_method = 'percentile' where the method has it);")
+    return tuple(hints)

@@ -165,9 +165,11 @@ def _ignored_layers(model: nn.Module, skip: tuple[str, ...]) -> list[nn.Module]:
     if unknown:
         raise ConfigError(f"StructuredPruneConfig.skip names unknown modules {unknown}; "
                           f"e.g. {[n for n in names if n][:8]}")
+    from optbench.models import classifier_name
+
     ignored = [names[s] for s in skip]
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    if linears:
-        ignored.append(linears[-1])  # the classifier keeps its outputs (the classes)
+    head = classifier_name(model)
+    if head is not None:
+        ignored.append(names[head])  # the classifier keeps its outputs (the classes)
     return ignored
 

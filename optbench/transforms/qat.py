@@ -13,11 +13,10 @@ from optbench.config import Config, check_choice
 from optbench.isa import PT2E_MODES, cpu_features, pt2e_mode
 from optbench.train import TrainConfig, train
 from optbench.transforms.base import Context, Variant, register, require_module
-from optbench.transforms.guard import Int8Guard, check_int8
+from optbench.transforms.guard import Int8Guard, check_int8, mode_hints
 from optbench.transforms.quantize import (
     drop_unused_attributes,
     export_for_quantization,
-    mode_hints,
     pt2e_op_counts,
     untie_shared_modules,
     x86_quantizer,

@@ -4,7 +4,8 @@ import pytest
 
 from optbench.errors import ConfigError
 from optbench.pipeline import Recipe
-from optbench.targets import TargetSpec, evaluate_targets, target_lines
+from optbench.pipeline.targets import TargetSpec, evaluate_targets
+from optbench.report.targets import target_lines
 
 
 def _row(variant, runtime, median_s, baseline="big / torch-eager", est=1.0, ci=(0.9, 1.1),

@@ -17,13 +17,7 @@ from optbench.measure import collect_logits, model_size, top1_accuracy
 from optbench.runtime import get_runtime
 from optbench.runtime.base import predict
 from optbench.train import TrainConfig, evaluate
-from optbench.transforms.base import (
-    Context,
-    config_from_dict,
-    config_to_dict,
-    method_names,
-    optimize,
-)
+from optbench.transforms import Context, config_from_dict, config_to_dict, method_names, optimize
 
 SHORT = {"epochs": 1, "batch_size": 32, "lr": 0.01, "max_steps_per_epoch": 8}
 CASES = {  # method -> (config fields, allowed top-1 drop vs the fp32 model)

@@ -9,7 +9,7 @@ from browser import assert_not_blank, console_errors_and_screenshot, images_load
 
 from optbench.cli import main
 
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "fashion_resnet50_to_mobilenet.toml"
+RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "fashion_resnet50_to_mobilenet.toml"
 
 
 @pytest.fixture(scope="module")

@@ -114,7 +114,7 @@ def test_invalid_toml_is_explained(tmp_path):
 def test_shipped_recipes_are_valid():
     from pathlib import Path
 
-    recipes = sorted(Path(__file__).resolve().parents[1].glob("recipes/*.toml"))
+    recipes = sorted(Path(__file__).resolve().parents[2].glob("recipes/*.toml"))
     assert recipes
     for path in recipes:
         Recipe.from_toml(path)
@@ -153,7 +153,7 @@ def test_no_committed_results_folder_pins_a_recipe():
     import subprocess
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     listed = subprocess.run(["git", "ls-files", "results"], cwd=root, capture_output=True,
                             text=True)
     if listed.returncode != 0:

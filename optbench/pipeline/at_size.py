@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from optbench.transforms.base import Context, Variant, optimize
+from optbench.transforms import Context, Variant, optimize
 
 REAPPLIED = ("ptq-pt2e", "ptq-ort-static", "ptq-ort-dynamic", "export-onnx", "reduced-precision")
 
@@ -41,9 +41,9 @@ def variants_at_size(recipe, variants: dict[str, Variant], measured: list[str], 
         if v.model is not None and not v.info.get("int8"):
             out.append(v)
         elif step is not None and type(step.config).method in REAPPLIED:
-            ctx.step = f"{name}-at{size}"
             parent = variants[recipe.input_of(recipe.steps.index(step))]
-            out.append(optimize(parent, step.config, ctx, name=name))
+            out.append(optimize(parent, step.config, ctx.for_step(f"{name}-at{size}"),
+                                name=name))
         else:
             method = type(step.config).method if step else "a model"
             skipped[name] = (f"made by {method}, which trains an int8 graph fixed to the training "
@@ -53,7 +53,8 @@ def variants_at_size(recipe, variants: dict[str, Variant], measured: list[str], 
 
 
 def measure_at_size(recipe, variants, measured, splits, size: int, out: Path) -> dict:
-    from optbench.pipeline import compare_to_references, measure_variants
+    from optbench.bench import measure_variants
+    from optbench.diagnose import compare_to_references
 
     resized, skipped = variants_at_size(recipe, variants, measured, splits, size,
                                         out / "work" / f"at{size}")

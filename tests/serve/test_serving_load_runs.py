@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("uvicorn")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 
 @pytest.mark.skipif(shutil.which("hey") is None, reason="hey is not installed (apt-get install "

@@ -1,0 +1,221 @@
+"""Recipes: the TOML schema of a pipeline (data, models, steps, [bench], [search],
+references, [robustness], [[targets]]), parsed into frozen configs and validated as a whole
+before any work starts; `fingerprint()` names a recipe's training-relevant content (a results
+folder refuses a run of another recipe).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tomllib
+from pathlib import Path
+
+from optbench.bench import BenchConfig
+from optbench.config import Config, check_choice
+from optbench.errors import ConfigError, MissingInputError
+from optbench.pipeline.responsible import RobustnessSpec
+from optbench.pipeline.targets import TargetSpec
+from optbench.transforms import config_from_dict, config_to_dict
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig(Config):
+    dataset: str = "fashion-mnist"      # fashion-mnist | synthetic
+    image_size: int = 32
+    channels: int = 1
+    train_limit: int = 0                # 0 = all
+    val_limit: int = 1000
+    test_limit: int = 0
+    calib_limit: int = 512
+    data_dir: str = ""
+    seed: int = 0
+
+    def __post_init__(self):
+        check_choice("DataConfig", "dataset", self.dataset, ("fashion-mnist", "synthetic"))
+        check_choice("DataConfig", "channels", self.channels, (1, 3))
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig(Config):
+    arch: str = "resnet18"
+    num_classes: int = 10
+    small_input: bool = False
+    weights: str = ""                   # torchvision weights name, e.g. DEFAULT ("" = none)
+
+    def __post_init__(self):
+        from optbench.models import ZOO
+
+        check_choice("ModelConfig", "arch", self.arch, ZOO)
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchSpec(Config):
+    """[search]: for each input, try every int8/bf16 back-end, keep the fastest within budget."""
+
+    inputs: tuple[str, ...] = ()
+    budget_points: float = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    name: str
+    config: Config
+    input: str = ""                     # an earlier step or a model; default: the previous step
+    measure: bool = True
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "input": self.input, "measure": self.measure,
+                **config_to_dict(self.config)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    data: DataConfig
+    models: dict[str, ModelConfig]
+    steps: tuple[Step, ...]
+    bench: BenchConfig
+    measure_models: tuple[str, ...] = ()
+    search: SearchSpec | None = None
+    references: tuple[str, ...] = ()    # variants every other is compared with in the report
+    robustness: RobustnessSpec | None = None   # robust accuracy of every measured variant
+    targets: tuple[TargetSpec, ...] = ()       # checked after measuring; shown in the report
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike, quick: bool = False) -> Recipe:
+        """Read a recipe; quick=True applies its [quick] overrides (smaller data, fewer steps)."""
+        path = Path(path)
+        if not path.is_file():
+            raise MissingInputError(f"recipe not found: {path}")
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+        overrides = data.pop("quick", None)
+        if quick:
+            if overrides is None:
+                raise ConfigError(f"{path} has no [quick] section; run it without --quick")
+            data = apply_quick(data, overrides, str(path))
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "recipe") -> Recipe:
+        unknown = sorted(set(data) - {"data", "models", "steps", "bench", "measure_models",
+                                      "search", "references", "robustness", "targets"})
+        if unknown:
+            raise ConfigError(f"{source}: unknown section(s) {unknown}; allowed: data, models, "
+                              "steps, bench, measure_models, search, references, robustness, "
+                              "targets")
+        models = {name: _parse(ModelConfig, spec, f"{source} [models.{name}]")
+                  for name, spec in data.get("models", {}).items()}
+        if not models:
+            raise ConfigError(f"{source}: needs at least one [models.NAME] table")
+        steps = tuple(_step(raw, i, source) for i, raw in enumerate(data.get("steps", [])))
+        recipe = cls(data=_parse(DataConfig, data.get("data", {}), f"{source} [data]"),
+                     models=models, steps=steps,
+                     bench=_bench(data.get("bench", {}), data.get("data", {}), source),
+                     measure_models=tuple(data.get("measure_models", ())),
+                     search=(_parse(SearchSpec, data["search"], f"{source} [search]")
+                             if "search" in data else None),
+                     references=tuple(data.get("references", ())),
+                     robustness=(_parse(RobustnessSpec, data["robustness"],
+                                        f"{source} [robustness]")
+                                 if "robustness" in data else None),
+                     targets=tuple(_parse(TargetSpec, raw, f"{source} [[targets]] #{i + 1}")
+                                   for i, raw in enumerate(data.get("targets", []))))
+        recipe.validate(source)
+        return recipe
+
+    def validate(self, source: str = "recipe") -> None:
+        known = set(self.models)
+        previous = next(iter(self.models))
+        for step in self.steps:
+            if step.name in known:
+                raise ConfigError(f"{source}: step name {step.name!r} is used twice")
+            source_name = step.input or previous
+            if source_name not in known:
+                raise ConfigError(f"{source}: step {step.name!r} takes input {source_name!r}, "
+                                  "which is not a model or an earlier step; known: "
+                                  f"{sorted(known)}")
+            teacher = getattr(step.config, "teacher", "")
+            if teacher and teacher not in known:
+                raise ConfigError(f"{source}: step {step.name!r} names teacher {teacher!r}; "
+                                  f"it must be a model or an earlier step: {sorted(known)}")
+            known.add(step.name)
+            previous = step.name
+        for name in self.measure_models:
+            if name not in self.models:
+                raise ConfigError(f"{source}: measure_models names {name!r}, not a model")
+        measured = {*self.measure_models, *(s.name for s in self.steps if s.measure)}
+        for name in self.references:
+            if name not in measured:
+                raise ConfigError(f"{source}: references names {name!r}, which is not a measured "
+                                  f"variant: {sorted(measured)}")
+        for i, target in enumerate(self.targets):
+            for name in (target.variant, target.reference):
+                if name not in measured:
+                    raise ConfigError(f"{source}: [[targets]] #{i + 1} names {name!r}, which is "
+                                      f"not a measured variant: {sorted(measured)}")
+        for name in self.search.inputs if self.search else ():
+            if name not in known:
+                raise ConfigError(f"{source}: [search] inputs names {name!r}, which is not a "
+                                  f"model or step: {sorted(known)}")
+
+    def input_of(self, index: int) -> str:
+        step = self.steps[index]
+        return step.input or (self.steps[index - 1].name if index else next(iter(self.models)))
+
+    def fingerprint(self) -> str:
+        blob = json.dumps({"data": self.data.to_dict(), "steps": [s.to_dict() for s in self.steps],
+                           "models": {k: v.to_dict() for k, v in self.models.items()}},
+                          sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def apply_quick(data: dict, quick: dict, source: str) -> dict:
+    """[quick] data/bench/robustness tables override those sections; [quick] train overrides
+    every training config inside the steps (train = {...}, finetune = {...})."""
+    sections = ("data", "bench", "robustness")
+    unknown = sorted(set(quick) - {*sections, "train"})
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) {unknown} in [quick]; allowed: "
+                          f"{', '.join(sections)}, train")
+    out = {**data}
+    for section in sections:
+        if section in quick and (section in data or section != "robustness"):
+            out[section] = {**data.get(section, {}), **quick[section]}
+    if "train" in quick:
+        out["steps"] = [{k: ({**v, **quick["train"]} if k in ("train", "finetune") and
+                             isinstance(v, dict) else v) for k, v in step.items()}
+                        for step in data.get("steps", [])]
+    return out
+
+
+def _parse(cls, raw: dict, where: str):
+    try:
+        return cls.from_dict(raw)
+    except (ConfigError, TypeError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _step(raw: dict, index: int, source: str) -> Step:
+    raw = dict(raw)
+    where = f"{source} [[steps]] #{index + 1}"
+    name = raw.pop("name", None)
+    if not name:
+        raise ConfigError(f"{where}: every step needs a name")
+    meta = {k: raw.pop(k) for k in ("input", "measure") if k in raw}
+    try:
+        config = config_from_dict(raw)
+    except (ConfigError, TypeError) as exc:
+        raise ConfigError(f"{where} ({name!r}): {exc}") from None
+    return Step(name=name, config=config, **meta)
+
+
+def _bench(raw: dict, data: dict, source: str) -> BenchConfig:
+    raw = dict(raw)
+    size = data.get("image_size", DataConfig.image_size)
+    raw.setdefault("input_shape", [data.get("channels", DataConfig.channels), size, size])
+    return _parse(BenchConfig, raw, f"{source} [bench]")

@@ -1,0 +1,202 @@
+"""Running a recipe: build the models, apply the steps in order (each a Variant with its
+lineage; training steps checkpoint every epoch in DIR/work and resume; finished steps are listed
+in DIR/state.json), measure every measured variant interleaved in one run, and add the report's
+stages: diagnosis, references, targets, artifacts, robustness, other sizes, search.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from optbench.bench import measure_variants
+from optbench.errors import ConfigError
+from optbench.io import atomic_write_json
+from optbench.pipeline.at_size import measure_at_size
+from optbench.pipeline.recipe import DataConfig, ModelConfig, Recipe
+from optbench.pipeline.targets import evaluate_targets
+from optbench.transforms import Context, Variant, optimize
+
+
+@dataclasses.dataclass
+class PipelineResult:
+    variants: dict[str, Variant]
+    measured: list[str]
+    bench: Any = None            # BenchResult of all measured variants, interleaved
+    diagnosis: list[dict] = dataclasses.field(default_factory=list)
+    search: dict = dataclasses.field(default_factory=dict)   # input -> SearchResult
+    paths: dict = dataclasses.field(default_factory=dict)    # report files written
+    artifacts: dict = dataclasses.field(default_factory=dict)  # variant -> manifest.json
+
+
+def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True,
+               measure: bool = True, search: bool = True) -> PipelineResult:
+    out = Path(out_dir)
+    splits = load_data(recipe.data)
+    ctx = Context(example_input=splits["test"].batch(0, 2), calib_data=splits["calib"],
+                  train_data=splits["train"], val_data=splits["val"], workdir=out / "work",
+                  progress=progress)
+    variants = {name: Variant(name, model=_build(spec, recipe.data.channels), lineage=(name,))
+                for name, spec in recipe.models.items()}
+    state = _State(out / "state.json", recipe.fingerprint())
+    for i, step in enumerate(recipe.steps):
+        parent = variants[recipe.input_of(i)]
+        teacher = getattr(step.config, "teacher", None)
+        step_ctx = ctx.for_step(step.name, teacher=variants[teacher].model if teacher else None)
+        variants[step.name] = optimize(parent, step.config, step_ctx, name=step.name)
+        state.finish(step.name, variants[step.name])
+    measured = [*recipe.measure_models, *(s.name for s in recipe.steps if s.measure)]
+    result = PipelineResult(variants=variants, measured=measured)
+    if measure and measured:
+        result.bench = measure_variants([variants[n] for n in measured], recipe.bench,
+                                        splits["test"])
+        from optbench.diagnose import diagnose
+
+        result.diagnosis = diagnose(result.bench.to_dict(), {n: variants[n] for n in measured})
+        result.bench.extra.update(variant_summary(variants, measured), diagnosis=result.diagnosis,
+                                  recipe_fingerprint=recipe.fingerprint(),
+                                  class_names=list(splits["test"].classes))
+        if recipe.references:
+            from optbench.diagnose import compare_to_references
+
+            result.bench.extra["references"] = compare_to_references(result.bench.to_dict(),
+                                                                     recipe.references)
+        from optbench.report import save_bench
+
+        def save() -> None:
+            # targets re-checked at every save: a run cut short says which are not measured yet
+            if recipe.targets:
+                result.bench.extra["targets"] = evaluate_targets(
+                    result.bench.to_dict(), recipe.targets, result.bench.predictions)
+            result.paths = save_bench(result.bench, out, stem="report")
+
+        save()  # now, so a failure in a later stage (search) loses no measurement
+        result.artifacts = export_artifacts(variants, measured, result.bench.to_dict(), recipe,
+                                            out / "artifacts", splits["test"].classes)
+        if recipe.robustness:
+            from optbench.pipeline.responsible import robustness_stage  # noqa: I001
+
+            runtime_of = {}
+            for row in result.bench.rows:
+                runtime_of.setdefault(row.variant, row.runtime)
+            result.bench.extra["robustness"] = robustness_stage(
+                variants, measured, runtime_of, splits["test"], recipe.robustness,
+                threads=recipe.bench.threads)
+            save()
+        for size in recipe.bench.extra_sizes:
+            result.bench.extra.setdefault("at_sizes", {})[str(size)] = measure_at_size(
+                recipe, variants, measured, splits, size, out)
+            save()
+    if measure and search and recipe.search:
+        result.search = run_search(recipe, variants, ctx, out)
+    return result
+
+
+def export_artifacts(variants: dict[str, Variant], measured: list[str], bench: dict,
+                     recipe: Recipe, out: Path, class_names: tuple[str, ...]) -> dict[str, Path]:
+    """A deployable artifact (ONNX file + manifest with checksums and the measured figures) for
+    every measured variant that is an ONNX graph: what `optbench serve` loads."""
+    from optbench.artifact import save_artifact
+    from optbench.data import ImageTransform
+
+    d = recipe.data
+    transform = ImageTransform(size=d.image_size, channels=d.channels)
+    paths = {}
+    for name in measured:
+        v = variants[name]
+        if v.onnx_path is None:
+            continue
+        paths[name] = save_artifact(
+            out / name, name=name, onnx_path=v.onnx_path,
+            input_shape=(d.channels, d.image_size, d.image_size), transform=transform,
+            class_names=class_names, lineage=v.lineage, metrics=variant_figures(bench, name),
+            version=recipe.fingerprint(), int8=v.info.get("int8_mode"))
+    return paths
+
+
+def variant_figures(bench: dict, name: str) -> dict:
+    """The report's figures for one variant: accuracy, latency per runtime and batch, size."""
+    quality = {e: q for e, q in bench.get("quality", {}).items() if e.startswith(name + " / ")}
+    rows = [r for r in bench["rows"] if r["variant"] == name]
+    return {
+        "top1_accuracy": max((q["top1_accuracy"] for q in quality.values()), default=None),
+        "latency_median_s": {f"{r['runtime']}/batch{r['batch_size']}":
+                             r["measurement"]["stats"]["median_s"] for r in rows},
+        "size_bytes": bench.get("sizes", {}).get(name, {}).get("file_bytes"),
+        "measured_on": bench.get("env", {}).get("cpu_model"),
+    }
+
+
+def run_search(recipe: Recipe, variants: dict, ctx: Context, out: Path) -> dict:
+    """Budgeted search for each [search] input; writes search.json and search.md."""
+    from optbench.search import SearchConfig, search
+
+    results, summary = {}, {}
+    for name in recipe.search.inputs:
+        res = search(variants[name].model, ctx.for_step(f"search-{name}"),
+                     SearchConfig(recipe.search.budget_points), recipe.bench)
+        results[name] = res
+        summary[name] = {"baseline_accuracy": res.baseline_accuracy,
+                         "budget_points": recipe.search.budget_points,
+                         "best": {str(k): v for k, v in res.best.items()},
+                         "candidates": res.candidates, "env": res.bench.env}
+    atomic_write_json(out / "search.json", summary)
+    from optbench.io import atomic_write_text
+    from optbench.report.markdown import render_search
+
+    atomic_write_text(out / "search.md", render_search(summary))
+    return results
+
+
+def variant_summary(variants: dict[str, Variant], measured: list[str]) -> dict:
+    return {"variants": {n: {"lineage": list(variants[n].lineage), "runtimes":
+                             list(variants[n].runtimes), "info": _jsonable(variants[n].info)}
+                         for n in measured}}
+
+
+def load_data(config: DataConfig) -> dict:
+    from optbench.data import ImageTransform, load_fashion_mnist, synthetic_dataset, take_subset
+
+    if config.dataset == "synthetic":
+        full = synthetic_dataset(n=2048, size=config.image_size, seed=config.seed)
+        split = {"train": full.subset(range(0, 1536)), "val": full.subset(range(1536, 1792)),
+                 "test": full.subset(range(1792, 2048))}
+    else:
+        tf = ImageTransform(size=config.image_size, channels=config.channels)
+        kw = dict(root=config.data_dir or None, transform=tf, seed=config.seed)
+        split = {"train": load_fashion_mnist("train", limit=config.train_limit or None, **kw),
+                 "val": load_fashion_mnist("val", limit=config.val_limit or None, **kw),
+                 "test": load_fashion_mnist("test", limit=config.test_limit or None, **kw)}
+    split["calib"] = take_subset(split["train"], config.calib_limit or None, config.seed + 7)
+    return split
+
+
+class _State:
+    """DIR/state.json: which steps finished, for which recipe (its fingerprint)."""
+
+    def __init__(self, path: Path, fingerprint: str):
+        self.path, self.fingerprint = path, fingerprint
+        old = json.loads(path.read_text()) if path.is_file() else {}
+        if old and old.get("fingerprint") != fingerprint:
+            raise ConfigError(f"{path.parent} holds a run of a different recipe (fingerprint "
+                              f"{old.get('fingerprint')} != {fingerprint}); use another --out "
+                              "folder or delete it to start afresh")
+        self.data = old or {"fingerprint": fingerprint, "finished": {}}
+
+    def finish(self, name: str, variant: Variant) -> None:
+        self.data["finished"][name] = {"lineage": list(variant.lineage)}
+        atomic_write_json(self.path, self.data)
+
+
+def _build(spec: ModelConfig, channels: int):
+    from optbench.models import build_model
+
+    return build_model(spec.arch, num_classes=spec.num_classes, in_channels=channels,
+                       weights=spec.weights or None, small_input=spec.small_input)
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value, default=str))
