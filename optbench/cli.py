@@ -72,7 +72,19 @@ def _track(args, folder) -> None:
           f"experiment {args.mlflow_experiment!r} at {t.tracking_uri}")
 
 
+def default(cls, name: str):
+    """A config field's default as the command line shows it (tuples as comma lists), so flags
+    never restate the config classes' defaults by hand."""
+    import dataclasses
+
+    field = next(f for f in dataclasses.fields(cls) if f.name == name)
+    value = field.default
+    return ",".join(str(v) for v in value) if isinstance(value, tuple) else value
+
+
 def _bench_parser(sub) -> None:
+    from optbench.bench import BenchConfig as B
+
     b = sub.add_parser("bench", help="measure a model across runtimes and batch sizes",
                        description="Measure latency, memory, size (and accuracy with --data) of "
                        "a zoo model, a training checkpoint, or an .onnx file.")
@@ -82,14 +94,19 @@ def _bench_parser(sub) -> None:
                    "checkpoint or a state dict (.pt), loaded with weights_only=True")
     b.add_argument("--weights", help="torchvision weights for a zoo model, e.g. DEFAULT")
     b.add_argument("--num-classes", type=int, default=10)
-    b.add_argument("--runtimes", default="torch-eager,torch-compile,onnxruntime",
+    b.add_argument("--runtimes", default=default(B, "runtimes"),
                    help="comma-separated; the first is the speed-up baseline")
-    b.add_argument("--batch-sizes", default="1,8", help="comma-separated, e.g. 1,8,32")
-    b.add_argument("--input-shape", default="3,224,224", help="one example's shape, C,H,W")
-    b.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
-    b.add_argument("--threads", type=int, default=0, help="intra-op threads (0 = default)")
-    b.add_argument("--min-time", type=float, default=1.0, help="seconds of timing at least")
-    b.add_argument("--max-time", type=float, default=10.0, help="seconds of timing at most")
+    b.add_argument("--batch-sizes", default=default(B, "batch_sizes"),
+                   help="comma-separated, e.g. 1,8,32")
+    b.add_argument("--input-shape", default=default(B, "input_shape"),
+                   help="one example's shape, C,H,W")
+    b.add_argument("--device", default=default(B, "device"), help="cpu or cuda[:N]")
+    b.add_argument("--threads", type=int, default=default(B, "threads"),
+                   help="intra-op threads (0 = default)")
+    b.add_argument("--min-time", type=float, default=default(B, "min_time_s"),
+                   help="seconds of timing at least, per entry")
+    b.add_argument("--max-time", type=float, default=default(B, "max_time_s"),
+                   help="seconds of timing at most, per entry")
     b.add_argument("--data", action="store_true", help="also measure accuracy on Fashion-MNIST")
     b.add_argument("--data-dir", help="folder with Fashion-MNIST idx files")
     b.add_argument("--eval-limit", type=int, default=0, help="test images for --data (0 = all)")
@@ -98,16 +115,19 @@ def _bench_parser(sub) -> None:
 
 
 def _demo_parser(sub) -> None:
+    from optbench.demo import DemoConfig as D
+
     d = sub.add_parser("demo", help="train a small model on Fashion-MNIST, benchmark it, report",
                        description="The README's main job. Resumes from its checkpoint.")
     d.add_argument("--out", default="results/demo")
     d.add_argument("--work", default="runs/demo", help="folder for the training checkpoint")
-    d.add_argument("--model", default="resnet18")
-    d.add_argument("--epochs", type=int, default=1)
-    d.add_argument("--train-limit", type=int, default=10000)
-    d.add_argument("--test-limit", type=int, default=0, help="0 = the whole test split")
-    d.add_argument("--max-time", type=float, default=5.0)
-    d.add_argument("--threads", type=int, default=0)
+    d.add_argument("--model", default=default(D, "model"))
+    d.add_argument("--epochs", type=int, default=default(D, "epochs"))
+    d.add_argument("--train-limit", type=int, default=default(D, "train_limit"))
+    d.add_argument("--test-limit", type=int, default=default(D, "test_limit"),
+                   help="0 = the whole test split")
+    d.add_argument("--max-time", type=float, default=default(D, "max_time_s"))
+    d.add_argument("--threads", type=int, default=default(D, "threads"))
     d.add_argument("--data-dir")
     d.set_defaults(func=_demo)
 
