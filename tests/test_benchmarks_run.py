@@ -30,4 +30,4 @@ def test_the_timer_agrees_with_pytest_benchmark_with_benchmarking_enabled(tmp_pa
 
     ratios = [b["extra_info"]["ratio_optbench_to_pytest_benchmark"]
               for b in json.loads(saved.read_text())["benchmarks"]]
-    assert len(ratios) == 2
+    assert len(ratios) == 2 and all(len(r) == 2 for r in ratios)

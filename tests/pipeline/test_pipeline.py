@@ -158,4 +158,4 @@ def test_no_committed_results_folder_pins_a_recipe():
                             text=True)
     if listed.returncode != 0:
         pytest.skip("not a git checkout")
-    assert not [p for p in listed.stdout.split() if p.endswith("state.json")]
+    assert not [p for p in listed.stdout.split() if Path(p).name == "state.json"]

@@ -16,10 +16,15 @@ from optbench.runtime.base import predict
 from optbench.train import TrainConfig, train
 from optbench.transforms import Context, Variant, config_from_dict, optimize
 
+
+def _config(step: dict):
+    return config_from_dict({k: v for k, v in step.items() if k not in ("name", "input")})
+
+
 RECIPE = {
     "data": {"dataset": "synthetic", "image_size": 16, "channels": 1},
     "models": {"net": {"arch": "resnet18"}},
-    "steps": [{"name": "sparse", "method": "prune-unstructured", "ratio": 0.5},
+    "steps": [{"name": "sparse", "method": "prune-unstructured", "ratio": 0.3},
               {"name": "onnx", "method": "export-onnx", "input": "net", "parity_examples": 16},
               {"name": "qat", "method": "qat-pt2e", "input": "net"}],
 }
@@ -27,20 +32,20 @@ RECIPE = {
 
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory):
-    data = synthetic_dataset(n=128, size=16, seed=0)
+    data = synthetic_dataset(n=256, size=16, seed=0)
     torch.manual_seed(0)
     net = TinyNet()
-    train(net, data, TrainConfig(epochs=3, batch_size=32, lr=0.05, seed=1), progress=False)
+    train(net, data, TrainConfig(epochs=6, batch_size=32, lr=0.05, seed=1), progress=False)
     net.eval()
     work = tmp_path_factory.mktemp("stages")
     ctx = Context(example_input=data.batch(0, 2), calib_data=data, val_data=data,
                   workdir=work, progress=False)
     base = Variant("net", model=net, lineage=("net",))
     variants = {"net": base,
-                "sparse": optimize(base, config_from_dict(RECIPE["steps"][0]), ctx.for_step(
-                    "sparse"), name="sparse"),
-                "onnx": optimize(base, config_from_dict(RECIPE["steps"][1]), ctx.for_step(
-                    "onnx"), name="onnx"),
+                "sparse": optimize(base, _config(RECIPE["steps"][0]), ctx.for_step("sparse"),
+                                   name="sparse"),
+                "onnx": optimize(base, _config(RECIPE["steps"][1]), ctx.for_step("onnx"),
+                                 name="onnx"),
                 "qat": base.derive("qat", model=net, info={"int8": True})}
     return Recipe.from_dict(RECIPE), variants, data, work
 
@@ -78,5 +83,5 @@ def test_robustness_stage_white_box_and_transfer(stage):
         assert attacked < clean and out[name]["n"] == 64
     logits = np.concatenate([variants["sparse"].model(x).detach().numpy()
                              for x, _ in make_loader(data, 64)])[:64]
-    clean = float((logits.argmax(1) == data.labels[:64]).mean())
+    clean = float((logits.argmax(1) == np.asarray(data.labels[:64])).mean())
     assert out["sparse"]["accuracy"]["0.0"] == pytest.approx(clean)
