@@ -118,29 +118,30 @@ def ort_mode(requested: str, cpu: CpuFeatures, dynamic: bool = False) -> Int8Mod
         return Int8Mode("u8s8", False, cpu.kind,
                         "auto: dynamic int8 keeps full-range per-tensor weights on every CPU "
                         "(7-bit ones lost 7.4 points without VNNI; full range was exact)")
-    if requested == "auto":
-        if cpu.u8s8_saturates:
-            return Int8Mode("u8s8-reduce-range", False, cpu.kind,
-                            f"auto: this {cpu.kind} CPU has no VNNI, so full-range U8S8 would "
-                            "saturate in vpmaddubsw; weights use 7 bits (reduce_range)")
-        return Int8Mode("u8s8", True, cpu.kind,
-                        f"auto: this {cpu.kind} CPU has VNNI, so full-range U8S8 is exact")
-    needs = requested == "u8s8"
-    return Int8Mode(requested, needs, cpu.kind, f"forced: int8_mode = {requested!r}")
+    return _choose(requested, cpu, "u8s8", "u8s8-reduce-range",
+                   "full-range U8S8 would saturate in vpmaddubsw; weights use 7 bits "
+                   "(reduce_range)", "full-range U8S8 is exact")
 
 
 def pt2e_mode(requested: str, cpu: CpuFeatures) -> Int8Mode:
     """PT2E/Inductor int8 (oneDNN): torchao's X86InductorQuantizer documents 7-bit activations
     (reduce_range=True) on CPUs without VNNI."""
-    if requested == "auto":
-        if cpu.u8s8_saturates:
-            return Int8Mode("reduce-range", False, cpu.kind,
-                            f"auto: this {cpu.kind} CPU has no VNNI; activations use 7 bits "
-                            "(reduce_range) so oneDNN's u8s8 products cannot saturate")
-        return Int8Mode("full-range", True, cpu.kind,
-                        f"auto: this {cpu.kind} CPU has VNNI; 8-bit activations are exact")
-    return Int8Mode(requested, requested == "full-range", cpu.kind,
-                    f"forced: int8_mode = {requested!r}")
+    return _choose(requested, cpu, "full-range", "reduce-range",
+                   "activations use 7 bits (reduce_range) so oneDNN's u8s8 products cannot "
+                   "saturate", "8-bit activations are exact")
+
+
+def _choose(requested: str, cpu: CpuFeatures, full: str, reduced: str, why_reduced: str,
+            why_full: str) -> Int8Mode:
+    """The shared rule: a forced mode as asked; auto = `reduced` where U8S8 saturates (no
+    VNNI), else `full` (which then needs VNNI wherever it runs)."""
+    if requested != "auto":
+        return Int8Mode(requested, requested == full, cpu.kind,
+                        f"forced: int8_mode = {requested!r}")
+    if cpu.u8s8_saturates:
+        return Int8Mode(reduced, False, cpu.kind,
+                        f"auto: this {cpu.kind} CPU has no VNNI; {why_reduced}")
+    return Int8Mode(full, True, cpu.kind, f"auto: this {cpu.kind} CPU has VNNI; {why_full}")
 
 
 def portability_warning(int8: Mapping | None, cpu: CpuFeatures) -> str | None:
