@@ -215,3 +215,42 @@ def _copy_atomic(src: Path, dst: Path) -> None:
     tmp = dst.with_name(f".{dst.name}.tmp")
     shutil.copyfile(src, tmp)
     os.replace(tmp, dst)
+
+
+def package_model(model_path: str | os.PathLike, out_dir: str | os.PathLike, *,
+                  input_shape: tuple[int, ...], class_names: tuple[str, ...],
+                  name: str | None = None, arch: str | None = None, small_input: bool = False,
+                  image_transform: bool = True, version: str = "1") -> Path:
+    """An artifact from a model of the user's own: an .onnx file, or a state dict / optbench
+    checkpoint together with `arch` (a zoo name). A state dict is loaded back before the
+    manifest is returned, which proves its weights fit the architecture before anyone serves
+    it. Returns the manifest's path."""
+    if len(input_shape) != 3:
+        raise ConfigError(f"input_shape is one item's C,H,W, got {input_shape}")
+    if len(class_names) < 2:
+        raise ConfigError(f"a classifier needs at least two class names, got {class_names}")
+    transform = None
+    if image_transform:
+        from optbench.data import ImageTransform
+
+        if input_shape[1] != input_shape[2]:
+            raise ConfigError("image uploads are resized to a square; for a non-square input "
+                              "package without the image transform (image_transform=False; "
+                              "CLI: --no-image-transform), taking tensors only")
+        transform = ImageTransform(size=input_shape[1], channels=input_shape[0])
+    src = Path(model_path)
+    kwargs = dict(name=name or src.stem, input_shape=tuple(input_shape), transform=transform,
+                  class_names=tuple(class_names), version=version)
+    if src.suffix == ".onnx":
+        return save_artifact(out_dir, onnx_path=src, **kwargs)
+    if not arch:
+        raise ConfigError(f"{src} is not an .onnx file; for a state dict give the architecture "
+                          "(a zoo name, e.g. mobilenet_v2)")
+    from optbench.io import load_weights
+
+    architecture = {"name": arch, "num_classes": len(class_names),
+                    "in_channels": input_shape[0], "small_input": small_input}
+    path = save_artifact(out_dir, state_dict=load_weights(src), architecture=architecture,
+                         **kwargs)
+    load_artifact(path)
+    return path

@@ -17,13 +17,10 @@ import numpy as np
 import torch
 
 from optbench import env as _env
-from optbench.config import Config, check_choice, check_positive
 from optbench.errors import ConfigError, RuntimeUnavailableError
 from optbench.measure import (
-    Ratio,
     SizeReport,
     TaskSpec,
-    TimerConfig,
     agreement,
     artifact_size,
     collect_logits,
@@ -34,91 +31,13 @@ from optbench.measure import (
     top1_accuracy,
     track_peak_memory,
 )
-from optbench.measure.memory import MemoryMeasurement
+from optbench.results import BenchConfig, BenchResult, Quality, Row, entry_label
 from optbench.runtime import get_runtime
 
+__all__ = ["BenchConfig", "BenchResult", "Entry", "Row", "bench", "bench_entries",
+           "measure_variants"]
+
 MEMORY_RUNS = 3  # forward passes inside the memory-tracked region
-
-
-@dataclasses.dataclass(frozen=True)
-class BenchConfig(Config):
-    runtimes: tuple[str, ...] = ("torch-eager", "torch-compile", "onnxruntime")
-    batch_sizes: tuple[int, ...] = (1, 8)
-    input_shape: tuple[int, ...] = (3, 224, 224)
-    device: str = "cpu"
-    threads: int = 0                 # 0 = leave torch's default; the value used is recorded
-    min_time_s: float = 1.0
-    max_time_s: float = 10.0
-    target_rel_spread: float = 0.05
-    eval_batch_size: int = 256
-    extra_sizes: tuple[int, ...] = ()       # pipelines: also time every variant at SxS inputs
-    extra_batch_sizes: tuple[int, ...] = (1,)
-
-    def __post_init__(self):
-        if not self.runtimes:
-            raise ConfigError("BenchConfig.runtimes must name at least one runtime")
-        if not self.batch_sizes or min(self.batch_sizes) < 1:
-            raise ConfigError(f"BenchConfig.batch_sizes must be >= 1, got {self.batch_sizes}")
-        if len(self.input_shape) < 1 or min(self.input_shape) < 1:
-            raise ConfigError("BenchConfig.input_shape is one example's shape without the batch "
-                              f"axis, e.g. (3, 224, 224); got {self.input_shape}")
-        check_positive("BenchConfig", max_time_s=self.max_time_s,
-                       eval_batch_size=self.eval_batch_size)
-        check_choice("BenchConfig", "device", self.device.split(":")[0], ("cpu", "cuda"))
-
-    def timer(self) -> TimerConfig:
-        return TimerConfig(min_time_s=min(self.min_time_s, self.max_time_s),
-                           max_time_s=self.max_time_s, target_rel_spread=self.target_rel_spread)
-
-
-@dataclasses.dataclass
-class Row:
-    """One entry (a variant through a runtime) at one batch size."""
-
-    entry: str
-    variant: str
-    runtime: str
-    batch_size: int
-    measurement: object  # Measurement
-    speedup: Ratio
-    load_memory: MemoryMeasurement
-    run_memory: MemoryMeasurement
-    load_s: float
-    compile_stats: dict | None = None   # torch-compile: Dynamo's counts at load, this batch
-
-    @property
-    def memory_bytes(self) -> int:
-        """What this variant adds to the process: loading it plus the peak of running it."""
-        return self.load_memory.peak_delta_bytes + self.run_memory.peak_delta_bytes
-
-    def to_dict(self) -> dict:
-        return {"entry": self.entry, "variant": self.variant, "runtime": self.runtime,
-                "batch_size": self.batch_size,
-                "measurement": self.measurement.to_dict(), "speedup": self.speedup.to_dict(),
-                "load_memory": self.load_memory.to_dict(), "run_memory": self.run_memory.to_dict(),
-                "memory_bytes": self.memory_bytes, "load_s": self.load_s,
-                **({"compile": self.compile_stats} if self.compile_stats else {})}
-
-
-@dataclasses.dataclass
-class BenchResult:
-    label: str
-    config: BenchConfig
-    env: dict
-    sizes: dict[str, SizeReport]
-    rows: list[Row]
-    quality: dict[str, dict] = dataclasses.field(default_factory=dict)
-    skipped: dict[str, str] = dataclasses.field(default_factory=dict)
-    extra: dict = dataclasses.field(default_factory=dict)
-    # entry label -> per-example top-1 class on the eval data, plus "labels": the truth; kept
-    # out of to_dict (written to predictions.npz beside the report by save_bench)
-    predictions: dict = dataclasses.field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return {"label": self.label, "config": self.config.to_dict(), "env": self.env,
-                "sizes": {k: v.to_dict() for k, v in self.sizes.items()},
-                "rows": [r.to_dict() for r in self.rows], "quality": self.quality,
-                "skipped": self.skipped, "extra": self.extra}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,7 +50,7 @@ class Entry:
 
     @property
     def label(self) -> str:
-        return f"{self.variant} / {self.runtime}"
+        return entry_label(self.variant, self.runtime)
 
 
 def bench(model, config: BenchConfig | None = None, *, label: str | None = None,
@@ -146,7 +65,7 @@ def bench(model, config: BenchConfig | None = None, *, label: str | None = None,
         result = bench_entries(entries, config, eval_data=eval_data, label=name)
     result.sizes, result.skipped = {**sizes, **result.sizes}, {**skipped, **result.skipped}
     if isinstance(model, (str, os.PathLike)):
-        result.extra["warnings"] = int8_warnings(Path(model))
+        result.sections.warnings = int8_warnings(Path(model))
     return result
 
 
@@ -261,7 +180,7 @@ def _time_batch(sessions: dict, loads: dict, batch_size: int, config: BenchConfi
     if not fns:
         return []
     result = compare(fns, config=config.timer(), specs=specs, device=config.device)
-    return [Row(entry=e.label, variant=e.variant, runtime=e.runtime, batch_size=batch_size,
+    return [Row(variant=e.variant, runtime=e.runtime, batch_size=batch_size,
                 measurement=result.measurements[e.label], speedup=result.ratios[e.label],
                 load_memory=loads[e][0], run_memory=run_mem[e], load_s=loads[e][1],
                 compile_stats=compiles.get(e))
@@ -273,7 +192,7 @@ def _bind(session, prepared):
 
 
 def _quality(sessions: dict, eval_data, config: BenchConfig,
-             agreement_with: dict[str, str]) -> tuple[dict[str, dict], dict]:
+             agreement_with: dict[str, str]) -> tuple[dict[str, Quality], dict]:
     from optbench.data import make_loader
     from optbench.measure.quality import paired_comparison
 
@@ -288,13 +207,15 @@ def _quality(sessions: dict, eval_data, config: BenchConfig,
     for name, values in logits.items():
         reference = agreement_with.get(name, first)
         reference = reference if reference in logits else first
-        out[name] = {"top1_accuracy": top1_accuracy(values, labels), "n": len(labels),
-                     "per_class_accuracy": per_class_accuracy(
-                         labels, values.argmax(1), values.shape[1]).tolist(),
-                     "agreement_with": reference,
-                     "agreement": agreement(logits[reference], values).to_dict(),
-                     "paired": paired_comparison(logits[reference].argmax(1), values.argmax(1),
-                                                 labels, values.shape[1])}
+        entry = next(e for e in sessions if e.label == name)
+        out[name] = Quality(
+            variant=entry.variant, runtime=entry.runtime,
+            top1_accuracy=top1_accuracy(values, labels), n=len(labels),
+            per_class_accuracy=per_class_accuracy(labels, values.argmax(1),
+                                                  values.shape[1]).tolist(),
+            agreement_with=reference, agreement=agreement(logits[reference], values).to_dict(),
+            paired=paired_comparison(logits[reference].argmax(1), values.argmax(1), labels,
+                                     values.shape[1]))
     predictions = {name: values.argmax(1).astype(np.int16) for name, values in logits.items()}
     return out, {**predictions, "labels": np.asarray(labels, np.int16)}
 

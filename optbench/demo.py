@@ -14,6 +14,7 @@ from optbench.config import Config, check_positive
 from optbench.data import ImageTransform, load_fashion_mnist
 from optbench.models import build_model
 from optbench.report import save_bench
+from optbench.results import Training
 from optbench.train import TrainConfig, evaluate, train
 
 
@@ -54,7 +55,7 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig | None = None,
                                threads=config.threads, max_time_s=config.max_time_s)
     result = bench(model, bench_config, label=f"{config.model} on Fashion-MNIST",
                    eval_data=test_set)
-    result.extra = {"demo": config.to_dict(), "train_history": history,
-                    "eval_accuracy_eager": evaluate(model, test_set),
-                    "train_examples": len(train_set), "test_examples": len(test_set)}
+    result.sections.training = Training(
+        history=history, train_examples=len(train_set), test_examples=len(test_set),
+        eval_accuracy_eager=evaluate(model, test_set), settings=config.to_dict())
     return save_bench(result, out, stem="report")

@@ -1,88 +1,89 @@
 """Diagnosis: when a variant is not faster than its parent, say why, if the cause is known.
 
-Pure functions over a bench result dict and the variants' `info` (what each method recorded).
+Pure functions over a BenchResult and the variants' facts (what each method recorded).
 """
 
 from __future__ import annotations
+
+from optbench.results import BenchResult, Row, VariantFacts, fastest_rows
 
 NOT_FASTER = 1.05   # a variant must beat its parent's median by 5% to count as faster
 MULTIPLE = 8        # channel counts that SIMD kernels like
 
 
-def diagnose(result: dict, variants: dict) -> list[dict]:
+def diagnose(result: BenchResult, variants: dict) -> list[dict]:
     """One entry per (variant, runtime, batch) not faster than its parent on the same runtime
-    (or, when the parent never ran there, than the parent's fastest runtime)."""
-    rows = result["rows"]
-    env = result.get("env", {})
+    (or, when the parent never ran there, than the parent's fastest runtime). `variants`: name
+    -> transforms.Variant (or anything with .lineage and .facts)."""
+    rows, env = result.rows, result.env
     findings = []
     for row in rows:
-        variant = variants.get(row["variant"])
+        variant = variants.get(row.variant)
         parent = _parent(variant, variants)
         if parent is None:
             continue
-        parent_rows = [r for r in rows if r["variant"] == parent
-                       and r["batch_size"] == row["batch_size"]]
+        parent_rows = [r for r in rows if r.variant == parent and r.batch_size == row.batch_size]
         if not parent_rows:
             continue
-        same = [r for r in parent_rows if r["runtime"] == row["runtime"]]
-        best = same[0] if same else min(parent_rows, key=row_median)
-        speedup = row_median(best) / row_median(row)
+        same = [r for r in parent_rows if r.runtime == row.runtime]
+        best = same[0] if same else min(parent_rows, key=lambda r: r.median_s)
+        speedup = best.median_s / row.median_s
         if speedup >= NOT_FASTER:
             continue
-        reasons = causes(variant.info, row, best, env)
-        findings.append({"variant": row["variant"], "runtime": row["runtime"],
-                         "batch_size": row["batch_size"], "parent": parent,
-                         "parent_runtime": best["runtime"], "speedup": speedup,
+        reasons = causes(variant.facts, row, best, env)
+        findings.append({"variant": row.variant, "runtime": row.runtime,
+                         "batch_size": row.batch_size, "parent": parent,
+                         "parent_runtime": best.runtime, "speedup": speedup,
                          "reasons": reasons or ["no known cause found; inspect the variant's "
                                                 "profile (torch.profiler / ORT profiling)"]})
     return findings
 
 
-def causes(info: dict, row: dict, parent_row: dict, env: dict) -> list[str]:
-    """The known reasons a variant with this `info` can fail to be faster."""
+def causes(facts: VariantFacts, row: Row, parent_row: Row, env: dict) -> list[str]:
+    """The known reasons a variant with these facts can fail to be faster."""
     out = []
-    ops = info.get("ops", {})
-    if info.get("unstructured_sparsity"):
+    ops = facts.ops
+    if facts.unstructured_sparsity:
         out.append("unstructured sparsity: dense kernels still multiply the zeros; it only "
                    "shrinks the gzip size. Use structured (channel) pruning for speed.")
-    if info.get("dynamic") and ops.get("conv", 0):
+    if facts.dynamic and ops.get("conv", 0):
         out.append(f"dynamic int8 on a conv net ({ops['conv']} convs): activations are "
                    "quantized at run time, measured 3-5x slower than fp32 here; use static int8")
     left = ops.get("fp32_conv", 0) or ops.get("fp32_compute_ops", 0)
     total = ops.get("conv", 0) or ops.get("compute_ops", 0)
-    if info.get("int8") and left:
+    if facts.int8 and left:
         out.append(f"{left} of {total} convolutions were left in fp32 by the quantizer"
                    + ("; ORT's signed int8 activations cause this on x86: use uint8"
-                      if info.get("activation_type") == "int8" else ""))
-    if info.get("int8") and ops.get("fake_quant_ops", 0):
+                      if facts.activation_type == "int8" else ""))
+    if facts.int8 and ops.get("fake_quant_ops", 0):
         out.append(f"{ops['fake_quant_ops']} fake-quant ops remain in the graph: the QAT model "
                    "was not converted to int8")
     isa = env.get("isa", {})
     features = env.get("cpu_features") or {}
     no_vnni = (not features["vnni"]) if features else (
         isa and not (isa.get("avx512_vnni") or isa.get("amx_int8") or isa.get("avx_vnni")))
-    if info.get("int8") and no_vnni:
+    if facts.int8 and no_vnni:
         kind = features.get("kind", "this")
-        mode = (info.get("int8_mode") or {}).get("mode")
+        mode = (facts.int8_mode or {}).get("mode")
         out.append(f"this {kind} CPU lacks VNNI and AMX int8 instructions: its int8 kernels "
                    "add pairs of products in saturating 16 bits (vpmaddubsw), so int8 gains "
                    "little here" + (f" (this variant used int8 format {mode} to stay exact)"
                                     if mode else ""))
-    if info.get("dtype") == "bfloat16" and isa and not (isa.get("avx512_bf16")
+    if facts.dtype == "bfloat16" and isa and not (isa.get("avx512_bf16")
                                                         or isa.get("amx_bf16")):
         out.append("this CPU lacks AVX512-BF16/AMX: bf16 is emulated and slow")
-    if info.get("dtype") and row["runtime"] == "torch-eager":
-        out.append(f"{info['dtype']} autocast in eager mode pays a cast around every op; run "
+    if facts.dtype and row.runtime == "torch-eager":
+        out.append(f"{facts.dtype} autocast in eager mode pays a cast around every op; run "
                    "it through torch-compile, which fuses the casts")
-    odd = {k: v for k, v in info.get("channels", {}).items() if v % MULTIPLE}
+    odd = {k: v for k, v in facts.channels.items() if v % MULTIPLE}
     if odd:
         out.append(f"{len(odd)} conv layers have channel counts that are not multiples of "
                    f"{MULTIPLE} (e.g. {dict(list(odd.items())[:3])}); prune with round_to=8 or 16")
-    threads = (row["measurement"]["spec"]["threads"], parent_row["measurement"]["spec"]["threads"])
+    threads = (row.measurement.spec.threads, parent_row.measurement.spec.threads)
     if threads[0] != threads[1]:
         out.append(f"thread count changed: {threads[1]} for the parent, {threads[0]} here")
-    if (env.get("allocator") == "glibc" and row["runtime"].startswith("torch")
-            and row["batch_size"] > 1):
+    if (env.get("allocator") == "glibc" and row.runtime.startswith("torch")
+            and row.batch_size > 1):
         out.append("glibc malloc: batched PyTorch on CPU was up to 2x faster with tcmalloc "
                    "here (LD_PRELOAD=libtcmalloc_minimal.so.4, Debian libtcmalloc-minimal4)")
     return out
@@ -97,51 +98,23 @@ def _parent(variant, variants: dict) -> str | None:
     return None
 
 
-def row_median(row: dict) -> float:
-    """The median latency (seconds) of one bench result row."""
-    return row["measurement"]["stats"]["median_s"]
-
-
-def best_accuracies(quality: dict[str, dict], entries: bool = False) -> dict:
-    """variant -> its best top-1 over the runtimes it was evaluated on ("variant / runtime");
-    with entries=True, variant -> the entry label that scored it."""
-    best: dict[str, tuple[float, str]] = {}
-    for entry, q in quality.items():
-        name = entry.split(" / ")[0]
-        if name not in best or q["top1_accuracy"] > best[name][0]:
-            best[name] = (q["top1_accuracy"], entry)
-    return {name: (label if entries else acc) for name, (acc, label) in best.items()}
-
-
-def fastest_rows(rows: list[dict]) -> dict[tuple[str, int], dict]:
-    """(variant, batch size) -> the row of its fastest runtime."""
-    best: dict[tuple[str, int], dict] = {}
-    for row in rows:
-        key = (row["variant"], row["batch_size"])
-        if key not in best or row_median(row) < row_median(best[key]):
-            best[key] = row
-    return best
-
-
-def compare_to_references(result: dict, references: tuple[str, ...]) -> list[dict]:
+def compare_to_references(result: BenchResult, references: tuple[str, ...]) -> list[dict]:
     """Each variant's best runtime against each reference's best, per batch size: speed-up,
     size ratio (reference bytes / variant bytes) and top-1 difference in points."""
-    best = fastest_rows(result["rows"])
-    accuracy, sizes = best_accuracies(result.get("quality", {})).get, result.get("sizes", {})
-
+    best = fastest_rows(result.rows)
     out = []
     for (variant, batch), row in best.items():
         for ref in references:
             ref_row = best.get((ref, batch))
             if ref_row is None or ref == variant:
                 continue
-            acc, ref_acc = accuracy(variant), accuracy(ref)
+            acc, ref_acc = result.accuracy(variant), result.accuracy(ref)
+            size, ref_size = result.size_bytes(variant), result.size_bytes(ref)
             out.append({
                 "variant": variant, "reference": ref, "batch_size": batch,
-                "runtime": row["runtime"], "reference_runtime": ref_row["runtime"],
-                "speedup": row_median(ref_row) / row_median(row),
-                "size_ratio": (sizes[ref]["file_bytes"] / sizes[variant]["file_bytes"]
-                               if ref in sizes and variant in sizes else None),
+                "runtime": row.runtime, "reference_runtime": ref_row.runtime,
+                "speedup": ref_row.median_s / row.median_s,
+                "size_ratio": ref_size / size if size and ref_size else None,
                 "accuracy_delta_points": (None if acc is None or ref_acc is None
                                           else (acc - ref_acc) * 100)})
     return out

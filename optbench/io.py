@@ -96,3 +96,21 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"cannot serialize {type(value).__name__} to JSON")
+
+
+def load_array(path: str | os.PathLike):
+    """A numpy array from a .npy file, or the first array of a .npz; never unpickles."""
+    import numpy as np
+
+    from optbench.errors import ConfigError, MissingInputError
+
+    p = Path(path)
+    if p.suffix not in (".npy", ".npz"):
+        raise ConfigError(f"{path}: expected a .npy or .npz array (images N,C,H,W / N,H,W or "
+                          "rows N,F)")
+    if not p.is_file():
+        raise MissingInputError(f"array not found: {path}")
+    data = np.load(p, allow_pickle=False)  # never unpickle
+    if p.suffix == ".npz":
+        data = data[data.files[0]]
+    return data

@@ -92,3 +92,24 @@ def _new_conv(old: nn.Conv2d, in_channels: int, kernel, stride, padding,
             mean = old.weight.mean(dim=1, keepdim=True)
             conv.weight.copy_(mean.expand_as(conv.weight) * 3.0 / in_channels)
     return conv
+
+
+def load_model(name: str, num_classes: int = 10, in_channels: int = 3,
+               weights: str | None = None, checkpoint: str | None = None,
+               small_input: bool = False) -> nn.Module:
+    """A zoo model in eval mode, with weights from `checkpoint` when given: an optbench training
+    checkpoint or a plain state dict, loaded with weights_only=True (never unpickled)."""
+    model = build_model(name, num_classes=num_classes, in_channels=in_channels, weights=weights,
+                        small_input=small_input)
+    if checkpoint:
+        from optbench.io import load_weights
+
+        state = load_weights(checkpoint)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise ConfigError(f"checkpoint {checkpoint} does not fit {name} with {num_classes} "
+                              f"classes and {in_channels} input channels: "
+                              f"{str(exc).splitlines()[0]}; check num_classes and in_channels "
+                              "(CLI: --num-classes, --input-shape) and small_input") from None
+    return model.eval()

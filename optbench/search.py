@@ -53,7 +53,7 @@ def search(model, ctx: Context, config: SearchConfig | None = None,
     for v in variants:
         entries += [Entry(v.name, rt, v.artifact_for(rt)) for rt in v.runtimes[:1]]
     result = bench_entries(entries, bench_config, eval_data=data, label="search")
-    accuracy = {k: q["top1_accuracy"] for k, q in result.quality.items()}
+    accuracy = {k: q.top1_accuracy for k, q in result.quality.items()}
     base_acc = accuracy["fp32 / torch-eager"]
     rows = [_row(r, accuracy[r.entry], base_acc, config) for r in result.rows]
     best = {}

@@ -25,6 +25,7 @@ from typing import Any
 
 from optbench.errors import ConfigError, MissingInputError, RuntimeUnavailableError
 from optbench.io import sha256_file
+from optbench.results import BenchResult, Row, VariantFacts, load_report
 
 DEFAULT_EXPERIMENT = "optbench"
 REPORT_TAG = "optbench.report_sha256"
@@ -56,9 +57,9 @@ def log_results(results_dir: str | os.PathLike, tracking_uri: str | None = None,
     if not report_path.is_file():
         raise MissingInputError(f"no report.json in {folder}; run `optbench run RECIPE --out "
                                 f"{folder}` first (without --no-measure)")
-    report = json.loads(report_path.read_text())
     uri = tracking_uri or default_uri(folder)
-    client = _client(uri)
+    client = _client(uri)   # a missing MLflow is said before anything is read
+    report = load_report(report_path)
     exp_id = _experiment(client, experiment)
     digest = sha256_file(report_path)
     found = client.search_runs([exp_id], filter_string=f"tags.`{REPORT_TAG}` = '{digest}' and "
@@ -69,10 +70,9 @@ def log_results(results_dir: str | os.PathLike, tracking_uri: str | None = None,
                                       f"'{parent}'", max_results=1000)
         return TrackingResult(uri, exp_id, parent, {r.info.run_name: r.info.run_id
                                                     for r in children}, already_logged=True)
-    env = report.get("env", {})
+    env = report.env
     tags = {REPORT_TAG: digest, "optbench.results_dir": str(folder.resolve()),
-            "optbench.recipe_fingerprint": str(report.get("extra", {}).get("recipe_fingerprint",
-                                                                          "")),
+            "optbench.recipe_fingerprint": str(report.sections.recipe_fingerprint or ""),
             "optbench.git_commit": str(env.get("git_commit", "")),
             "optbench.cpu": str(env.get("cpu_model", "")),
             "optbench.command": str(env.get("command", ""))[:5000]}
@@ -81,7 +81,7 @@ def log_results(results_dir: str | os.PathLike, tracking_uri: str | None = None,
     pid = parent.info.run_id
     runs: dict[str, str] = {}
     try:
-        _log(client, pid, params=_flatten({"bench": report.get("config", {})}),
+        _log(client, pid, params=_flatten({"bench": report.config.to_dict()}),
              metrics={"variants": len(_variants(report))})
         for name in REPORT_FILES:
             if (folder / name).is_file():
@@ -109,66 +109,66 @@ def log_results(results_dir: str | os.PathLike, tracking_uri: str | None = None,
     return TrackingResult(uri, exp_id, pid, runs)
 
 
-def _variants(report: dict) -> list[str]:
+def _variants(report: BenchResult) -> list[str]:
     """The pipeline's measured variants; for a plain bench/demo report, the timed ones."""
-    named = report.get("extra", {}).get("variants")
-    return list(named) if named else list(dict.fromkeys(r["variant"] for r in report["rows"]))
+    named = report.sections.variants
+    return list(named) if named else list(dict.fromkeys(r.variant for r in report.rows))
 
 
-def variant_params(report: dict, variant: str) -> dict[str, str]:
-    v = report.get("extra", {}).get("variants", {}).get(variant, {})
-    info = v.get("info", {})
-    params = {"lineage": " > ".join(v.get("lineage", [])), "runtimes": ",".join(v.get("runtimes",
-                                                                                     [])),
-              "method": info.get("method", "model")}
-    params.update(_flatten({"config": info.get("config", {})}))
+def variant_params(report: BenchResult, variant: str) -> dict[str, str]:
+    v = report.sections.variants.get(variant)
+    facts = v.facts if v else VariantFacts()
+    params = {"lineage": " > ".join(v.lineage if v else ()),
+              "runtimes": ",".join(v.runtimes if v else ()),
+              "method": facts.method or "model"}
+    params.update(_flatten({"config": facts.other.get("config", {})}))
     return params
 
 
-def variant_metrics(report: dict, variant: str) -> dict[str, float]:
+def variant_metrics(report: BenchResult, variant: str) -> dict[str, float]:
     """Every number the report holds for one variant, under stable keys."""
     m: dict[str, float] = {}
-    for row in (r for r in report.get("rows", []) if r["variant"] == variant):
+    for row in (r for r in report.rows if r.variant == variant):
         _row_metrics(m, row, "")
-    for label, q in report.get("quality", {}).items():
-        name, _, runtime = label.partition(" / ")
-        if name == variant:
-            m[f"top1_accuracy.{runtime}"] = q["top1_accuracy"]
-            m[f"top1_agreement.{runtime}"] = q["agreement"]["top1_agreement"]
+    for q in report.quality.values():
+        if q.variant == variant:
+            m[f"top1_accuracy.{q.runtime}"] = q.top1_accuracy
+            if q.agreement:
+                m[f"top1_agreement.{q.runtime}"] = q.agreement["top1_agreement"]
     accs = [v for k, v in m.items() if k.startswith("top1_accuracy.")]
     if accs:
         m["top1_accuracy"] = max(accs)
-    size = report.get("sizes", {}).get(variant, {})
-    for key in ("file_bytes", "gzip_bytes", "parameters", "nonzero_parameters", "sparsity"):
-        if size.get(key) is not None:
-            m[f"size.{key}"] = size[key]
-    extra = report.get("extra", {})
-    for c in extra.get("references", []):
+    size = report.sizes.get(variant)
+    if size is not None:
+        for key in ("file_bytes", "gzip_bytes", "parameters", "nonzero_parameters",
+                    "sparsity"):
+            m[f"size.{key}"] = getattr(size, key)
+    sections = report.sections
+    for c in sections.references:
         if c["variant"] == variant:
             ref = f"vs.{c['reference']}"
             for key in ("speedup", "size_ratio", "accuracy_delta_points"):
                 if c.get(key) is not None:
                     m[f"{ref}.{key}.b{c['batch_size']}" if key == "speedup"
                       else f"{ref}.{key}"] = c[key]
-    rob = extra.get("robustness", {}).get(variant)
+    rob = sections.robustness.get(variant)
     if rob:
         for eps, acc in rob.get("accuracy", {}).items():
             m[f"robust_accuracy.{rob.get('attack', 'pgd')}.eps{eps}"] = acc
-    for size_px, block in extra.get("at_sizes", {}).items():
-        for row in (r for r in block.get("rows", []) if r["variant"] == variant):
+    for size_px, block in sections.at_sizes.items():
+        for row in (r for r in block.rows if r.variant == variant):
             _row_metrics(m, row, f"at{size_px}.")
     return {k: float(v) for k, v in m.items() if isinstance(v, (int, float))}
 
 
-def _row_metrics(m: dict, row: dict, prefix: str) -> None:
-    stats = row["measurement"]["stats"]
-    key = f"{row['runtime']}.b{row['batch_size']}"
+def _row_metrics(m: dict, row: Row, prefix: str) -> None:
+    meas = row.measurement
+    key = f"{row.runtime}.b{row.batch_size}"
     for stat in ("median_s", "p90_s", "p99_s"):
-        m[f"{prefix}latency_{stat[:-2]}_ms.{key}"] = stats[stat] * 1e3
-    m[f"{prefix}throughput_items_s.{key}"] = stats["throughput_items_s"]
-    if "memory_bytes" in row:
-        m[f"{prefix}memory_mb.{key}"] = row["memory_bytes"] / 2**20
-    m[f"{prefix}speedup_vs_baseline.{key}"] = row["speedup"]["speedup"]["estimate"]
+        m[f"{prefix}latency_{stat[:-2]}_ms.{key}"] = getattr(meas, stat) * 1e3
+    m[f"{prefix}throughput_items_s.{key}"] = meas.throughput_items_s
+    m[f"{prefix}memory_mb.{key}"] = row.memory_bytes / 2**20
+    m[f"{prefix}speedup_vs_baseline.{key}"] = row.speedup.speedup.estimate
 
 
 def _flatten(data: Any, prefix: str = "") -> dict[str, str]:

@@ -97,8 +97,8 @@ def main(argv=None) -> int:
                "| variant / runtime | top-1 % | top-1 agreement with fp32 eager | max abs diff |",
                "|---|---:|---:|---:|"]
         for label, q in result.quality.items():
-            a = q["agreement"]
-            md.append(f"| {label} | {100 * q['top1_accuracy']:.2f} | "
+            a = q.agreement
+            md.append(f"| {label} | {100 * q.top1_accuracy:.2f} | "
                       f"{100 * a['top1_agreement']:.2f} | {a['max_abs_diff']:.2e} |")
         md += ["", *rows_md(result), ""]
         save(out, report, md)

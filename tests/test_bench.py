@@ -35,8 +35,8 @@ def test_sizes_quality_and_environment_travel_with_the_result(result):
     assert result.sizes["torch"].parameters == sum(
         p.numel() for p in __import__("conftest").TinyNet().parameters())
     q = result.quality["tiny / onnxruntime"]
-    assert q["n"] == 512 and q["agreement"]["top1_agreement"] == 1.0
-    assert q["top1_accuracy"] == result.quality["tiny / torch-eager"]["top1_accuracy"]
+    assert q.n == 512 and q.agreement["top1_agreement"] == 1.0
+    assert q.top1_accuracy == result.quality["tiny / torch-eager"].top1_accuracy
     assert {"cpu_model", "isa", "torch_threads", "packages", "date"} <= set(result.env)
 
 

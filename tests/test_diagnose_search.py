@@ -1,5 +1,6 @@
 import pytest
 import torch
+from results_factory import result, row
 
 from optbench.bench import BenchConfig
 from optbench.diagnose import diagnose
@@ -7,8 +8,11 @@ from optbench.transforms.base import Context, Variant
 
 
 def _row(variant, median, runtime="torch-eager", batch=1, threads=2):
-    return {"variant": variant, "runtime": runtime, "batch_size": batch,
-            "measurement": {"stats": {"median_s": median}, "spec": {"threads": threads}}}
+    return row(variant, runtime, median, batch=batch, threads=threads)
+
+
+def diagnose_rows(rows, env, variants):
+    return diagnose(result(rows, env=env), variants)
 
 
 def _variants(**infos):
@@ -32,7 +36,7 @@ ENV = {"isa": {"avx512_vnni": True}, "allocator": "tcmalloc"}
 ])
 def test_known_causes_are_named(info, expected):
     rows = [_row("fp32", 0.010), _row("v", 0.011)]
-    findings = diagnose({"rows": rows, "env": ENV}, _variants(v=info))
+    findings = diagnose_rows(rows, ENV, _variants(v=info))
     assert len(findings) == 1 and findings[0]["parent"] == "fp32"
     assert any(__import__("re").search(expected, r) for r in findings[0]["reasons"])
 
@@ -40,7 +44,7 @@ def test_known_causes_are_named(info, expected):
 def test_machine_level_causes():
     rows = [_row("fp32", 0.010, batch=8), _row("v", 0.010, batch=8, threads=1)]
     env = {"isa": {"avx512_vnni": False, "amx_int8": False}, "allocator": "glibc"}
-    reasons = diagnose({"rows": rows, "env": env}, _variants(v={"int8": True}))[0]["reasons"]
+    reasons = diagnose_rows(rows, env, _variants(v={"int8": True}))[0]["reasons"]
     text = " ".join(reasons)
     assert "lacks VNNI and AMX" in text and "thread count changed" in text and "tcmalloc" in text
 
@@ -48,18 +52,18 @@ def test_machine_level_causes():
 def test_compares_with_the_parent_on_the_same_runtime():
     rows = [_row("fp32", 0.010), _row("fp32", 0.004, runtime="torch-compile"),
             _row("v", 0.006)]
-    assert diagnose({"rows": rows, "env": ENV}, _variants(v={})) == []  # 1.7x vs eager
+    assert diagnose_rows(rows, ENV, _variants(v={})) == []  # 1.7x vs eager
 
 
 def test_bf16_in_eager_is_explained():
     rows = [_row("fp32", 0.010), _row("v", 0.012)]
-    reasons = diagnose({"rows": rows, "env": ENV}, _variants(v={"dtype": "bfloat16"}))
+    reasons = diagnose_rows(rows, ENV, _variants(v={"dtype": "bfloat16"}))
     assert any("through torch-compile" in r for r in reasons[0]["reasons"])
 
 
 def test_faster_variants_are_not_flagged():
     rows = [_row("fp32", 0.010), _row("v", 0.004, runtime="onnxruntime")]
-    assert diagnose({"rows": rows, "env": ENV}, _variants(v={"int8": True})) == []
+    assert diagnose_rows(rows, ENV, _variants(v={"int8": True})) == []
 
 
 def test_search_keeps_every_candidate_and_picks_the_fastest_within_budget(synthetic, tmp_path):

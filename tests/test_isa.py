@@ -156,7 +156,7 @@ def test_the_guard_stops_a_collapse_and_names_the_likely_cause(trained, syntheti
 
 
 def test_the_guard_can_warn_instead_and_the_report_shows_it(trained, synthetic):
-    from optbench.report.markdown import int8_notes
+    from optbench.report.render import int8_notes
 
     parent = Variant("fp32", model=trained, runtimes=("torch-eager",))
     child = parent.derive("int8", model=_broken(trained))
@@ -164,7 +164,7 @@ def test_the_guard_can_warn_instead_and_the_report_shows_it(trained, synthetic):
         check_int8(parent, child, synthetic, Int8Guard(action="warn"))
     assert "collapsed" in child.info["warnings"][0]
     child.info["int8_mode"] = ort_mode("auto", ZEN2).to_dict()
-    notes = int8_notes(child.info)
+    notes = int8_notes(child.facts)
     assert notes[0].startswith("int8 format u8s8-reduce-range (auto: this avx2 CPU")
     assert "top-1 agreement with the parent" in notes[1]
     assert check_int8(parent, child, synthetic, Int8Guard(action="off")) is None

@@ -242,6 +242,25 @@ def load_profile(artifact_dir: str | os.PathLike) -> Profile | None:
     return Profile.from_dict(json.loads(path.read_text())) if path.is_file() else None
 
 
+def load_reference(path: str | os.PathLike, tabular: bool = False) -> Profile:
+    """A drift reference: a drift_profile.json, an artifact folder holding one, or a .npy /
+    .npz array to build the profile from (images N,C,H,W / N,H,W, or with tabular=True rows of
+    features N,F)."""
+    from optbench.errors import ConfigError
+    from optbench.io import load_array
+
+    ref = Path(path)
+    if ref.is_dir() or ref.suffix == ".json":
+        profile = (load_profile(ref) if ref.is_dir() else
+                   Profile.from_dict(json.loads(ref.read_text())))
+        if profile is None:
+            raise ConfigError(f"{ref} holds no {PROFILE_FILE}; create one with "
+                              "optbench.monitor.drift.save_profile")
+        return profile
+    array = load_array(ref)
+    return build_profile(tabular=array) if tabular else build_profile(inputs=array)
+
+
 class LiveDriftMonitor:
     """Keeps the last `window` live items; every `window` new items it compares them with the
     profile and returns the report (else None)."""

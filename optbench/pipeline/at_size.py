@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from optbench.results import AtSize
 from optbench.transforms import Context, Variant, optimize
 
 REAPPLIED = ("ptq-pt2e", "ptq-ort-static", "ptq-ort-dynamic", "export-onnx", "reduced-precision")
@@ -38,7 +39,7 @@ def variants_at_size(recipe, variants: dict[str, Variant], measured: list[str], 
     for name in measured:
         v = variants[name]
         step = steps.get(name)
-        if v.model is not None and not v.info.get("int8"):
+        if v.model is not None and not v.facts.int8:
             out.append(v)
         elif step is not None and type(step.config).method in REAPPLIED:
             parent = variants[recipe.input_of(recipe.steps.index(step))]
@@ -52,7 +53,7 @@ def variants_at_size(recipe, variants: dict[str, Variant], measured: list[str], 
     return out, skipped
 
 
-def measure_at_size(recipe, variants, measured, splits, size: int, out: Path) -> dict:
+def measure_at_size(recipe, variants, measured, splits, size: int, out: Path) -> AtSize:
     from optbench.bench import measure_variants
     from optbench.diagnose import compare_to_references
 
@@ -60,9 +61,9 @@ def measure_at_size(recipe, variants, measured, splits, size: int, out: Path) ->
                                         out / "work" / f"at{size}")
     config = dataclasses.replace(recipe.bench, input_shape=(recipe.data.channels, size, size),
                                  batch_sizes=recipe.bench.extra_batch_sizes)
-    bench = measure_variants(resized, config, eval_data=None).to_dict()
+    bench = measure_variants(resized, config, eval_data=None)
     refs = [r for r in recipe.references if r in {v.name for v in resized}]
-    return {"size": size, "rows": bench["rows"], "sizes": bench["sizes"], "skipped": skipped,
-            "references": compare_to_references(bench, tuple(refs)),
-            "config": bench["config"]}
+    return AtSize(size=size, rows=bench.rows, sizes=bench.sizes, skipped=skipped,
+                  references=compare_to_references(bench, tuple(refs)),
+                  config=config.to_dict())
 

@@ -40,7 +40,7 @@ def attack_source(variant: Variant, variants: dict[str, Variant]) -> Variant | N
     ancestor."""
     for name in reversed(variant.lineage):
         v = variants.get(name)
-        if v is not None and v.model is not None and not v.info.get("int8"):
+        if v is not None and v.model is not None and not v.facts.int8:
             return v
     return None
 

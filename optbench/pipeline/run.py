@@ -18,6 +18,7 @@ from optbench.io import atomic_write_json
 from optbench.pipeline.at_size import measure_at_size
 from optbench.pipeline.recipe import DataConfig, ModelConfig, Recipe
 from optbench.pipeline.targets import evaluate_targets
+from optbench.results import BenchResult, VariantFacts, VariantRecord
 from optbench.transforms import Context, Variant, optimize
 
 
@@ -53,49 +54,48 @@ def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True
     if measure and measured:
         result.bench = measure_variants([variants[n] for n in measured], recipe.bench,
                                         splits["test"])
-        from optbench.diagnose import diagnose
+        from optbench.diagnose import compare_to_references, diagnose
 
-        result.diagnosis = diagnose(result.bench.to_dict(), {n: variants[n] for n in measured})
-        result.bench.extra.update(variant_summary(variants, measured), diagnosis=result.diagnosis,
-                                  recipe_fingerprint=recipe.fingerprint(),
-                                  class_names=list(splits["test"].classes))
+        bench = result.bench
+        result.diagnosis = diagnose(bench, {n: variants[n] for n in measured})
+        sections = bench.sections
+        sections.variants = variant_records(variants, measured)
+        sections.diagnosis = result.diagnosis
+        sections.recipe_fingerprint = recipe.fingerprint()
+        sections.class_names = list(splits["test"].classes)
         if recipe.references:
-            from optbench.diagnose import compare_to_references
-
-            result.bench.extra["references"] = compare_to_references(result.bench.to_dict(),
-                                                                     recipe.references)
+            sections.references = compare_to_references(bench, recipe.references)
         from optbench.report import save_bench
 
         def save() -> None:
             # targets re-checked at every save: a run cut short says which are not measured yet
             if recipe.targets:
-                result.bench.extra["targets"] = evaluate_targets(
-                    result.bench.to_dict(), recipe.targets, result.bench.predictions)
-            result.paths = save_bench(result.bench, out, stem="report")
+                sections.targets = evaluate_targets(bench, recipe.targets, bench.predictions)
+            result.paths = save_bench(bench, out, stem="report")
 
         save()  # now, so a failure in a later stage (search) loses no measurement
-        result.artifacts = export_artifacts(variants, measured, result.bench.to_dict(), recipe,
-                                            out / "artifacts", splits["test"].classes)
+        result.artifacts = export_artifacts(variants, measured, bench, recipe, out / "artifacts",
+                                            splits["test"].classes)
         if recipe.robustness:
             from optbench.pipeline.responsible import robustness_stage  # noqa: I001
 
             runtime_of = {}
-            for row in result.bench.rows:
+            for row in bench.rows:
                 runtime_of.setdefault(row.variant, row.runtime)
-            result.bench.extra["robustness"] = robustness_stage(
+            sections.robustness = robustness_stage(
                 variants, measured, runtime_of, splits["test"], recipe.robustness,
                 threads=recipe.bench.threads)
             save()
         for size in recipe.bench.extra_sizes:
-            result.bench.extra.setdefault("at_sizes", {})[str(size)] = measure_at_size(
-                recipe, variants, measured, splits, size, out)
+            sections.at_sizes[size] = measure_at_size(recipe, variants, measured, splits, size,
+                                                      out)
             save()
     if measure and search and recipe.search:
         result.search = run_search(recipe, variants, ctx, out)
     return result
 
 
-def export_artifacts(variants: dict[str, Variant], measured: list[str], bench: dict,
+def export_artifacts(variants: dict[str, Variant], measured: list[str], bench: BenchResult,
                      recipe: Recipe, out: Path, class_names: tuple[str, ...]) -> dict[str, Path]:
     """A deployable artifact (ONNX file + manifest with checksums and the measured figures) for
     every measured variant that is an ONNX graph: what `optbench serve` loads."""
@@ -113,20 +113,18 @@ def export_artifacts(variants: dict[str, Variant], measured: list[str], bench: d
             out / name, name=name, onnx_path=v.onnx_path,
             input_shape=(d.channels, d.image_size, d.image_size), transform=transform,
             class_names=class_names, lineage=v.lineage, metrics=variant_figures(bench, name),
-            version=recipe.fingerprint(), int8=v.info.get("int8_mode"))
+            version=recipe.fingerprint(), int8=v.facts.int8_mode)
     return paths
 
 
-def variant_figures(bench: dict, name: str) -> dict:
+def variant_figures(bench: BenchResult, name: str) -> dict:
     """The report's figures for one variant: accuracy, latency per runtime and batch, size."""
-    quality = {e: q for e, q in bench.get("quality", {}).items() if e.startswith(name + " / ")}
-    rows = [r for r in bench["rows"] if r["variant"] == name]
     return {
-        "top1_accuracy": max((q["top1_accuracy"] for q in quality.values()), default=None),
-        "latency_median_s": {f"{r['runtime']}/batch{r['batch_size']}":
-                             r["measurement"]["stats"]["median_s"] for r in rows},
-        "size_bytes": bench.get("sizes", {}).get(name, {}).get("file_bytes"),
-        "measured_on": bench.get("env", {}).get("cpu_model"),
+        "top1_accuracy": bench.accuracy(name),
+        "latency_median_s": {f"{r.runtime}/batch{r.batch_size}": r.median_s
+                             for r in bench.rows if r.variant == name},
+        "size_bytes": bench.size_bytes(name),
+        "measured_on": bench.env.get("cpu_model"),
     }
 
 
@@ -145,16 +143,17 @@ def run_search(recipe: Recipe, variants: dict, ctx: Context, out: Path) -> dict:
                          "candidates": res.candidates, "env": res.bench.env}
     atomic_write_json(out / "search.json", summary)
     from optbench.io import atomic_write_text
-    from optbench.report.markdown import render_search
+    from optbench.report.render import render_search
 
     atomic_write_text(out / "search.md", render_search(summary))
     return results
 
 
-def variant_summary(variants: dict[str, Variant], measured: list[str]) -> dict:
-    return {"variants": {n: {"lineage": list(variants[n].lineage), "runtimes":
-                             list(variants[n].runtimes), "info": _jsonable(variants[n].info)}
-                         for n in measured}}
+def variant_records(variants: dict[str, Variant], measured: list[str]
+                    ) -> dict[str, VariantRecord]:
+    return {n: VariantRecord(lineage=variants[n].lineage, runtimes=variants[n].runtimes,
+                             facts=VariantFacts.from_info(_jsonable(variants[n].info)))
+            for n in measured}
 
 
 def load_data(config: DataConfig) -> dict:

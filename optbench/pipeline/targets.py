@@ -21,6 +21,7 @@ import dataclasses
 
 from optbench.config import Config, check_choice
 from optbench.errors import ConfigError
+from optbench.results import BenchResult, fastest_rows
 
 METRICS = ("speedup", "size_ratio", "accuracy_delta_points")
 
@@ -52,14 +53,14 @@ class TargetSpec(Config):
         return f"{self.variant} {what} {self.reference}{runtime}{where}: {bound}"
 
 
-def evaluate_targets(report: dict, specs: tuple[TargetSpec, ...],
+def evaluate_targets(report: BenchResult, specs: tuple[TargetSpec, ...],
                      predictions: dict | None = None) -> list[dict]:
     """Check each target; `predictions` (entry label -> per-example class, plus "labels", as in
     predictions.npz) makes accuracy targets paired tests with a CI."""
     return [_evaluate(report, spec, predictions or {}) for spec in specs]
 
 
-def _evaluate(report: dict, spec: TargetSpec, predictions: dict) -> dict:
+def _evaluate(report: BenchResult, spec: TargetSpec, predictions: dict) -> dict:
     out = {"target": spec.describe(), **spec.to_dict(), "measured": None, "met": None,
            "short_by": None, "verdict": "not measured"}
     try:
@@ -87,70 +88,64 @@ def verdict(value: float, target: float, ci: list[float] | None) -> dict:
     return {"verdict": "undecided", "more_evidence_factor": factor}
 
 
-def _paired_accuracy(report: dict, spec: TargetSpec, predictions: dict) -> dict:
+def _paired_accuracy(report: BenchResult, spec: TargetSpec, predictions: dict) -> dict:
     """The paired CI (points) of variant minus reference on the same test images."""
-    from optbench.diagnose import best_accuracies
     from optbench.stats import paired_accuracy
 
     labels = predictions.get("labels")
     if labels is None:
         return {}
-    entries = {}
+    entries, best = {}, report.best_quality()
     for name in (spec.variant, spec.reference):
-        best = best_accuracies(report.get("quality", {}), entries=True).get(name)
-        if best is None or best not in predictions:
+        if name not in best or best[name].entry not in predictions:
             return {}
-        entries[name] = predictions[best]
+        entries[name] = predictions[best[name].entry]
     res = paired_accuracy(entries[spec.reference] == labels, entries[spec.variant] == labels)
     return {"ci95": [100 * res.delta.low, 100 * res.delta.high], "mcnemar_p": res.p_value,
             "paired_n": res.n}
 
 
-def _speedup(report: dict, spec: TargetSpec):
-    from optbench.diagnose import fastest_rows, row_median
-
-    rows = report["rows"]
+def _speedup(report: BenchResult, spec: TargetSpec):
+    rows = report.rows
     if spec.size:
-        at = report.get("extra", {}).get("at_sizes", {}).get(str(spec.size))
+        at = report.sections.at_sizes.get(spec.size)
         if at is None:
             raise LookupError(f"no {spec.size}x{spec.size} pass; add {spec.size} to [bench] "
                               "extra_sizes")
-        rows = at["rows"]
-    var = fastest_rows(rows).get((spec.variant, spec.batch_size))
+        rows = at.rows
+    fastest = fastest_rows(rows)
+    var = fastest.get((spec.variant, spec.batch_size))
     if spec.reference_runtime:
-        ref = next((r for r in rows if r["variant"] == spec.reference and r["batch_size"] ==
-                    spec.batch_size and r["runtime"] == spec.reference_runtime), None)
+        ref = next((r for r in rows if r.variant == spec.reference and r.batch_size ==
+                    spec.batch_size and r.runtime == spec.reference_runtime), None)
     else:
-        ref = fastest_rows(rows).get((spec.reference, spec.batch_size))
+        ref = fastest.get((spec.reference, spec.batch_size))
     if var is None or ref is None:
         missing = spec.variant if var is None else spec.reference
         raise LookupError(f"{missing} was not timed at batch {spec.batch_size}"
                           + (f" ({spec.reference_runtime})" if ref is None and
                              spec.reference_runtime else ""))
-    detail = {"runtime": var["runtime"], "reference_runtime_used": ref["runtime"]}
-    if var["speedup"]["baseline"] == ref["entry"]:  # timed against it: its bootstrap CI holds
-        ci = var["speedup"]["speedup"]
-        detail["ci95"] = [ci["low"], ci["high"]]
-    return row_median(ref) / row_median(var), detail
+    detail = {"runtime": var.runtime, "reference_runtime_used": ref.runtime}
+    if var.speedup.baseline == ref.entry:  # timed against it: its bootstrap CI holds
+        ci = var.speedup.speedup
+        detail["ci95"] = [ci.low, ci.high]
+    return ref.median_s / var.median_s, detail
 
 
-def _size_ratio(report: dict, spec: TargetSpec):
-    sizes = report.get("sizes", {})
+def _size_ratio(report: BenchResult, spec: TargetSpec):
     for name in (spec.variant, spec.reference):
-        if name not in sizes:
+        if name not in report.sizes:
             raise LookupError(f"no size for {name}")
-    return sizes[spec.reference]["file_bytes"] / sizes[spec.variant]["file_bytes"], {}
+    return report.size_bytes(spec.reference) / report.size_bytes(spec.variant), {}
 
 
-def _accuracy_delta(report: dict, spec: TargetSpec):
-    from optbench.diagnose import best_accuracies
-
-    acc = best_accuracies(report.get("quality", {}))
+def _accuracy_delta(report: BenchResult, spec: TargetSpec):
+    acc = {name: q.top1_accuracy for name, q in report.best_quality().items()}
     for name in (spec.variant, spec.reference):
         if name not in acc:
             raise LookupError(f"no accuracy for {name}")
-    lineage = report.get("extra", {}).get("variants", {}).get(spec.variant, {}).get(
-        "lineage", [spec.variant])
+    record = report.sections.variants.get(spec.variant)
+    lineage = record.lineage if record else (spec.variant,)
     steps = [(spec.reference, acc[spec.reference])]
     steps += [(name, acc[name]) for name in lineage if name in acc and name != spec.reference]
     breakdown = [{"from": a, "to": b, "points": (acc_b - acc_a) * 100}

@@ -1,6 +1,6 @@
 """Plots of a bench result (matplotlib, Agg backend; imported only when a report is drawn).
 
-Each function takes the result dict and returns PNG bytes.
+Each function takes a BenchResult and returns PNG bytes (None when it has nothing to draw).
 """
 
 from __future__ import annotations
@@ -8,6 +8,8 @@ from __future__ import annotations
 import io
 
 import numpy as np
+
+from optbench.results import BenchResult
 
 
 def _plt():
@@ -38,41 +40,42 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     return front
 
 
-def accuracy_vs_latency(result: dict, batch_size: int = 1) -> bytes | None:
-    quality = result.get("quality", {})
-    rows = [r for r in result["rows"] if r["batch_size"] == batch_size and r["entry"] in quality]
+def accuracy_vs_latency(result: BenchResult, batch_size: int = 1) -> bytes | None:
+    quality = result.quality
+    rows = [r for r in result.rows if r.batch_size == batch_size and r.entry in quality]
     if not rows:
         return None
-    pts = [(r["measurement"]["stats"]["median_s"] * 1e3, quality[r["entry"]]["top1_accuracy"])
-           for r in rows]
+    pts = [(r.median_s * 1e3, quality[r.entry].top1_accuracy) for r in rows]
     front = set(pareto_front(pts))
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, (r, (lat, acc)) in enumerate(zip(rows, pts, strict=True)):
-        ax.scatter(lat, acc, s=60 if i in front else 30, color="C3" if i in front else "C0",
+        ax.scatter(lat, acc, s=60 if i in front else 25, color="C3" if i in front else "0.6",
                    zorder=3)
-        ax.annotate(r["entry"], (lat, acc), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        if i in front:   # the others are in the tables; their labels would pile up
+            ax.annotate(r.entry, (lat, acc), fontsize=7, xytext=(4, 3),
+                        textcoords="offset points")
     ordered = sorted(pts[i] for i in front)
     ax.plot(*zip(*ordered, strict=True), color="C3", lw=1, ls="--", label="Pareto front")
     ax.set_xscale("log")
     ax.set_xlabel(f"median latency at batch {batch_size} (ms, log scale)")
     ax.set_ylabel("top-1 accuracy")
-    ax.set_title("Accuracy vs latency")
+    ax.set_title("Accuracy vs latency (labelled: the Pareto front; grey: dominated)")
     ax.legend(loc="best")
     ax.grid(alpha=0.3)
     return _png(fig)
 
 
-def size_per_variant(result: dict) -> bytes | None:
-    sizes = result.get("sizes", {})
+def size_per_variant(result: BenchResult) -> bytes | None:
+    sizes = result.sizes
     if not sizes:
         return None
     names = list(sizes)
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 0.4 * len(names) + 1.2))
     y = np.arange(len(names))
-    ax.barh(y - 0.2, [sizes[n]["file_bytes"] / 1e6 for n in names], 0.4, label="file")
-    ax.barh(y + 0.2, [sizes[n]["gzip_bytes"] / 1e6 for n in names], 0.4, label="gzip")
+    ax.barh(y - 0.2, [sizes[n].file_bytes / 1e6 for n in names], 0.4, label="file")
+    ax.barh(y + 0.2, [sizes[n].gzip_bytes / 1e6 for n in names], 0.4, label="gzip")
     ax.set_yticks(y, names)
     ax.invert_yaxis()
     ax.set_xlabel("MB")
@@ -81,15 +84,15 @@ def size_per_variant(result: dict) -> bytes | None:
     return _png(fig)
 
 
-def latency_distributions(result: dict, batch_size: int = 1) -> bytes | None:
-    rows = [r for r in result["rows"] if r["batch_size"] == batch_size]
+def latency_distributions(result: BenchResult, batch_size: int = 1) -> bytes | None:
+    rows = [r for r in result.rows if r.batch_size == batch_size]
     if not rows:
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(rows) + 1.2))
-    data = [np.asarray(r["measurement"]["samples_s"]) * 1e3 for r in rows]
+    data = [np.asarray(r.measurement.samples_s) * 1e3 for r in rows]
     ax.boxplot(data, orientation="horizontal", showfliers=True, flierprops={"markersize": 2})
-    ax.set_yticks(range(1, len(rows) + 1), [r["entry"] for r in rows], fontsize=7)
+    ax.set_yticks(range(1, len(rows) + 1), [r.entry for r in rows], fontsize=7)
     ax.invert_yaxis()
     ax.set_xscale("log")
     ax.set_xlabel(f"latency per call at batch {batch_size} (ms, log scale)")
@@ -97,15 +100,15 @@ def latency_distributions(result: dict, batch_size: int = 1) -> bytes | None:
     return _png(fig)
 
 
-def throughput_vs_batch(result: dict) -> bytes | None:
-    entries = list(dict.fromkeys(r["entry"] for r in result["rows"]))
-    if len({r["batch_size"] for r in result["rows"]}) < 2:
+def throughput_vs_batch(result: BenchResult) -> bytes | None:
+    entries = list(dict.fromkeys(r.entry for r in result.rows))
+    if len(result.batch_sizes) < 2:
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for entry in entries:
-        pts = sorted((r["batch_size"], r["measurement"]["stats"]["throughput_items_s"])
-                     for r in result["rows"] if r["entry"] == entry)
+        pts = sorted((r.batch_size, r.measurement.throughput_items_s)
+                     for r in result.rows if r.entry == entry)
         ax.plot(*zip(*pts, strict=True), marker="o", label=entry)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")

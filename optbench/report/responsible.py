@@ -3,48 +3,39 @@ and accuracy under adversarial attack."""
 
 from __future__ import annotations
 
-
-def responsible_lines(result: dict) -> list[str]:
-    return _who_pays_lines(result) + _robustness_lines(result.get("extra", {}))
-
-
-def _first_entries(quality: dict) -> dict[str, str]:
-    """variant -> its first measured entry label (the one its accuracy is read from)."""
-    first: dict[str, str] = {}
-    for label in quality:
-        first.setdefault(label.split(" / ")[0], label)
-    return first
+from optbench.report.document import Bullets, Para, Section, Table
+from optbench.results import BenchResult
 
 
-def _who_pays_lines(result: dict) -> list[str]:
-    quality = result.get("quality", {})
-    names = result.get("extra", {}).get("class_names")
-    first = _first_entries(quality)
-    if not names or not all("per_class_accuracy" in quality[e] for e in first.values()):
+def responsible_sections(result: BenchResult) -> list:
+    return [*_who_pays(result), *_robustness(result.sections.robustness)]
+
+
+def _who_pays(result: BenchResult) -> list:
+    names = result.sections.class_names
+    first = result.first_quality()
+    if not names or not all(q.per_class_accuracy for q in first.values()):
         return []
     variants = list(first)
-    lines = ["## Who pays for compression: per-class accuracy", "",
-             "Top-1 accuracy (%) on each class of the test split. A compressed model can keep "
-             "its average while losing the hard classes; the lines below the table name the "
-             "classes each variant lost most against its parent (the variant its outputs are "
-             "compared with above).", "",
-             "| class | " + " | ".join(variants) + " |",
-             "|---|" + "---:|" * len(variants)]
-    for k, cls in enumerate(names):
-        cells = [f"{quality[first[v]]['per_class_accuracy'][k] * 100:.1f}" for v in variants]
-        lines.append(f"| {cls} | " + " | ".join(cells) + " |")
-    lines.append("")
+    rows = [[cls, *(f"{first[v].per_class_accuracy[k] * 100:.1f}" for v in variants)]
+            for k, cls in enumerate(names)]
+    notes = []
     for v in variants:
-        q = quality[first[v]]
-        parent = q.get("agreement_with")
-        if not parent or parent == first[v] or parent not in quality:
+        q = first[v]
+        parent = result.quality.get(q.agreement_with)
+        if parent is None or parent is q:
             continue
         deltas = sorted((100 * (a - b), names[k]) for k, (a, b) in enumerate(
-            zip(q["per_class_accuracy"], quality[parent]["per_class_accuracy"], strict=True)))
+            zip(q.per_class_accuracy, parent.per_class_accuracy, strict=True)))
         worst = ", ".join(f"{n} {d:+.1f}" for d, n in deltas[:3])
-        lines.append(f"- {first[v]} vs {parent}: largest changes {worst} points"
-                     + paired_text(q.get("paired"), names))
-    return lines + [""]
+        notes.append(f"{q.entry} vs {parent.entry}: largest changes {worst} points"
+                     + paired_text(q.paired, names))
+    return [Section("Who pays for compression: per-class accuracy", [
+        Para("Top-1 accuracy (%) on each class of the test split. A compressed model can keep "
+             "its average while losing the hard classes; the lines below the table name the "
+             "classes each variant lost most against its parent (the variant its outputs are "
+             "compared with above)."),
+        Table(["class", *variants], rows), *([Bullets(notes)] if notes else [])])]
 
 
 def paired_text(paired: dict | None, names) -> str:
@@ -63,25 +54,22 @@ def paired_text(paired: dict | None, names) -> str:
                    else "; no class change is significant at 5% after Holm's correction")
 
 
-def _robustness_lines(extra: dict) -> list[str]:
-    rob = extra.get("robustness")
+def _robustness(rob: dict) -> list:
     if not rob:
         return []
     done = {k: v for k, v in rob.items() if "accuracy" in v}
     eps = sorted({e for v in done.values() for e in v["accuracy"]}, key=float)
     any_row = next(iter(done.values()), {})
-    lines = ["## Robustness: accuracy under attack", "",
-             f"L-inf {any_row.get('attack', '?').upper()} ({any_row.get('steps', '?')} steps) on "
-             f"the first {any_row.get('n', '?')} test images; eps in pixel units of [0, 1] "
+    rows = [[f"{name} / {v['runtime']}", v["mode"],
+             *(f"{v['accuracy'][e] * 100:.1f}" for e in eps)] for name, v in done.items()]
+    skipped = [f"{name}: not attacked ({v['skipped']})" for name, v in rob.items()
+               if "skipped" in v]
+    return [Section("Robustness: accuracy under attack", [
+        Para(f"L-inf {any_row.get('attack', '?').upper()} ({any_row.get('steps', '?')} steps) "
+             f"on the first {any_row.get('n', '?')} test images; eps in pixel units of [0, 1] "
              "images. Int8 and ONNX variants are not differentiable: they are scored on "
-             "examples crafted on their nearest fp32 ancestor (transfer attack).", "",
-             "| variant / runtime | attack | " + " | ".join(
-                 "clean" if float(e) == 0 else f"eps={float(e):g}" for e in eps) + " |",
-             "|---|---|" + "---:|" * len(eps)]
-    for name, v in done.items():
-        cells = [f"{v['accuracy'][e] * 100:.1f}" for e in eps]
-        lines.append(f"| {name} / {v['runtime']} | {v['mode']} | " + " | ".join(cells) + " |")
-    for name, v in rob.items():
-        if "skipped" in v:
-            lines.append(f"\n{name}: not attacked ({v['skipped']})")
-    return lines + [""]
+             "examples crafted on their nearest fp32 ancestor (transfer attack)."),
+        Table(["variant / runtime", "attack",
+               *("clean" if float(e) == 0 else f"eps={float(e):g}" for e in eps)], rows,
+              align="ll" + "r" * len(eps)),
+        *([Bullets(skipped)] if skipped else [])])]

@@ -2,33 +2,33 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from optbench.io import atomic_write_json, atomic_write_text
+from optbench.results import BenchResult, load_report
 
 
-def bench_frame(result: dict):
-    """One row per (runtime, batch size) of a bench result dict, as a pandas DataFrame."""
+def bench_frame(result):
+    """One row per (variant, runtime, batch size) of a bench result (or its dict), as a pandas
+    DataFrame."""
     import pandas as pd
 
+    result = BenchResult.coerce(result)
     rows = []
-    for row in result["rows"]:
-        stats = row["measurement"]["stats"]
-        quality = result.get("quality", {}).get(row["entry"], {})
+    for row in result.rows:
+        m, sp = row.measurement, row.speedup.speedup
+        quality = result.quality.get(row.entry)
         rows.append({
-            "label": result["label"], "variant": row["variant"], "runtime": row["runtime"],
-            "batch_size": row["batch_size"],
-            "median_ms": stats["median_s"] * 1e3, "p90_ms": stats["p90_s"] * 1e3,
-            "p99_ms": stats["p99_s"] * 1e3, "iqr_ms": stats["iqr_s"] * 1e3,
-            "mean_ms": stats["mean_s"] * 1e3, "throughput_items_s": stats["throughput_items_s"],
-            "n_samples": stats["n_samples"], "speedup": row["speedup"]["speedup"]["estimate"],
-            "speedup_low": row["speedup"]["speedup"]["low"],
-            "speedup_high": row["speedup"]["speedup"]["high"],
-            "memory_mb": row["memory_bytes"] / 2**20, "load_s": row["load_s"],
-            "top1_accuracy": quality.get("top1_accuracy"),
-            "warnings": "; ".join(row["measurement"]["warnings"] + row["speedup"]["warnings"]),
+            "label": result.label, "variant": row.variant, "runtime": row.runtime,
+            "batch_size": row.batch_size,
+            "median_ms": m.median_s * 1e3, "p90_ms": m.p90_s * 1e3, "p99_ms": m.p99_s * 1e3,
+            "iqr_ms": m.iqr_s * 1e3, "mean_ms": m.mean_s * 1e3,
+            "throughput_items_s": m.throughput_items_s, "n_samples": len(m.samples_s),
+            "speedup": sp.estimate, "speedup_low": sp.low, "speedup_high": sp.high,
+            "memory_mb": row.memory_bytes / 2**20, "load_s": row.load_s,
+            "top1_accuracy": quality.top1_accuracy if quality else None,
+            "warnings": "; ".join(row.warnings),
         })
     return pd.DataFrame(rows)
 
@@ -36,19 +36,40 @@ def bench_frame(result: dict):
 def save_bench(result, out_dir: str | os.PathLike, stem: str = "result",
                html: bool = True) -> dict[str, Path]:
     """Write `stem`.json, .csv, .md and (with plots) .html into out_dir; returns their paths."""
-    from optbench.report.markdown import render_bench
+    from optbench.report.render import render_bench, render_html
 
-    data = result.to_dict() if hasattr(result, "to_dict") else result
+    predictions = getattr(result, "predictions", None)
+    result = BenchResult.coerce(result)
     out = Path(out_dir)
-    paths = {"json": atomic_write_json(out / f"{stem}.json", data)}
-    if getattr(result, "predictions", None):
-        paths["predictions"] = save_predictions(result.predictions, out / "predictions.npz")
-    paths["csv"] = atomic_write_text(out / f"{stem}.csv", bench_frame(data).to_csv(index=False))
-    paths["md"] = atomic_write_text(out / f"{stem}.md", render_bench(data))
+    paths = {"json": atomic_write_json(out / f"{stem}.json", result.to_dict())}
+    if predictions:
+        paths["predictions"] = save_predictions(predictions, out / "predictions.npz")
+    paths["csv"] = atomic_write_text(out / f"{stem}.csv", bench_frame(result).to_csv(index=False))
+    paths["md"] = atomic_write_text(out / f"{stem}.md", render_bench(result))
     if html:
-        from optbench.report.html import render_html
+        paths["html"] = atomic_write_text(out / f"{stem}.html", render_html(result))
+    return paths
 
-        paths["html"] = atomic_write_text(out / f"{stem}.html", render_html(data))
+
+def rerender(folder: str | os.PathLike, stem: str = "report") -> dict[str, Path]:
+    """Re-render the Markdown, HTML and CSV of a results folder from its `stem`.json (any
+    stored version), and search.md from search.json where there is one, e.g. after an optbench
+    upgrade; the JSON files are left as they are."""
+    from optbench.report.render import render_bench, render_html
+
+    folder = Path(folder)
+    result = load_result(folder / f"{stem}.json")
+    paths = {"md": atomic_write_text(folder / f"{stem}.md", render_bench(result)),
+             "html": atomic_write_text(folder / f"{stem}.html", render_html(result)),
+             "csv": atomic_write_text(folder / f"{stem}.csv",
+                                      bench_frame(result).to_csv(index=False))}
+    if (folder / "search.json").is_file():   # a recipe's [search] section
+        import json
+
+        from optbench.report.render import render_search
+
+        summary = json.loads((folder / "search.json").read_text())
+        paths["search"] = atomic_write_text(folder / "search.md", render_search(summary))
     return paths
 
 
@@ -78,5 +99,6 @@ def _npz_key(label: str) -> str:
     return label.replace(" / ", " | ")  # "/" would make a folder inside the zip
 
 
-def load_result(path: str | os.PathLike) -> dict:
-    return json.loads(Path(path).read_text())
+def load_result(path: str | os.PathLike) -> BenchResult:
+    """A stored result.json / report.json (any version) as a BenchResult."""
+    return load_report(path)

@@ -1,20 +1,19 @@
-"""The report's Targets section, rendered from the checked targets (pipeline.targets)."""
+"""The report's Targets blocks, rendered from the checked targets (pipeline.targets)."""
 
 from __future__ import annotations
 
+from optbench.report.document import Bullets, Para, Strong, Table
 
-def target_lines(targets: list[dict]) -> list[str]:
-    """The report's Targets section: each target, what was measured, and by how much it missed;
-    for accuracy, the points each step along the lineage gained or lost."""
+
+def target_blocks(targets: list[dict]) -> list:
+    """Each target, what was measured, and by how much it missed; for accuracy, the points
+    each step along the lineage gained or lost."""
     if not targets:
         return []
-    out = ["## Targets", "", "Stated in the recipe before the run; checked against this report. "
-           "A target whose 95% CI (in brackets) contains it is **undecided**: this run cannot "
-           "tell; the factor says roughly how much more evidence would decide it.",
-           "", "| target | measured | verdict | short by |", "|---|---:|---|---:|"]
+    rows, notes = [], []
     for t in targets:
         if t["measured"] is None:
-            out.append(f"| {t['target']} | — | {t['why']} | — |")
+            rows.append([t["target"], "—", t["why"], "—"])
             continue
         pts = t["metric"] == "accuracy_delta_points"
         value = f"{t['measured']:+.2f}" if pts else f"{t['measured']:.2f}x"
@@ -24,24 +23,28 @@ def target_lines(targets: list[dict]) -> list[str]:
             value += f", McNemar p = {t['mcnemar_p']:.3g}"
         short = "—" if t["met"] else (f"{t['short_by']:.2f} points" if pts
                                       else f"{t['short_by']:.2f}x")
-        out.append(f"| {t['target']} | {value} | {_verdict_text(t)} | {short} |")
-    out.append("")
+        rows.append([t["target"], value, _verdict_text(t), short])
     for t in targets:
         if t["met"] is False and t.get("breakdown"):
             path = "; ".join(f"{b['from']} → {b['to']} {b['points']:+.2f}"
                              for b in t["breakdown"])
-            out.append(f"- Where the points went for {t['variant']} vs {t['reference']}: {path}.")
+            notes.append(f"Where the points went for {t['variant']} vs {t['reference']}: {path}.")
         if t.get("verdict") == "undecided":
             what = "accuracy difference" if t["metric"] == "accuracy_delta_points" else "speed-up"
-            out.append(f"- {t['variant']} vs {t['reference']}: the 95% CI of the {what} "
+            notes.append(f"{t['variant']} vs {t['reference']}: the 95% CI of the {what} "
                        f"contains the target {t['at_least']:g}; this run cannot tell it apart "
                        f"({_more_text(t)}).")
-    return out + [""]
+    return [Para(("Stated in the recipe before the run; checked against this report. A target "
+                  "whose 95% CI (in brackets) contains it is ", Strong("undecided"), ": this "
+                  "run cannot tell; the factor says roughly how much more evidence would decide "
+                  "it.")),
+            Table(["target", "measured", "verdict", "short by"], rows, align="lrlr"),
+            *([Bullets(notes)] if notes else [])]
 
 
-def _verdict_text(t: dict) -> str:
+def _verdict_text(t: dict):
     v = t.get("verdict") or ("met" if t["met"] else "missed")
-    return {"met": "met", "missed": "**missed**"}.get(v, f"undecided ({_more_text(t)})")
+    return {"met": "met", "missed": Strong("missed")}.get(v, f"undecided ({_more_text(t)})")
 
 
 def _more_text(t: dict) -> str:

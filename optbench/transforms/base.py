@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from optbench.errors import ConfigError, MissingInputError
+from optbench.results import VariantFacts
 
 Handler = Callable[["Variant", Any, "Context"], "Variant"]
 _HANDLERS: dict[type, Handler] = {}
@@ -83,6 +84,11 @@ class Variant:
     runtimes: tuple[str, ...] = ("torch-eager", "torch-compile")
     lineage: tuple[str, ...] = ()
     info: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def facts(self) -> VariantFacts:
+        """The typed reading of `info`: what the diagnosis, report and artifact use."""
+        return VariantFacts.from_info(self.info)
 
     def artifact(self, runtime_accepts: str):
         return self.onnx_path if runtime_accepts == "onnx" else self.model

@@ -129,7 +129,7 @@ def parity_check(model: torch.nn.Module, path: Path, data, config: ExportOnnxCon
 def fp32_onnx(ctx: Context, parent: Variant, opset: int) -> Path:
     """The parent's fp32 ONNX file: its own if it is one, else exported once per model and
     opset (cached in ctx.onnx_cache) and reused by every method that starts from ONNX."""
-    if parent.onnx_path is not None and not parent.info.get("int8"):
+    if parent.onnx_path is not None and not parent.facts.int8:
         return Path(parent.onnx_path)
     model = require_module(parent, "onnx export")
     files = ctx.onnx_cache.setdefault(model, {})

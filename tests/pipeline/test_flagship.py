@@ -26,18 +26,18 @@ def test_quick_run_writes_every_report_file(run):
     for name in ("report.json", "report.csv", "report.md", "report.html", "state.json"):
         assert (run / name).is_file(), name
     data = json.loads((run / "report.json").read_text())
-    variants = data["extra"]["variants"]
+    variants = data["sections"]["variants"]
     assert variants["student-int8-pt2e"]["lineage"] == [
         "mobilenet_v2", "student-kd", "student-pruned", "student-int8-pt2e"]
     assert {"teacher", "student-scratch", "student-kd", "student-qat",
             "student-int8-ort", "student-onnx"} <= set(variants)
-    refs = data["extra"]["references"]
+    refs = data["sections"]["references"]
     assert {(c["variant"], c["reference"]) for c in refs} >= {
         ("student-int8-ort", "teacher"), ("student-int8-ort", "student-scratch")}
     md = (run / "report.md").read_text()
     assert "## Against the references" in md and "## Diagnosis" in md
-    targets = {(t["metric"], t["variant"]): t for t in data["extra"]["targets"]}
-    assert len(targets) == 4 and "## Targets" in md
+    targets = {(t["metric"], t["variant"]): t for t in data["sections"]["targets"]}
+    assert len(targets) == 4 and "### Targets" in md
     assert targets[("size_ratio", "student-int8-ort")]["measured"] > 1
     assert "breakdown" in targets[("accuracy_delta_points", "student-int8-ort")]
     # the quick run times 64x64, not 224x224: the 224 target is said to be unmeasured
@@ -46,17 +46,17 @@ def test_quick_run_writes_every_report_file(run):
 
 def test_quick_run_reports_other_size_robustness_and_per_class(run):
     data = json.loads((run / "report.json").read_text())
-    at64 = data["extra"]["at_sizes"]["64"]
+    at64 = data["sections"]["at_sizes"]["64"]
     timed = {r["variant"] for r in at64["rows"]}
     assert {"teacher", "student-int8-ort", "student-int8-pt2e", "student-onnx"} <= timed
     assert all(r["measurement"]["spec"]["input_shape"] == [1, 64, 64] for r in at64["rows"])
     assert "student-qat" in at64["skipped"]  # an int8 graph trained at 32x32: said, not faked
-    rob = data["extra"]["robustness"]
+    rob = data["sections"]["robustness"]
     assert rob["student-kd"]["mode"] == "white-box"
     assert rob["student-int8-ort"]["mode"] == "transfer from student-pruned"
     assert set(rob["student-int8-ort"]["accuracy"]) == {"0.0", "0.01", "0.03"}
     per_class = data["quality"]["student-int8-ort / onnxruntime"]["per_class_accuracy"]
-    assert len(per_class) == len(data["extra"]["class_names"]) == 10
+    assert len(per_class) == len(data["sections"]["class_names"]) == 10
     md = (run / "report.md").read_text()
     for heading in ("## Latency at 64x64", "## Who pays for compression",
                     "## Robustness: accuracy under attack"):
@@ -90,7 +90,7 @@ def test_quick_run_is_logged_to_mlflow_per_variant(run):
     runs = client.search_runs([client.get_experiment_by_name("optbench").experiment_id])
     by_name = {r.info.run_name: r for r in runs}
     report = json.loads((run / "report.json").read_text())
-    assert set(by_name) == {run.name, *report["extra"]["variants"]}
+    assert set(by_name) == {run.name, *report["sections"]["variants"]}
     deployed = by_name["student-int8-ort"].data
     assert deployed.params["method"] == "ptq-ort-static"
     assert deployed.metrics["top1_accuracy"] == pytest.approx(

@@ -56,15 +56,15 @@ def test_recipe_runs_keeps_lineage_and_resumes(tmp_path):
     # torch modules run on the torch runtimes; ONNX Runtime measures what the export step made
     assert entries == {"trained / torch-eager", "sparse / torch-eager", "onnx / onnxruntime"}
     assert result.bench.sizes["sparse"].sparsity == pytest.approx(0.5, abs=0.02)
-    refs = {(c["variant"], c["reference"]): c for c in result.bench.extra["references"]}
+    refs = {(c["variant"], c["reference"]): c for c in result.bench.sections.references}
     assert ("trained", "trained") not in refs  # a reference is not compared with itself
     onnx = refs[("onnx", "trained")]
     assert onnx["size_ratio"] == pytest.approx(1.0, rel=0.02)  # same fp32 weights
     assert abs(onnx["accuracy_delta_points"]) < 1e-9  # an fp32 export predicts the same
     quality = result.bench.quality  # agreement is measured against each variant's parent
-    assert quality["onnx / onnxruntime"]["agreement_with"] == "trained / torch-eager"
-    assert quality["trained / torch-eager"]["agreement_with"] == "trained / torch-eager"
-    assert quality["onnx / onnxruntime"]["agreement"]["top1_agreement"] == 1.0
+    assert quality["onnx / onnxruntime"].agreement_with == "trained / torch-eager"
+    assert quality["trained / torch-eager"].agreement_with == "trained / torch-eager"
+    assert quality["onnx / onnxruntime"].agreement["top1_agreement"] == 1.0
     state = json.loads((out / "state.json").read_text())
     assert list(state["finished"]) == ["trained", "sparse", "onnx"]
     # a re-run finds the finished training checkpoint and does not train again

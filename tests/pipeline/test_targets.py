@@ -1,35 +1,33 @@
 """Recipe targets: met or missed, by how much, and where the accuracy points went."""
 
 import pytest
+from results_factory import result, row, size
 
 from optbench.errors import ConfigError
 from optbench.pipeline import Recipe
 from optbench.pipeline.targets import TargetSpec, evaluate_targets
-from optbench.report.targets import target_lines
+from optbench.report.document import Document, to_markdown
+from optbench.report.targets import target_blocks
 
 
-def _row(variant, runtime, median_s, baseline="big / torch-eager", est=1.0, ci=(0.9, 1.1),
-         batch=1):
-    return {"entry": f"{variant} / {runtime}", "variant": variant, "runtime": runtime,
-            "batch_size": batch, "measurement": {"stats": {"median_s": median_s}},
-            "speedup": {"baseline": baseline,
-                        "speedup": {"estimate": est, "low": ci[0], "high": ci[1]}}}
+def target_lines(targets):
+    return to_markdown(Document("t", target_blocks(targets))).splitlines()
 
 
-REPORT = {
-    "rows": [_row("big", "torch-eager", 0.100), _row("big", "torch-compile", 0.050, est=2.0),
-             _row("small", "onnxruntime", 0.004, est=25.0, ci=(24.0, 26.0))],
-    "quality": {"big / torch-eager": {"top1_accuracy": 0.92},
-                "big / torch-compile": {"top1_accuracy": 0.92},
-                "mid / torch-eager": {"top1_accuracy": 0.90},
-                "small / onnxruntime": {"top1_accuracy": 0.885}},
-    "sizes": {"big": {"file_bytes": 100_000}, "small": {"file_bytes": 4_000}},
-    "extra": {"variants": {"small": {"lineage": ["net", "mid", "small"]}},
+_row, _size = row, size
+REPORT = result(
+    rows=[_row("big", "torch-eager", 0.100), _row("big", "torch-compile", 0.050, est=2.0),
+          _row("small", "onnxruntime", 0.004, est=25.0, ci=(24.0, 26.0))],
+    quality={"big / torch-eager": {"top1_accuracy": 0.92, "n": 1000},
+             "big / torch-compile": {"top1_accuracy": 0.92, "n": 1000},
+             "mid / torch-eager": {"top1_accuracy": 0.90, "n": 1000},
+             "small / onnxruntime": {"top1_accuracy": 0.885, "n": 1000}},
+    sizes={"big": _size(100_000), "small": _size(4_000)},
+    sections={"variants": {"small": {"lineage": ["net", "mid", "small"]}},
               "at_sizes": {"224": {"rows": [
                   _row("big", "torch-eager", 0.080, baseline="big / torch-eager"),
                   _row("small", "onnxruntime", 0.0041, est=19.5, ci=(19.0, 20.5),
-                       baseline="big / torch-eager")]}}},
-}
+                       baseline="big / torch-eager")]}}})
 
 
 def _one(**fields):

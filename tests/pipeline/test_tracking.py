@@ -55,7 +55,7 @@ def test_metrics_and_params_are_the_reports_numbers(logged):
     onnx = runs["onnx"].data
     assert onnx.metrics["top1_accuracy"] == pytest.approx(
         report["quality"]["onnx / onnxruntime"]["top1_accuracy"])
-    ref = next(c for c in report["extra"]["references"] if c["variant"] == "onnx")
+    ref = next(c for c in report["sections"]["references"] if c["variant"] == "onnx")
     assert onnx.metrics["vs.trained.size_ratio"] == pytest.approx(ref["size_ratio"])
 
 

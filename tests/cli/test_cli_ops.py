@@ -43,7 +43,7 @@ def test_drift_cli(tmp_path, capsys):
 
 
 def test_abtest_cli(tmp_path, capsys):
-    from test_abtest import _records
+    from monitor.test_abtest import _records
 
     log = tmp_path / "ab.jsonl"
     log.write_text("\n".join(json.dumps(r) for r in _records(400, 0.85, 0.9, 0.01, 0.01)))

@@ -55,7 +55,7 @@ def test_demo_on_real_data_writes_the_report(fashion_dir, tmp_path):
                  "--max-time", "0.2", "--data-dir", str(fashion_dir)])
     assert code == 0
     data = json.loads((tmp_path / "report.json").read_text())
-    assert data["extra"]["test_examples"] == 256
+    assert data["sections"]["training"]["test_examples"] == 256
     assert {r["runtime"] for r in data["rows"]} == {"torch-eager", "torch-compile", "onnxruntime"}
     assert (tmp_path / "work" / "resnet18.ckpt").is_file()
     assert "/ torch-compile | 8 |" in (tmp_path / "report.md").read_text()
@@ -63,18 +63,18 @@ def test_demo_on_real_data_writes_the_report(fashion_dir, tmp_path):
 
 def test_flag_defaults_are_the_config_classes_defaults():
     from optbench.bench import BenchConfig
-    from optbench.cli import _parser
+    from optbench.cli import build_parser
     from optbench.config import parse_ints
     from optbench.demo import DemoConfig
 
-    args = _parser().parse_args(["bench", "resnet18"])
+    args = build_parser().parse_args(["bench", "resnet18"])
     b = BenchConfig()
     assert tuple(args.runtimes.split(",")) == b.runtimes
     assert parse_ints(args.batch_sizes, "x") == b.batch_sizes
     assert parse_ints(args.input_shape, "x") == b.input_shape
     assert (args.min_time, args.max_time, args.threads) == (b.min_time_s, b.max_time_s,
                                                              b.threads)
-    demo = _parser().parse_args(["demo"])
+    demo = build_parser().parse_args(["demo"])
     d = DemoConfig()
     assert (demo.model, demo.epochs, demo.train_limit, demo.max_time) == (
         d.model, d.epochs, d.train_limit, d.max_time_s)

@@ -1,0 +1,78 @@
+"""`optbench run` (a recipe), `optbench report` (re-render a results folder), `optbench env`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from optbench.cli.common import mlflow_args, track
+from optbench.errors import ConfigError
+
+
+def add_parsers(sub) -> None:
+    run = sub.add_parser("run", help="run a TOML recipe (a pipeline of methods) and report",
+                         description="Validate the recipe, run its steps (training steps resume "
+                         "from checkpoints in OUT/work), measure every variant, write the report.")
+    run.add_argument("recipe", help="path to a recipe .toml")
+    run.add_argument("--out", required=True, help="output folder")
+    run.add_argument("--no-measure", action="store_true", help="run the steps only")
+    run.add_argument("--skip-search", action="store_true", help="do not run the recipe's "
+                     "[search] section")
+    run.add_argument("--quick", action="store_true", help="apply the recipe's [quick] overrides "
+                     "(a data subset and few steps) for a fast end-to-end check")
+    mlflow_args(run)
+    run.set_defaults(func=run_verb)
+    rep = sub.add_parser("report", help="re-render the Markdown, HTML and CSV report of a "
+                         "results folder from its report.json")
+    rep.add_argument("dir", help="folder holding report.json (from run or demo)")
+    mlflow_args(rep)
+    rep.set_defaults(func=report)
+    env = sub.add_parser("env", help="print the machine description stored with every result")
+    env.set_defaults(func=show_env)
+
+
+def run_verb(args) -> int:
+    from optbench.pipeline import Recipe, run_recipe
+
+    recipe = Recipe.from_toml(args.recipe, quick=args.quick)  # fails here if invalid
+    if args.mlflow is not None:  # before hours of work, not after
+        if args.no_measure:
+            raise ConfigError("--mlflow logs the measured report; drop --no-measure, or log "
+                              "later with `optbench report OUT --mlflow`")
+        from optbench.tracking import require_mlflow
+
+        require_mlflow()
+    result = run_recipe(recipe, args.out, measure=not args.no_measure,
+                        search=not args.skip_search)
+    searched = Path(args.out) / "search.md"
+    if result.bench is None:
+        if result.search:
+            print(searched.read_text())
+        print(f"ran {len(recipe.steps)} steps; no variant measured"
+              + (f"; wrote {searched} and search.json" if result.search else ""))
+        if args.mlflow is not None:
+            print("MLflow: nothing logged (it logs report.json, which a run without measured "
+                  "variants does not write)")
+        return 0
+    print(result.paths["md"].read_text())
+    extra = [searched] if result.search else []
+    print(f"wrote {', '.join(str(p) for p in [*result.paths.values(), *extra])}")
+    track(args, args.out)
+    return 0
+
+
+def report(args) -> int:
+    from optbench.report import rerender
+
+    paths = rerender(args.dir)
+    print(paths["md"].read_text())
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    track(args, args.dir)
+    return 0
+
+
+def show_env(args) -> int:
+    from optbench import env
+
+    print(json.dumps(env.capture(), indent=2))
+    return 0

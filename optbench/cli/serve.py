@@ -1,0 +1,109 @@
+"""`optbench package` (a deployable artifact from a model of your own) and `optbench serve`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from optbench.config import parse_ints
+from optbench.errors import ConfigError
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("package", help="make a deployable artifact (model file + manifest with "
+                       "checksums) from an .onnx file or a zoo model's state dict",
+                       description="`optbench run` writes artifacts for its ONNX variants under "
+                       "OUT/artifacts; this packages a model of your own.")
+    p.add_argument("model", help="an .onnx file, or a state dict / optbench checkpoint (.pt, "
+                   ".ckpt; loaded with weights_only=True) together with --arch")
+    p.add_argument("--out", required=True, help="artifact folder to write")
+    p.add_argument("--name", help="model name in the server (default: the file's stem)")
+    p.add_argument("--arch", help="zoo name for a state dict (resnet18, mobilenet_v2, ...)")
+    p.add_argument("--small-input", action="store_true", help="the zoo model uses the "
+                   "small-input stem")
+    p.add_argument("--input-shape", default="1,32,32", help="one item's shape, C,H,W")
+    p.add_argument("--classes", default="fashion-mnist", help="'fashion-mnist' or "
+                   "comma-separated class names")
+    p.add_argument("--no-image-transform", action="store_true", help="the model takes tensors "
+                   "only (no PNG/JPEG uploads)")
+    p.add_argument("--version", default="1")
+    p.set_defaults(func=package)
+
+    s = sub.add_parser("serve", help="serve artifacts over HTTP (FastAPI + uvicorn)",
+                       description="Endpoints: POST /v1/models/{name}/predict, GET /v1/models, "
+                       "/healthz, /readyz, /metrics, and /v1/ab/{route}/predict for --ab routes.")
+    s.add_argument("manifests", nargs="+", help="artifact manifest.json files (or folders)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--workers", type=int, default=1, help="server processes")
+    s.add_argument("--no-batching", action="store_true", help="one request = one forward "
+                   "pass (the naive design; for comparison)")
+    s.add_argument("--max-batch", type=int, default=32, help="items per forward pass, at most")
+    s.add_argument("--max-wait-ms", type=float, default=2.0, help="how long a request waits "
+                   "for others to batch with")
+    s.add_argument("--max-items", type=int, default=64, help="items per request, at most")
+    s.add_argument("--max-upload-bytes", type=int, default=4 << 20)
+    s.add_argument("--timeout", type=float, default=10.0, help="request timeout in seconds")
+    s.add_argument("--threads", type=int, default=0, help="runtime intra-op threads")
+    s.add_argument("--ab", action="append", default=[], metavar="NAME=A:B[:WEIGHT_B]",
+                   help="an A/B route splitting traffic between two loaded models")
+    s.add_argument("--ab-log", default="", help="append A/B records to this JSON-lines file "
+                   "(input of `optbench abtest`)")
+    s.add_argument("--drift-window", type=int, default=0, help="live items per drift check "
+                   "(needs a drift profile in each artifact)")
+    s.add_argument("--access-log", action="store_true", help="log every request")
+    s.set_defaults(func=serve)
+
+
+def package(args) -> int:
+    from optbench.artifact import package_model
+
+    path = package_model(args.model, args.out,
+                         input_shape=parse_ints(args.input_shape, "--input-shape"),
+                         class_names=class_names(args.classes), name=args.name,
+                         arch=args.arch, small_input=args.small_input,
+                         image_transform=not args.no_image_transform, version=args.version)
+    print(f"wrote {path}")
+    return 0
+
+
+def class_names(text: str) -> tuple[str, ...]:
+    if text == "fashion-mnist":
+        from optbench.data import FASHION_CLASSES
+
+        return FASHION_CLASSES
+    names = tuple(c.strip() for c in text.split(",") if c.strip())
+    if len(names) < 2:
+        raise ConfigError(f"--classes needs 'fashion-mnist' or at least two comma-separated "
+                          f"names, got {text!r}")
+    return names
+
+
+def settings_from_args(args):
+    from optbench.serve.settings import ABRoute, ServeSettings
+
+    return ServeSettings(
+        manifests=tuple(str(Path(m).resolve()) for m in args.manifests), host=args.host,
+        port=args.port, workers=args.workers, batching=not args.no_batching,
+        max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_items=args.max_items,
+        max_upload_bytes=args.max_upload_bytes, request_timeout_s=args.timeout,
+        threads=args.threads, ab_routes=tuple(ABRoute.parse(a) for a in args.ab),
+        ab_log=args.ab_log, drift_window=args.drift_window)
+
+
+def serve(args) -> int:
+    try:
+        import uvicorn
+    except ImportError:
+        raise ConfigError("serving needs the serve extra: pip install 'optbench[serve]'"
+                          ) from None
+    from optbench.serve.registry import check_manifests
+    from optbench.serve.settings import ENV_VAR
+
+    settings = settings_from_args(args)
+    check_manifests(settings)  # a bad manifest or checksum fails here, with its reason
+    os.environ[ENV_VAR] = settings.to_json()  # worker processes read their settings here
+    uvicorn.run("optbench.serve.app:app_from_env", factory=True, host=settings.host,
+                port=settings.port, workers=settings.workers, access_log=args.access_log,
+                log_level="info")
+    return 0

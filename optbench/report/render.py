@@ -1,0 +1,370 @@
+"""The bench / pipeline report, answer first: a document (report.document) built from a
+BenchResult, rendered to Markdown (`render_bench`) and to one self-contained HTML page with its
+plots (`render_html`).
+
+Order: the answer (the recipe's targets or the best trade-offs, with the accuracy-vs-latency
+plot), then the details, each a collapsible section in HTML.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+from optbench.report.document import (
+    Bullets,
+    Code,
+    Document,
+    Figure,
+    Para,
+    Section,
+    Strong,
+    Table,
+    to_html,
+    to_markdown,
+)
+from optbench.report.responsible import responsible_sections
+from optbench.report.targets import target_blocks
+from optbench.results import AtSize, BenchResult, Row, fastest_rows
+
+
+def render_bench(result, title: str | None = None) -> str:
+    """Markdown (figures are only in the HTML page)."""
+    return to_markdown(build_document(BenchResult.coerce(result), title))
+
+
+def render_html(result, title: str | None = None) -> str:
+    """One self-contained HTML page: the same document plus plots as base64 PNGs."""
+    return to_html(build_document(BenchResult.coerce(result), title, figures=True))
+
+
+def build_document(result: BenchResult, title: str | None = None,
+                   figures: bool = False) -> Document:
+    plots = _plots(result) if figures else {}
+    env = result.env
+    where = ", ".join(x for x in (f"at commit {env['git_commit'][:12]}" if env.get("git_commit")
+                                  else "", env.get("cpu_model") or "") if x)
+    blocks = [Para(("Command: ", Code(display_command(env.get("command", "?"))),
+                    f" ({where})." if where else "."))]
+    if "--quick" in result.env.get("command", ""):
+        blocks.append(Para((Strong("Quick run:"), " a small data subset and a few training "
+                            "steps check the pipeline end to end; its accuracies are not "
+                            "meaningful.")))
+    answer = summary_blocks(result)
+    if "accuracy_vs_latency" in plots:
+        answer.append(plots.pop("accuracy_vs_latency"))
+    blocks.append(Section("The answer", answer, open=True, highlight=True))
+    blocks += detail_sections(result)
+    if plots:
+        blocks.append(Section("Plots", list(plots.values())))
+    blocks.append(Section("Environment", _environment(result.env)))
+    return Document(title or f"optbench: {result.label}", blocks)
+
+
+# -- the answer --------------------------------------------------------------------------------
+def summary_blocks(result: BenchResult) -> list:
+    """What a reader came for. With targets: each variant the targets name, against its
+    reference, and the verdicts. With references: the variants on the accuracy/latency Pareto
+    front against the first reference. Otherwise (one model, several runtimes): the fastest
+    runtime per batch size, with the speed-up's CI deciding faster / slower / undecided."""
+    sec = result.sections
+    if sec.targets:
+        return _target_summary(result)
+    if sec.references:
+        return _reference_summary(result)
+    return _runtime_summary(result)
+
+
+def _target_summary(result: BenchResult) -> list:
+    rows = []
+    for variant in dict.fromkeys(t["variant"] for t in result.sections.targets):
+        targets = [t for t in result.sections.targets if t["variant"] == variant]
+        reference = targets[0]["reference"]
+        ref = _reference_row(result, variant, reference, 1)
+        verdicts = [t.get("verdict") or ("not measured" if t["measured"] is None
+                                         else "met" if t["met"] else "missed") for t in targets]
+        missed = verdicts.count("missed")
+        undecided = verdicts.count("undecided")
+        verdict = (Strong(f"missed {missed} of {len(targets)}") if missed
+                   else f"undecided on {undecided} of {len(targets)}" if undecided
+                   else f"met {len(targets)} of {len(targets)}"
+                   if all(v == "met" for v in verdicts) else ", ".join(verdicts))
+        rows.append([variant, reference, *_trade_cells(ref), verdict])
+    return [Para("The variants the recipe's targets are about, each against its reference "
+                 "(batch 1, fastest runtime of each, training input size), and how the targets "
+                 "came out; the Targets table below gives each one with its CI."),
+            Table(["variant", "vs", "speed-up", "size ratio", "top-1 Δ (points)", "targets"],
+                  rows, align="llrrrl"),
+            Section("Targets", target_blocks(result.sections.targets), open=True, level=3)]
+
+
+def _reference_summary(result: BenchResult) -> list:
+    reference = result.sections.references[0]["reference"]
+    best = {v: row for (v, b), row in fastest_rows(result.rows).items() if b == 1}
+    points = {v: (row.median_s, result.accuracy(v)) for v, row in best.items()
+              if result.accuracy(v) is not None}
+    from optbench.report.plots import pareto_front
+
+    names = list(points)
+    front = [names[i] for i in pareto_front([points[n] for n in names])]
+    front.sort(key=lambda n: points[n][0])
+    rows = [[v, *_trade_cells(_reference_row(result, v, reference, 1))] for v in front]
+    out = [Para(f"The variants no other variant beats on both accuracy and batch-1 latency "
+                f"(the Pareto front), fastest first, against {reference} (fastest runtime of "
+                "each, training input size)."),
+           Table(["variant", "speed-up", "size ratio", "top-1 Δ (points)"], rows)]
+    if front:
+        out.append(Para(f"Fastest on the front: {front[0]}; most accurate: {front[-1]}. Pick "
+                        "by the accuracy you can give up."))
+    return out
+
+
+def _reference_row(result: BenchResult, variant: str, reference: str, batch: int):
+    return next((c for c in result.sections.references if c["variant"] == variant
+                 and c["reference"] == reference and c["batch_size"] == batch), None)
+
+
+def _trade_cells(c: dict | None) -> list[str]:
+    if c is None:
+        return ["—", "—", "—"]
+    return [f"{c['speedup']:.2f}x ({c['runtime']})",
+            f"{c['size_ratio']:.2f}x" if c["size_ratio"] else "—",
+            f"{c['accuracy_delta_points']:+.2f}" if c["accuracy_delta_points"] is not None
+            else "—"]
+
+
+def _runtime_summary(result: BenchResult) -> list:
+    rows = []
+    for batch in result.batch_sizes:
+        at = [r for r in result.rows if r.batch_size == batch]
+        best = min(at, key=lambda r: r.median_s)
+        ci = best.speedup.speedup
+        verdict = ("the baseline itself" if best is at[0]   # entries run baseline first
+                   else "faster" if ci.low > 1 else "slower" if ci.high < 1 else "undecided")
+        q = result.quality.get(best.entry)
+        rows.append([str(batch), best.entry, f"{best.median_s * 1e3:.3f}",
+                     f"{ci.estimate:.2f}x [{ci.low:.2f}, {ci.high:.2f}]", verdict,
+                     f"{q.top1_accuracy:.4f}" if q else "—"])
+    baseline = result.rows[0].speedup.baseline if result.rows else "?"
+    return [Para(f"The fastest entry at each batch size against the baseline {baseline}, timed "
+                 "interleaved in the same run. Undecided: the speed-up's 95% CI contains 1."),
+            Table(["batch", "fastest", "median ms", "speed-up [95% CI]", "verdict", "top-1"],
+                  rows, align="rlrrlr")]
+
+
+# -- details -----------------------------------------------------------------------------------
+def detail_sections(result: BenchResult) -> list:
+    sec = result.sections
+    out = []
+    if sec.references:
+        out.append(Section("Against the references", [
+            Para("Each variant's fastest runtime against each reference's fastest, same batch "
+                 "size. Size ratio = reference bytes / variant bytes; accuracy in points."),
+            _references_table(sec.references)]))
+    out.append(Section("Latency, memory and speed-up", [
+        Para(f"Input shape {tuple(result.config.input_shape)}, device {result.config.device}, "
+             f"threads {_threads(result)}. Latencies are per call (one batch); speed-up is the "
+             "first runtime's median divided by this one's, measured interleaved in the same "
+             "run, with a 95% bootstrap CI."),
+        _latency_table(result.rows), *_warnings(result.rows)]))
+    if result.quality:
+        out.append(Section("Accuracy and agreement", [_quality_table(result)]))
+    out.append(Section("Size", [_size_table(result)]))
+    if sec.training:
+        out.append(Section("Training", _training(sec.training)))
+    for size, at in sorted(sec.at_sizes.items()):
+        out.append(Section(f"Latency at {size}x{size}", _at_size(size, at)))
+    if sec.variants:
+        out.append(Section("Variants", [_variants_table(result)]))
+    if sec.diagnosis is not None:
+        out.append(Section("Diagnosis: variants not faster than their parent",
+                           _diagnosis(sec.diagnosis)))
+    out += responsible_sections(result)
+    notes = []
+    if result.skipped:
+        notes += [Para("Skipped runtimes:"),
+                  Bullets([f"{name}: {why}" for name, why in result.skipped.items()])]
+    if sec.warnings:
+        notes += [Para("Model warnings:"), Bullets(list(sec.warnings))]
+    if notes:
+        out.append(Section("Skipped and warnings", notes, open=True))
+    return out
+
+
+def _threads(result: BenchResult):
+    return result.rows[0].measurement.spec.threads if result.rows else "?"
+
+
+def _latency_table(rows: list[Row]) -> Table:
+    cells = []
+    for r in rows:
+        m, sp = r.measurement, r.speedup.speedup
+        cells.append([r.entry, str(r.batch_size), f"{m.median_s * 1e3:.3f}",
+                      f"{m.p90_s * 1e3:.3f}", f"{m.p99_s * 1e3:.3f}", f"{m.iqr_s * 1e3:.3f}",
+                      f"{m.throughput_items_s:.1f}",
+                      f"{sp.estimate:.2f}x [{sp.low:.2f}, {sp.high:.2f}]",
+                      f"{r.memory_bytes / 2**20:.1f}", f"{r.load_s:.1f}"])
+    return Table(["variant / runtime", "batch", "median ms", "p90 ms", "p99 ms", "IQR ms",
+                  "items/s", "speed-up [95% CI]", "memory MiB", "load s"], cells,
+                 align="lrrrrrrlrr",
+                 note="memory = resident memory added by loading the variant plus the peak "
+                 "added while running it (exact kernel high-water mark, VmHWM).")
+
+
+def _warnings(rows: list[Row], where: str = "") -> list:
+    """Every row's measurement and speed-up warnings (few samples, high spread, wide CI)."""
+    warnings = [f"{r.entry} @ batch {r.batch_size}: {w}" for r in rows for w in r.warnings]
+    return [Para(f"Measurement warnings{where}:"), Bullets(warnings)] if warnings else []
+
+
+def _quality_table(result: BenchResult) -> Table:
+    rows = []
+    for name, q in result.quality.items():
+        a = q.agreement or {}
+        rows.append([name, f"{q.top1_accuracy:.4f}", str(q.n),
+                     f"{a['top1_agreement']:.4f}" if a else "—",
+                     f"{a['max_abs_diff']:.2e}" if a else "—", q.agreement_with or "—"])
+    return Table(["variant / runtime", "top-1 accuracy", "n", "top-1 agreement",
+                  "max abs diff", "vs"], rows, align="lrrrrl")
+
+
+def _size_table(result: BenchResult) -> Table:
+    rows = []
+    for name, s in result.sizes.items():
+        dtypes = ", ".join(f"{k}: {v / 1e6:.2f} MB" for k, v in s.dtype_bytes.items())
+        rows.append([f"{name} ({s.format})", f"{s.file_bytes / 1e6:.2f}",
+                     f"{s.gzip_bytes / 1e6:.2f}", f"{s.parameters:,}",
+                     f"{s.nonzero_parameters:,}", dtypes])
+    return Table(["artifact", "file MB", "gzip MB", "parameters", "non-zero", "dtypes"], rows,
+                 align="lrrrrl")
+
+
+def _references_table(comparisons: list[dict]) -> Table:
+    rows = [[f"{c['variant']} ({c['runtime']})",
+             f"{c['reference']} ({c['reference_runtime']})", str(c["batch_size"]),
+             f"{c['speedup']:.2f}x", *_trade_cells(c)[1:]] for c in comparisons]
+    return Table(["variant", "vs", "batch", "speed-up", "size ratio", "top-1 Δ (points)"],
+                 rows, align="llrrrr")
+
+
+def _at_size(size: int, at: AtSize) -> list:
+    out = [Para(f"The same networks timed on {size}x{size} inputs (interleaved, in one run). "
+                "fp32 modules run as they are; post-training steps (PTQ, ONNX export) were "
+                f"re-applied to their parent at {size}x{size}, calibrated on the same images "
+                "resized. Accuracy belongs to the training scale and is not measured here."),
+           _latency_table(at.rows)]
+    if at.references:
+        out.append(_references_table(at.references))
+    if at.skipped:
+        out.append(Bullets([f"{name}: not timed at {size}x{size}: {why}"
+                            for name, why in at.skipped.items()]))
+    return out + _warnings(at.rows, f" at {size}x{size}")
+
+
+def _variants_table(result: BenchResult) -> Table:
+    rows = []
+    for name, v in result.sections.variants.items():
+        f = v.facts
+        notes = "; ".join([*f.warnings, *([f.note] if f.note else []), *int8_notes(f)])
+        rows.append([name, " → ".join(v.lineage), ", ".join(v.runtimes), notes])
+    return Table(["variant", "lineage", "runtimes", "notes"], rows, align="llll")
+
+
+def int8_notes(facts) -> list[str]:
+    """An int8 variant's number format (and why) and its accuracy guard's figures."""
+    out = []
+    if facts.int8_mode:
+        out.append(f"int8 format {facts.int8_mode['mode']} ({facts.int8_mode['reason']})")
+    guard = facts.int8_guard or {}
+    if "top1_agreement" in guard:
+        out.append(f"guard: {guard['top1_agreement']:.1%} top-1 agreement with the parent on "
+                   f"{guard['examples']} calibration examples ({guard['runtime']})")
+    return out
+
+
+def _diagnosis(findings: list[dict]) -> list:
+    if not findings:
+        return [Para("Every variant was at least 5% faster than its parent.")]
+    return [Bullets([(Strong(f"{d['variant']} / {d['runtime']} @ batch {d['batch_size']}"),
+                      f": {d['speedup']:.2f}x vs {d['parent']} / {d['parent_runtime']}. "
+                      + " ".join(d["reasons"])) for d in findings])]
+
+
+def _training(t) -> list:
+    epochs = "; ".join(f"epoch {h['epoch']}: loss {h['train_loss']:.3f}" for h in t.history)
+    return [Para(f"Trained on {t.train_examples or '?'} real Fashion-MNIST training images, "
+                 f"tested on {t.test_examples or '?'} test images. {epochs}.")]
+
+
+def _environment(env: dict) -> list:
+    isa = ", ".join(k for k, v in env.get("isa", {}).items() if v) or "none detected"
+    pk = env.get("packages", {})
+    versions = ", ".join(f"{k} {v}" for k, v in pk.items() if v)
+    features = env.get("cpu_features") or {}
+    int8 = (f"; int8 class: {features['kind']} (VNNI: {'yes' if features['vnni'] else 'no'})"
+            if features else "")
+    return [Bullets([
+        f"CPU: {env.get('cpu_model')} ({env.get('logical_cpus')} logical CPUs); ISA: {isa}"
+        + int8,
+        f"torch threads: {env.get('torch_threads')}; allocator: {env.get('allocator')}",
+        f"Python {env.get('python')}; {versions}",
+        f"CUDA: {env.get('cuda') or 'none'}",
+        f"git commit: {env.get('git_commit')}"
+        + (" (uncommitted changes)" if env.get("git_dirty") else "")
+        + f"; date: {env.get('date')}"])]
+
+
+def display_command(command: str) -> str:
+    """The command as a reader would type it in the project: the venv's interpreter as
+    `python`, paths inside the project relative to it, other absolute paths shortened to
+    their last two parts."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return command
+    out = []
+    for w in words:
+        if w.startswith("/"):
+            if "/.venv/bin/" in w or w.rsplit("/", 1)[-1].startswith("python"):
+                w = w.rsplit("/", 1)[-1]
+            else:
+                for top in ("recipes/", "results/", "runs/", "scripts/", "benchmarks/"):
+                    if f"/{top}" in w:
+                        w = top + w.split(f"/{top}", 1)[1]
+                        break
+                else:
+                    w = "…/" + "/".join(w.rstrip("/").split("/")[-2:])
+        out.append(w if re.fullmatch(r"[\w@%+=:,./…-]+", w) else shlex.quote(w))
+    return " ".join(out)
+
+
+def _plots(result: BenchResult) -> dict[str, Figure]:
+    from optbench.report.plots import ALL
+
+    out = {}
+    for name, plot in ALL.items():
+        png = plot(result)
+        if png:
+            out[name] = Figure(name, png)
+    return out
+
+
+def render_search(summary: dict) -> str:
+    """search.json -> Markdown: every candidate's figures and the pick per batch size."""
+    blocks = []
+    for name, res in summary.items():
+        rows = [[c["entry"], str(c["batch_size"]), f"{c['median_s'] * 1e3:.3f}",
+                 f"{c['speedup_vs_fp32_eager']:.2f}x", f"{c['top1_accuracy']:.4f}",
+                 f"{c['drop_points']:+.2f}", "yes" if c["within_budget"] else "no"]
+                for c in res["candidates"]]
+        picks = [(f"batch {batch}: ",
+                  (Strong(best["entry"]), f" ({best['median_s'] * 1e3:.3f} ms, "
+                   f"{best['speedup_vs_fp32_eager']:.2f}x)") if best else "none within budget")
+                 for batch, best in res["best"].items()]
+        blocks.append(Section(name, [
+            Para(f"fp32 top-1 on the validation split: {res['baseline_accuracy']:.4f}; budget: "
+                 f"at most {res['budget_points']} points lower."),
+            Table(["candidate / runtime", "batch", "median ms", "speed-up vs fp32 eager",
+                   "top-1", "drop (points)", "within budget"], rows, align="lrrrrrl"),
+            Bullets(picks)], open=True))
+    return to_markdown(Document("Search under an accuracy budget", blocks))

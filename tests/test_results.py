@@ -1,0 +1,93 @@
+"""The results model: typed rows, quality and sections; version 2 on disk, version 1 still
+loads; every committed report loads and round-trips."""
+
+import json
+from pathlib import Path
+
+import pytest
+from results_factory import result, row
+
+from optbench.errors import ConfigError
+from optbench.results import REPORT_VERSION, BenchResult, RowKey, VariantFacts, load_report
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMITTED = sorted((ROOT / "results").glob("*/report.json")) + sorted(
+    (ROOT / "results").glob("*/*/result.json"))
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_committed_report_loads_and_round_trips(path):
+    stored = json.loads(path.read_text())
+    loaded = load_report(path)
+    data = loaded.to_dict()
+    assert data["version"] == REPORT_VERSION
+    assert BenchResult.from_dict(json.loads(json.dumps(data))).to_dict() == data
+    # the figures are the ones stored, not recomputed
+    for old, new in zip(stored["rows"], data["rows"], strict=True):
+        assert new["measurement"]["stats"] == old["measurement"]["stats"]
+        assert new["speedup"] == old["speedup"]
+
+
+def test_version_1_sections_move_out_of_extra():
+    v1 = json.loads((ROOT / "results/flagship/report.json").read_text())
+    assert "version" not in v1 and "extra" in v1
+    r = BenchResult.from_dict(v1)
+    assert r.sections.references == v1["extra"]["references"]
+    assert r.sections.targets == v1["extra"]["targets"]
+    assert r.sections.class_names == v1["extra"]["class_names"]
+    assert set(r.sections.at_sizes) == {int(k) for k in v1["extra"]["at_sizes"]}
+    record = r.sections.variants["student-int8-ort"]
+    assert record.lineage[-1] == "student-int8-ort" and record.facts.int8
+    assert record.facts.method == "ptq-ort-static"
+    assert record.to_dict() == v1["extra"]["variants"]["student-int8-ort"]
+
+
+def test_the_earliest_files_are_keyed_by_runtime_and_load_under_entry_labels():
+    demo = load_report(ROOT / "results/demo/report.json")
+    assert {r.variant for r in demo.rows} == {demo.label}
+    assert set(demo.quality) == {r.entry for r in demo.rows}
+    assert demo.sections.training is not None and demo.sections.training.history
+
+
+def test_rows_are_keyed_by_variant_runtime_batch_and_size():
+    r = load_report(ROOT / "results/flagship/report.json")
+    keys = {row.key for row in r.rows}
+    assert len(keys) == len(r.rows)
+    assert RowKey("teacher", "torch-eager", 1, 32) in keys
+    at224 = r.sections.at_sizes[224].rows[0].key
+    assert at224.size == 224
+
+
+def test_a_newer_version_is_refused_with_the_fix():
+    with pytest.raises(ConfigError, match="upgrade optbench"):
+        BenchResult.from_dict({"version": REPORT_VERSION + 1, "rows": [], "label": "x",
+                               "config": {}, "env": {}})
+    with pytest.raises(ConfigError, match="not an optbench report: no rows"):
+        BenchResult.from_dict({"label": "x", "config": {}, "env": {}})
+
+
+def test_a_missing_or_broken_file_says_what_to_do(tmp_path):
+    from optbench.errors import MissingInputError
+
+    with pytest.raises(MissingInputError, match="optbench run"):
+        load_report(tmp_path / "report.json")
+    (tmp_path / "report.json").write_text("{")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        load_report(tmp_path / "report.json")
+
+
+def test_variant_facts_keep_what_they_do_not_name():
+    info = {"int8": True, "ops": {"conv": 3}, "history": [1, 2], "backend": "fx",
+            "warnings": ["w"]}
+    facts = VariantFacts.from_info(info)
+    assert facts.int8 and facts.ops == {"conv": 3} and facts.warnings == ("w",)
+    assert facts.other == {"history": [1, 2], "backend": "fx"}
+    assert facts.to_info() == info
+
+
+def test_best_and_first_quality_are_per_variant():
+    r = result([row("a", "torch-eager", 0.01), row("a", "onnxruntime", 0.005)],
+               quality={"a / torch-eager": {"top1_accuracy": 0.80, "n": 10},
+                        "a / onnxruntime": {"top1_accuracy": 0.90, "n": 10}})
+    assert r.accuracy("a") == 0.90 and r.accuracy("b") is None
+    assert r.first_quality()["a"].runtime == "torch-eager"
