@@ -1,0 +1,30 @@
+"""Every committed report.md is what the renderer makes of its report.json today: re-rendering
+changes nothing (fix a stale one with `optbench report DIR`)."""
+
+from pathlib import Path
+
+import pytest
+
+from optbench.report import render_bench
+from optbench.results import load_report
+
+ROOT = Path(__file__).resolve().parents[2]
+REPORTS = sorted([*(ROOT / "results").glob("*/report.json"),
+                  *(ROOT / "results").glob("*/*/result.json")])
+
+
+@pytest.mark.parametrize("path", REPORTS, ids=lambda p: str(p.parent.relative_to(ROOT)))
+def test_committed_markdown_is_the_rendering_of_its_json(path):
+    rendered = render_bench(load_report(path))
+    committed = path.with_suffix(".md").read_text()
+    folder = path.parent.relative_to(ROOT)
+    assert rendered == committed, (f"{folder}/{path.stem}.md is stale; re-render it with "
+                                   f"optbench.report.rerender('{folder}', '{path.stem}')")
+
+
+def test_the_answer_comes_first_and_commands_are_relative():
+    text = (ROOT / "results/flagship/report.md").read_text()
+    headings = [line for line in text.splitlines() if line.startswith("## ")]
+    assert headings[0] == "## The answer" and headings[-1] == "## Environment"
+    command = next(line for line in text.splitlines() if line.startswith("Command:"))
+    assert "/work/" not in command and "runs/flagship3" in command
