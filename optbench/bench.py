@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pickle
 import tempfile
 import time
 from pathlib import Path
@@ -90,8 +91,11 @@ def bench_entries(entries: list[Entry], config: BenchConfig, *, eval_data=None,
         threads = torch.get_num_threads()
         skipped: dict[str, str] = {}
         sessions, loads = _load_sessions(entries, config, threads, skipped)
+        pooled = (time_in_processes(list(sessions), config, threads, skipped)
+                  if config.processes > 1 else {})
         rows = [row for bs in config.batch_sizes
-                for row in _time_batch(sessions, loads, bs, config, threads, skipped)]
+                for row in _time_batch(sessions, loads, bs, config, threads, skipped,
+                                       pooled.get(bs))]
         quality, predictions = (_quality(sessions, eval_data, config, agreement_with or {})
                                 if eval_data is not None else ({}, {}))
     finally:  # the caller's thread setting, as it was
@@ -151,12 +155,24 @@ def _load_sessions(entries: list[Entry], config: BenchConfig, threads: int, skip
     return sessions, loads
 
 
+def _batch(config: BenchConfig, batch_size: int) -> torch.Tensor:
+    """The input every entry is timed on at this batch size (the same in every process)."""
+    gen = torch.Generator().manual_seed(batch_size)
+    return torch.randn(batch_size, *config.input_shape, generator=gen)
+
+
+def _spec(entry: Entry, config: BenchConfig, batch_size: int, threads: int) -> TaskSpec:
+    return TaskSpec(label=entry.label, runtime=entry.runtime, device=config.device,
+                    batch_size=batch_size, input_shape=tuple(config.input_shape), threads=threads)
+
+
 def _time_batch(sessions: dict, loads: dict, batch_size: int, config: BenchConfig,
-                threads: int, skipped: dict) -> list[Row]:
+                threads: int, skipped: dict, pooled=None) -> list[Row]:
+    """Memory and (unless `pooled`, the comparison made in fresh processes) timing of every
+    loaded entry at one batch size."""
     from optbench.runtime.torch import dynamo_counts, run_compiled
 
-    gen = torch.Generator().manual_seed(batch_size)
-    batch = torch.randn(batch_size, *config.input_shape, generator=gen)
+    batch = _batch(config, batch_size)
     fns, specs, run_mem, compiles = {}, {}, {}, {}
     for entry, session in list(sessions.items()):
         prepared = session.prepare(batch)
@@ -174,17 +190,78 @@ def _time_batch(sessions: dict, loads: dict, batch_size: int, config: BenchConfi
                 session.run(prepared)
         run_mem[entry] = mem
         fns[entry.label] = _bind(session, prepared)
-        specs[entry.label] = TaskSpec(label=entry.label, runtime=entry.runtime,
-                                      device=config.device, batch_size=batch_size,
-                                      input_shape=tuple(config.input_shape), threads=threads)
+        specs[entry.label] = _spec(entry, config, batch_size, threads)
+    if pooled is not None:
+        for label in [k for k in fns if k not in pooled.measurements]:
+            skipped.setdefault(f"{label} @ batch {batch_size}", "not timed in the worker "
+                               "processes (see the other skipped entries)")
+            del fns[label]
     if not fns:
         return []
-    result = compare(fns, config=config.timer(), specs=specs, device=config.device)
+    result = pooled if pooled is not None else compare(fns, config=config.timer(), specs=specs,
+                                                      device=config.device)
     return [Row(variant=e.variant, runtime=e.runtime, batch_size=batch_size,
                 measurement=result.measurements[e.label], speedup=result.ratios[e.label],
                 load_memory=loads[e][0], run_memory=run_mem[e], load_s=loads[e][1],
                 compile_stats=compiles.get(e))
             for e in sessions if e.label in fns]
+
+
+def time_in_processes(entries: list[Entry], config: BenchConfig, threads: int,
+                      skipped: dict) -> dict:
+    """Time every entry at every batch size in `config.processes` fresh processes, one after
+    the other (spawned: nothing inherited but the environment, so allocator state, memory
+    layout and compiled code start anew each time), and pool them: batch size -> Comparison.
+    Each worker loads (and compiles) its own sessions; the artifacts reach it by pickle, as
+    in-memory objects of this process (no file is unpickled)."""
+    import concurrent.futures
+    import multiprocessing
+
+    from optbench.measure.compare import pool
+
+    one = dataclasses.replace(config, processes=1)
+    runs: list[dict] = []
+    context = multiprocessing.get_context("spawn")
+    for process in range(config.processes):
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as executor:
+            try:
+                comparisons, failed = executor.submit(_timing_worker, entries, one,
+                                                      threads).result()
+            except (TypeError, AttributeError, pickle.PicklingError) as exc:
+                raise ConfigError(f"processes = {config.processes} sends each model to fresh "
+                                  f"worker processes, and one could not be sent: {exc}; use "
+                                  "processes = 1 for it") from None
+        for label, why in failed.items():
+            skipped.setdefault(label, f"in worker process {process + 1}: {why}")
+        runs.append(comparisons)
+    return {bs: pool([r[bs] for r in runs if bs in r], one.timer())
+            for bs in config.batch_sizes if any(bs in r for r in runs)}
+
+
+def _timing_worker(entries: list[Entry], config: BenchConfig, threads: int):
+    """In a fresh process: load every entry, then per batch size one warm call at the shape
+    and the interleaved comparison. Returns ({batch size: Comparison}, {label: why skipped})."""
+    from optbench.runtime.torch import run_compiled
+
+    torch.set_num_threads(threads)
+    skipped: dict[str, str] = {}
+    sessions, _ = _load_sessions(entries, config, threads, skipped)
+    out = {}
+    for bs in config.batch_sizes:
+        batch = _batch(config, bs)
+        fns, specs = {}, {}
+        for entry, session in sessions.items():
+            prepared = session.prepare(batch)
+            try:
+                run_compiled(session, prepared)
+            except RuntimeUnavailableError as exc:
+                skipped[f"{entry.label} @ batch {bs}"] = str(exc)
+                continue
+            fns[entry.label] = _bind(session, prepared)
+            specs[entry.label] = _spec(entry, config, bs, threads)
+        if fns:
+            out[bs] = compare(fns, config=config.timer(), specs=specs, device=config.device)
+    return out, skipped
 
 
 def _bind(session, prepared):

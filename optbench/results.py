@@ -39,6 +39,7 @@ class BenchConfig(Config):
     eval_batch_size: int = 256
     extra_sizes: tuple[int, ...] = ()       # pipelines: also time every variant at SxS inputs
     extra_batch_sizes: tuple[int, ...] = (1,)
+    processes: int = 1   # > 1: time in that many fresh worker processes, pooled (pyperf-like)
 
     def __post_init__(self):
         if not self.runtimes:
@@ -49,7 +50,7 @@ class BenchConfig(Config):
             raise ConfigError("BenchConfig.input_shape is one example's shape without the batch "
                               f"axis, e.g. (3, 224, 224); got {self.input_shape}")
         check_positive("BenchConfig", max_time_s=self.max_time_s,
-                       eval_batch_size=self.eval_batch_size)
+                       eval_batch_size=self.eval_batch_size, processes=self.processes)
         check_choice("BenchConfig", "device", self.device.split(":")[0], ("cpu", "cuda"))
 
     def timer(self) -> TimerConfig:

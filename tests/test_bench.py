@@ -76,3 +76,25 @@ def test_bench_on_cuda(tiny_model):
     config = BenchConfig(runtimes=("torch-eager",), batch_sizes=(1,), device="cuda", **FAST)
     row = bench(tiny_model, config).rows[0]
     assert row.run_memory.cuda_peak_allocated_bytes > 0
+
+
+def test_processes_time_in_fresh_workers_and_pool_them(tiny_model):
+    config = BenchConfig(runtimes=("torch-eager", "onnxruntime"), batch_sizes=(2,),
+                         processes=2, **FAST)
+    res = bench(tiny_model, config, label="tiny")
+    base, ort = res.rows
+    for row in res.rows:
+        m = row.measurement
+        assert m.processes == 2 and len(m.process_sizes) == 2
+        assert sum(m.process_sizes) == len(m.samples_s) >= 2 * 20   # min_samples per process
+        assert m.summary()["between_process_spread"] >= 0
+    assert base.measurement.process_sizes == ort.measurement.process_sizes  # paired rounds
+    assert (base.speedup.speedup.low, base.speedup.speedup.high) == (1.0, 1.0)
+    ci = ort.speedup.speedup
+    assert ci.low < ci.estimate < ci.high
+    data = res.to_dict()
+    assert data["rows"][1]["measurement"]["process_sizes"] == list(ort.measurement.process_sizes)
+    from optbench.results import BenchResult
+
+    again = BenchResult.from_dict(json.loads(json.dumps(data)))
+    assert again.rows[1].measurement.groups() == ort.measurement.groups()

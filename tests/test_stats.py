@@ -105,3 +105,46 @@ def test_holm_lives_in_stats_and_drift_uses_it():
 
     assert drift.holm is stats.holm
     np.testing.assert_allclose(stats.holm([0.01, 0.04, 0.03, 0.005]), [0.03, 0.06, 0.06, 0.02])
+
+
+def test_t_quantiles_match_the_table():
+    from optbench.stats import t_quantile
+
+    for df, value in ((1, 12.706), (2, 4.303), (4, 2.776), (9, 2.262), (30, 2.042)):
+        assert t_quantile(0.975, df) == pytest.approx(value, abs=1e-3)
+
+
+def _processes(rng, k, n, between, within=0.05, ratio=2.0):
+    """k processes of n paired rounds; each process has its own speed level for each entry
+    (log-normal, sd `between`), the ratio between the entries is `ratio` on average."""
+    num, den = [], []
+    for _ in range(k):
+        a = 10.0 * np.exp(rng.normal(0, between))
+        b = a / ratio * np.exp(rng.normal(0, between))
+        num.append(a * np.exp(rng.normal(0, within, n)))
+        den.append(b * np.exp(rng.normal(0, within, n)))
+    return num, den
+
+
+def test_process_ci_covers_run_to_run_variation_where_one_process_cannot():
+    from optbench.stats import paired_ratio_ci, process_ratio_ci
+
+    rng = np.random.default_rng(7)
+    hit_process = hit_pooled = 0
+    trials = 120
+    for t in range(trials):
+        num, den = _processes(rng, k=3, n=30, between=0.08)
+        ci = process_ratio_ci(num, den, seed=t)
+        hit_process += ci.low <= 2.0 <= ci.high
+        pooled = paired_ratio_ci(np.concatenate(num), np.concatenate(den), seed=t)
+        hit_pooled += pooled.low <= 2.0 <= pooled.high
+    assert hit_process / trials >= 0.88          # nominal 95%
+    assert hit_pooled / trials <= 0.8            # one process's CI misses the between part
+
+
+def test_process_ci_of_a_series_against_itself_is_exactly_one():
+    from optbench.stats import process_ratio_ci
+
+    num, _ = _processes(np.random.default_rng(1), k=3, n=25, between=0.1)
+    ci = process_ratio_ci(num, num)
+    assert (ci.estimate, ci.low, ci.high) == (1.0, 1.0, 1.0)

@@ -7,6 +7,10 @@ caches and thread pools are cold), then a timed block of at least `round_min_s`.
 entry (its own time), the comparison ends when every entry has converged or used its budget, and
 never before each has `min_samples` (a hard cap of twice the summed budgets bounds it). Rounds
 are pairs: speed-up CIs come from a moving-block bootstrap over rounds (stats.paired_ratio_ci).
+
+`pool` joins the comparisons of the same entries made in several fresh processes (processes =
+N): samples are concatenated, each keeps which process it came from, and speed-up CIs treat the
+processes as the units (stats.process_ratio_ci), so they cover run-to-run variation too.
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ import time
 from collections.abc import Callable
 
 from optbench.measure.measurement import Measurement, TaskSpec
-from optbench.measure.timer import Clock, Timer, TimerConfig
-from optbench.stats import Interval, bootstrap_ratio_ci, paired_ratio_ci
+from optbench.measure.timer import Clock, Timer, TimerConfig, quality_warnings
+from optbench.stats import Interval, bootstrap_ratio_ci, paired_ratio_ci, process_ratio_ci
 
 WIDE_CI = 0.10  # warn when the CI is wider than 10% of the ratio
 
@@ -87,9 +91,30 @@ def _interleave(timers: list[Timer], clock: Clock) -> list[str]:
         rnd += 1
 
 
+def pool(comparisons: list[Comparison], config: TimerConfig | None = None) -> Comparison:
+    """One comparison from the same entries compared in several processes (in order). Entries
+    missing from some process keep the processes they ran in. With `config`, sample-quality
+    warnings are those of the pooled samples."""
+    first = comparisons[0]
+    measurements = {}
+    for name, m in first.measurements.items():
+        parts = [c.measurements[name] for c in comparisons if name in c.measurements]
+        samples = tuple(x for p in parts for x in p.samples_s)
+        reasons = sorted({p.stop_reason for p in parts})
+        measurements[name] = dataclasses.replace(
+            m, samples_s=samples, process_sizes=tuple(len(p.samples_s) for p in parts),
+            stop_reason=",".join(reasons),
+            warnings=(quality_warnings(list(samples), config) if config else
+                      tuple(dict.fromkeys(w for p in parts for w in p.warnings))))
+    ratios = {name: _ratio(name, first.baseline, measurements) for name in measurements}
+    return Comparison(measurements=measurements, ratios=ratios, baseline=first.baseline)
+
+
 def _ratio(name: str, baseline: str, measurements: dict[str, Measurement]) -> Ratio:
     base, var = measurements[baseline], measurements[name]
-    if len(base.samples_s) == len(var.samples_s):  # interleaved rounds: paired, blocked
+    if base.processes > 1 and base.process_sizes == var.process_sizes:  # fresh processes
+        ci = process_ratio_ci(base.groups(), var.groups())
+    elif len(base.samples_s) == len(var.samples_s):  # interleaved rounds: paired, blocked
         ci = paired_ratio_ci(base.samples_s, var.samples_s)
     else:
         ci = bootstrap_ratio_ci(base.samples_s, var.samples_s)

@@ -196,6 +196,7 @@ def _threads(result: BenchResult):
 
 
 def _latency_table(rows: list[Row]) -> Table:
+    processes = any(r.measurement.processes > 1 for r in rows)
     cells = []
     for r in rows:
         m, sp = r.measurement, r.speedup.speedup
@@ -204,11 +205,21 @@ def _latency_table(rows: list[Row]) -> Table:
                       f"{m.throughput_items_s:.1f}",
                       f"{sp.estimate:.2f}x [{sp.low:.2f}, {sp.high:.2f}]",
                       f"{r.memory_bytes / 2**20:.1f}", f"{r.load_s:.1f}"])
+        if processes:
+            spread = m.between_process_spread
+            cells[-1].append(f"{m.processes}" + (f" ({spread:.1%})" if spread is not None
+                                                  else ""))
+    note = ("memory = resident memory added by loading the variant plus the peak added while "
+            "running it (exact kernel high-water mark, VmHWM).")
+    if processes:
+        note += (" processes = fresh worker processes the row was timed in, pooled; in "
+                 "brackets the spread of their medians, (max - min) / median. Speed-up CIs "
+                 "treat the processes as the units (a t-interval over the per-process ratios), "
+                 "so they include run-to-run variation.")
     return Table(["variant / runtime", "batch", "median ms", "p90 ms", "p99 ms", "IQR ms",
-                  "items/s", "speed-up [95% CI]", "memory MiB", "load s"], cells,
-                 align="lrrrrrrlrr",
-                 note="memory = resident memory added by loading the variant plus the peak "
-                 "added while running it (exact kernel high-water mark, VmHWM).")
+                  "items/s", "speed-up [95% CI]", "memory MiB", "load s",
+                  *(["processes (spread)"] if processes else [])], cells,
+                 align="lrrrrrrlrr" + ("r" if processes else ""), note=note)
 
 
 def _warnings(rows: list[Row], where: str = "") -> list:
