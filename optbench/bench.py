@@ -96,6 +96,8 @@ def bench_entries(entries: list[Entry], config: BenchConfig, *, eval_data=None,
         rows = [row for bs in config.batch_sizes
                 for row in _time_batch(sessions, loads, bs, config, threads, skipped,
                                        pooled.get(bs))]
+        if config.memory == "process":
+            _memory_from_processes(rows, list(sessions), config, threads)
         quality, predictions = (_quality(sessions, eval_data, config, agreement_with or {})
                                 if eval_data is not None else ({}, {}))
     finally:  # the caller's thread setting, as it was
@@ -236,6 +238,60 @@ def time_in_processes(entries: list[Entry], config: BenchConfig, threads: int,
         runs.append(comparisons)
     return {bs: pool([r[bs] for r in runs if bs in r], one.timer())
             for bs in config.batch_sizes if any(bs in r for r in runs)}
+
+
+def _memory_from_processes(rows: list[Row], entries: list[Entry], config: BenchConfig,
+                           threads: int) -> None:
+    """memory = "process": replace each row's memory figures by those of a fresh process that
+    loads only this entry (exact attribution: nothing else was ever loaded there)."""
+    import concurrent.futures
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    figures = {}
+    for entry in entries:
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as executor:
+            try:   # plain pickle bytes: multiprocessing would pass tensors as shared memory,
+                # which the worker's first read would count as its load
+                figures.update(executor.submit(_memory_worker, pickle.dumps(entry), config,
+                                               threads).result())
+            except (TypeError, AttributeError, pickle.PicklingError) as exc:
+                raise ConfigError(f"memory = \"process\" sends each model to a fresh worker "
+                                  f"process, and {entry.label} could not be sent: {exc}; use "
+                                  "memory = \"shared\"") from None
+    for row in rows:
+        if (row.entry, row.batch_size) in figures:
+            row.load_memory, row.first_call_memory, row.run_memory = figures[
+                (row.entry, row.batch_size)]
+
+
+def _memory_worker(payload: bytes, config: BenchConfig, threads: int) -> dict:
+    """In a fresh process that holds nothing else: the memory of loading one entry (the
+    runtime's own copy of a module's weights, an ONNX file's session), then per batch size of
+    its first call at that shape and of MEMORY_RUNS steady-state calls. No memory freed by an
+    earlier entry can be reused here, so a load is never counted below its weights."""
+    from optbench.runtime.torch import run_compiled
+
+    torch.set_num_threads(threads)
+    entry = pickle.loads(payload)   # noqa: S301 - bytes our own parent process made in memory
+    del payload
+    example = torch.randn(max(2, config.batch_sizes[0]), *config.input_shape)
+    with track_peak_memory(config.device) as load:
+        session = get_runtime(entry.runtime).load(entry.artifact, example=example,
+                                                  device=config.device, threads=threads)
+    out = {}
+    for bs in config.batch_sizes:
+        prepared = session.prepare(_batch(config, bs))
+        try:
+            with track_peak_memory(config.device) as first:
+                run_compiled(session, prepared)
+        except RuntimeUnavailableError:
+            continue   # the timing pass says why
+        with track_peak_memory(config.device) as run:
+            for _ in range(MEMORY_RUNS):
+                session.run(prepared)
+        out[(entry.label, bs)] = (load, first, run)
+    return out
 
 
 def _timing_worker(entries: list[Entry], config: BenchConfig, threads: int):

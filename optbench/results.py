@@ -40,6 +40,9 @@ class BenchConfig(Config):
     extra_sizes: tuple[int, ...] = ()       # pipelines: also time every variant at SxS inputs
     extra_batch_sizes: tuple[int, ...] = (1,)
     processes: int = 1   # > 1: time in that many fresh worker processes, pooled (pyperf-like)
+    # "process": each entry's memory in a fresh process of its own (exact attribution, first
+    # call reported apart); "shared": in this process, after the entries loaded before it
+    memory: str = "shared"
 
     def __post_init__(self):
         if not self.runtimes:
@@ -52,6 +55,7 @@ class BenchConfig(Config):
         check_positive("BenchConfig", max_time_s=self.max_time_s,
                        eval_batch_size=self.eval_batch_size, processes=self.processes)
         check_choice("BenchConfig", "device", self.device.split(":")[0], ("cpu", "cuda"))
+        check_choice("BenchConfig", "memory", self.memory, ("shared", "process"))
 
     def timer(self) -> TimerConfig:
         return TimerConfig(min_time_s=min(self.min_time_s, self.max_time_s),
@@ -84,6 +88,9 @@ class Row:
     run_memory: MemoryMeasurement
     load_s: float
     compile_stats: dict | None = None   # torch-compile: Dynamo's counts at load, this batch
+    # memory = "process": the first call at this shape (compilation, autotuning, allocator
+    # warm-up), apart from the steady-state run_memory
+    first_call_memory: MemoryMeasurement | None = None
 
     @property
     def entry(self) -> str:
@@ -114,7 +121,9 @@ class Row:
                 "measurement": self.measurement.to_dict(), "speedup": self.speedup.to_dict(),
                 "load_memory": self.load_memory.to_dict(), "run_memory": self.run_memory.to_dict(),
                 "memory_bytes": self.memory_bytes, "load_s": self.load_s,
-                **({"compile": self.compile_stats} if self.compile_stats else {})}
+                **({"compile": self.compile_stats} if self.compile_stats else {}),
+                **({"first_call_memory": self.first_call_memory.to_dict()}
+                   if self.first_call_memory else {})}
 
     @classmethod
     def from_dict(cls, data: dict, variant: str = "") -> Row:
@@ -125,7 +134,9 @@ class Row:
                    measurement=_stored_measurement(data["measurement"]),
                    speedup=_ratio(data["speedup"]), load_memory=_memory(data["load_memory"]),
                    run_memory=_memory(data["run_memory"]), load_s=data["load_s"],
-                   compile_stats=data.get("compile"))
+                   compile_stats=data.get("compile"),
+                   first_call_memory=(_memory(data["first_call_memory"])
+                                      if data.get("first_call_memory") else None))
 
 
 def _stored_measurement(data: dict) -> Measurement:

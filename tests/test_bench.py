@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -98,3 +99,32 @@ def test_processes_time_in_fresh_workers_and_pool_them(tiny_model):
 
     again = BenchResult.from_dict(json.loads(json.dumps(data)))
     assert again.rows[1].measurement.groups() == ort.measurement.groups()
+
+
+class _Wide(torch.nn.Module):
+    """32 MB of fp32 weights: large enough to see in a process's resident memory."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(16 * 16, 32 * 1024 * 1024 // 4 // 256)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1)).sum(1, keepdim=True)
+
+
+def test_memory_per_entry_in_a_fresh_process_counts_the_weights_once(tmp_path):
+    torch.manual_seed(0)
+    model = _Wide().eval()
+    onnx = export_onnx(model, torch.randn(2, 1, 16, 16), tmp_path / "wide.onnx")
+    config = BenchConfig(runtimes=("torch-eager",), batch_sizes=(2,), memory="process", **FAST)
+    eager = bench(model, config, label="wide").rows[0]
+    ort = bench(str(onnx), dataclasses.replace(config, runtimes=("onnxruntime",)),
+                label="wide").rows[0]
+    for row in (eager, ort):   # 32 MiB of weights, counted
+        assert row.load_memory.peak_delta_bytes >= 30 * 2**20, row.runtime
+        assert row.first_call_memory is not None and row.load_memory.method == "vmhwm"
+        assert row.to_dict()["first_call_memory"]["peak_rss_bytes"] > 0
+    # eager's load is the runtime's copy of the weights, once (the model reached the worker
+    # before the measured region, as ordinary memory); ORT's peak also holds the file and
+    # its parsed graph while the session builds
+    assert eager.load_memory.peak_delta_bytes < 48 * 2**20

@@ -37,6 +37,9 @@ def add_parsers(sub) -> None:
     b.add_argument("--processes", type=int, default=default(B, "processes"),
                    help="time in this many fresh worker processes, pooled; speed-up CIs then "
                    "include run-to-run variation (use >= 3 for numbers you publish)")
+    b.add_argument("--memory", choices=("shared", "process"), default=default(B, "memory"),
+                   help="process: each entry's memory in a fresh process of its own (exact "
+                   "attribution, first call apart); shared: in this process (quick)")
     b.add_argument("--data", action="store_true", help="also measure accuracy on Fashion-MNIST")
     b.add_argument("--data-dir", help="folder with Fashion-MNIST idx files")
     b.add_argument("--eval-limit", type=int, default=0, help="test images for --data (0 = all)")
@@ -66,7 +69,8 @@ def bench(args) -> int:
                          batch_sizes=parse_ints(args.batch_sizes, "--batch-sizes"),
                          input_shape=parse_ints(args.input_shape, "--input-shape"),
                          device=args.device, threads=args.threads, min_time_s=args.min_time,
-                         max_time_s=args.max_time, processes=args.processes)
+                         max_time_s=args.max_time, processes=args.processes,
+                         memory=args.memory)
     if args.model.endswith(".onnx"):
         model = args.model
     else:

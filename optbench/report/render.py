@@ -197,6 +197,7 @@ def _threads(result: BenchResult):
 
 def _latency_table(rows: list[Row]) -> Table:
     processes = any(r.measurement.processes > 1 for r in rows)
+    first_call = any(r.first_call_memory is not None for r in rows)
     cells = []
     for r in rows:
         m, sp = r.measurement, r.speedup.speedup
@@ -205,12 +206,20 @@ def _latency_table(rows: list[Row]) -> Table:
                       f"{m.throughput_items_s:.1f}",
                       f"{sp.estimate:.2f}x [{sp.low:.2f}, {sp.high:.2f}]",
                       f"{r.memory_bytes / 2**20:.1f}", f"{r.load_s:.1f}"])
+        if first_call:
+            f = r.first_call_memory
+            cells[-1].append(f"{f.peak_delta_bytes / 2**20:.1f}" if f else "—")
         if processes:
             spread = m.between_process_spread
             cells[-1].append(f"{m.processes}" + (f" ({spread:.1%})" if spread is not None
                                                   else ""))
     note = ("memory = resident memory added by loading the variant plus the peak added while "
-            "running it (exact kernel high-water mark, VmHWM).")
+            "running it (exact kernel high-water mark, VmHWM), "
+            + ("each entry in a fresh process of its own (its weights included); first call = "
+               "the peak its first call at this shape added (compilation, autotuning), apart "
+               "from the steady-state runs." if first_call else
+               "in one process, after the entries loaded before it (a module's weights, "
+               "already in memory, are not counted; `memory = \"process\"` attributes them)."))
     if processes:
         note += (" processes = fresh worker processes the row was timed in, pooled; in "
                  "brackets the spread of their medians, (max - min) / median. Speed-up CIs "
@@ -218,8 +227,9 @@ def _latency_table(rows: list[Row]) -> Table:
                  "so they include run-to-run variation.")
     return Table(["variant / runtime", "batch", "median ms", "p90 ms", "p99 ms", "IQR ms",
                   "items/s", "speed-up [95% CI]", "memory MiB", "load s",
+                  *(["first call MiB"] if first_call else []),
                   *(["processes (spread)"] if processes else [])], cells,
-                 align="lrrrrrrlrr" + ("r" if processes else ""), note=note)
+                 align="lrrrrrrlrr" + "r" * (first_call + processes), note=note)
 
 
 def _warnings(rows: list[Row], where: str = "") -> list:
