@@ -17,22 +17,114 @@ ZOO = ("resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_
 
 def build_model(name: str, num_classes: int = 10, in_channels: int = 3,
                 weights: str | None = None, small_input: bool = False) -> nn.Module:
-    """A torchvision `name` with `in_channels` inputs and `num_classes` outputs.
+    """A classifier with `in_channels` inputs and `num_classes` outputs. `name` is one of:
+
+    - a zoo name (ZOO: the stems of these five can be swapped for small inputs);
+    - `torchvision:<name>`, any torchvision classification model (its first convolution is
+      rebuilt for `in_channels`);
+    - `timm:<name>`, any timm model (`pip install timm`; architectures work offline);
+    - `python:<package.module>:<function>`, your own code: called as
+      function(num_classes=..., in_channels=...), it returns the nn.Module.
 
     weights="DEFAULT" (or a torchvision weights name) loads pretrained ImageNet weights where they
     are cached or downloadable; the classifier is then replaced when num_classes != 1000.
     """
-    if name not in ZOO:
-        raise ConfigError(f"unknown model {name!r}; the zoo has {list(ZOO)}")
     if num_classes < 1 or in_channels < 1:
         raise ConfigError(f"num_classes and in_channels must be >= 1, got {num_classes}, "
                           f"{in_channels}")
+    source, _, rest = name.partition(":")
+    if rest:
+        if small_input:
+            raise ConfigError(f"small_input swaps the stem of the zoo's models {list(ZOO)}; "
+                              f"for {name} build the stem you want in your own code "
+                              "(python:package.module:function)")
+        if source not in _SOURCES:
+            raise ConfigError(f"unknown model source {source!r} in {name!r}; use one of "
+                              f"{sorted(_SOURCES)} (e.g. torchvision:regnet_y_400mf), or a zoo "
+                              f"name {list(ZOO)}")
+        return _SOURCES[source](rest, num_classes, in_channels, weights)
+    if name not in ZOO:
+        raise ConfigError(f"unknown model {name!r}; the zoo has {list(ZOO)}, or name another "
+                          "source: torchvision:<name>, timm:<name>, "
+                          "python:<package.module>:<function>")
     model = _torchvision(name, weights, num_classes)
     if weights is not None and num_classes != 1000:
         _replace_classifier(model, num_classes)
     if in_channels != 3 or small_input:
         _adapt_stem(model, in_channels, small_input, pretrained=weights is not None)
     return model
+
+
+def _any_torchvision(name: str, num_classes: int, in_channels: int,
+                     weights: str | None) -> nn.Module:
+    import torchvision
+
+    known = torchvision.models.list_models(module=torchvision.models)
+    if name not in known:
+        raise ConfigError(f"torchvision has no classification model {name!r}; some it has: "
+                          f"{', '.join(sorted(known)[:12])}, ... "
+                          "(torchvision.models.list_models())")
+    model = _torchvision(name, weights, num_classes)
+    if weights is not None and num_classes != 1000:
+        head = classifier_name(model)
+        if head is None:
+            raise ConfigError(f"{name} has no nn.Linear classifier to replace for "
+                              f"{num_classes} classes")
+        old = model.get_submodule(head)
+        model.set_submodule(head, nn.Linear(old.in_features, num_classes))
+    if in_channels != 3:
+        _replace_first_conv(model, in_channels, pretrained=weights is not None)
+    return model
+
+
+def _timm(name: str, num_classes: int, in_channels: int, weights: str | None) -> nn.Module:
+    try:
+        import timm
+    except ImportError:
+        raise MissingInputError(f"timm:{name} needs timm: pip install timm") from None
+    if weights not in (None, "", "DEFAULT"):
+        raise ConfigError("for timm models weights is DEFAULT (timm's pretrained weights, "
+                          "where cached) or empty")
+    try:
+        return timm.create_model(name, pretrained=bool(weights), num_classes=num_classes,
+                                 in_chans=in_channels)
+    except RuntimeError as exc:   # unknown model, weights not cached offline
+        raise ConfigError(f"timm could not build {name!r}: {exc}") from None
+
+
+def _python(target: str, num_classes: int, in_channels: int, weights: str | None) -> nn.Module:
+    import importlib
+
+    module_name, _, function = target.rpartition(":")
+    if not module_name or not function:
+        raise ConfigError(f"python:{target}: name it as python:<package.module>:<function>")
+    if weights:
+        raise ConfigError("weights apply to torchvision and timm models; load your own "
+                          "weights with a checkpoint")
+    try:
+        fn = getattr(importlib.import_module(module_name), function)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"python:{target}: {exc}; the module must be importable (installed, "
+                          "or on PYTHONPATH) and define the function") from None
+    model = fn(num_classes=num_classes, in_channels=in_channels)
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"python:{target} returned {type(model).__name__}, not an "
+                          "nn.Module")
+    return model
+
+
+_SOURCES = {"torchvision": _any_torchvision, "timm": _timm, "python": _python}
+
+
+def _replace_first_conv(model: nn.Module, in_channels: int, pretrained: bool) -> None:
+    """Rebuild the first convolution (in module order) that takes 3 channels for in_channels."""
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Conv2d) and m.in_channels == 3 and m.groups == 1:
+            model.set_submodule(name, _new_conv(m, in_channels, m.kernel_size, m.stride,
+                                                m.padding, pretrained))
+            return
+    raise ConfigError(f"no 3-channel first convolution found in {type(model).__name__} to "
+                      f"adapt to {in_channels} input channels")
 
 
 def _torchvision(name: str, weights: str | None, num_classes: int) -> nn.Module:

@@ -40,15 +40,18 @@ class DataConfig(Config):
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig(Config):
+    # a zoo name, torchvision:<name>, timm:<name> or python:<package.module>:<function>
     arch: str = "resnet18"
     num_classes: int = 10
     small_input: bool = False
     weights: str = ""                   # torchvision weights name, e.g. DEFAULT ("" = none)
+    checkpoint: str = ""                # a state dict / optbench checkpoint (weights_only)
 
     def __post_init__(self):
         from optbench.models import ZOO
 
-        check_choice("ModelConfig", "arch", self.arch, ZOO)
+        if ":" not in self.arch:
+            check_choice("ModelConfig", "arch", self.arch, ZOO)
 
 
 @dataclasses.dataclass(frozen=True)

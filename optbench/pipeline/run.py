@@ -191,10 +191,13 @@ class _State:
 
 
 def _build(spec: ModelConfig, channels: int):
-    from optbench.models import build_model
+    from optbench.models import build_model, load_model
 
-    return build_model(spec.arch, num_classes=spec.num_classes, in_channels=channels,
-                       weights=spec.weights or None, small_input=spec.small_input)
+    kwargs = dict(num_classes=spec.num_classes, in_channels=channels,
+                  weights=spec.weights or None, small_input=spec.small_input)
+    if spec.checkpoint:   # a trained starting point, loaded with weights_only=True
+        return load_model(spec.arch, checkpoint=spec.checkpoint, **kwargs)
+    return build_model(spec.arch, **kwargs)
 
 
 def _jsonable(value):
