@@ -316,7 +316,9 @@ class Sections:
             "training": dataclasses.asdict(self.training) if self.training else None,
             "warnings": self.warnings, "recipe_fingerprint": self.recipe_fingerprint,
             "class_names": self.class_names}
-        return {k: v for k, v in out.items() if v not in (None, {}, [])}
+        # empty sections are left out, but an empty diagnosis says "every variant was faster"
+        return {k: v for k, v in out.items()
+                if v is not None and (k == "diagnosis" or v not in ({}, []))}
 
     @classmethod
     def from_dict(cls, data: dict) -> Sections:

@@ -163,6 +163,7 @@ def test_the_guard_can_warn_instead_and_the_report_shows_it(trained, synthetic):
     with pytest.warns(UserWarning, match="collapsed"):
         check_int8(parent, child, synthetic, Int8Guard(action="warn"))
     assert "collapsed" in child.info["warnings"][0]
+    assert "made from fp32" in child.info["warnings"][0]   # which step, in a pipeline
     child.info["int8_mode"] = ort_mode("auto", ZEN2).to_dict()
     notes = int8_notes(child.facts)
     assert notes[0].startswith("int8 format u8s8-reduce-range (auto: this avx2 CPU")

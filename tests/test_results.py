@@ -85,6 +85,12 @@ def test_variant_facts_keep_what_they_do_not_name():
     assert facts.to_info() == info
 
 
+def test_an_empty_diagnosis_survives_the_round_trip():
+    r = result([row("a", "torch-eager", 0.01)], sections={"diagnosis": []})
+    assert r.sections.diagnosis == []
+    assert BenchResult.from_dict(r.to_dict()).sections.diagnosis == []
+
+
 def test_best_and_first_quality_are_per_variant():
     r = result([row("a", "torch-eager", 0.01), row("a", "onnxruntime", 0.005)],
                quality={"a / torch-eager": {"top1_accuracy": 0.80, "n": 10},

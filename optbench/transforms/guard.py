@@ -80,7 +80,10 @@ def check_int8(parent, child, data, guard: Int8Guard, hints: tuple[str, ...] = (
     child.info["int8_guard"] = stats
     problems = _problems(stats, guard)
     if problems:
-        message = collapse_message(child.name, stats, problems, hints)
+        # the child's name is still the method's here (a pipeline renames it after the
+        # handler returns): the parent says which step this is
+        message = collapse_message(f"{child.name}, made from {parent.name}", stats, problems,
+                                   hints)
         if guard.action == "error":
             raise Int8CollapseError(message)
         warnings.warn(message, stacklevel=3)
