@@ -83,12 +83,10 @@ def _target_summary(result: BenchResult) -> list:
         ref = _reference_row(result, variant, reference, 1)
         verdicts = [t.get("verdict") or ("not measured" if t["measured"] is None
                                          else "met" if t["met"] else "missed") for t in targets]
-        missed = verdicts.count("missed")
-        undecided = verdicts.count("undecided")
-        verdict = (Strong(f"missed {missed} of {len(targets)}") if missed
-                   else f"undecided on {undecided} of {len(targets)}" if undecided
-                   else f"met {len(targets)} of {len(targets)}"
-                   if all(v == "met" for v in verdicts) else ", ".join(verdicts))
+        counts = {v: verdicts.count(v) for v in ("missed", "undecided", "met", "not measured")
+                  if v in verdicts}
+        text = ", ".join(f"{v} {n}" for v, n in counts.items()) + f" of {len(targets)}"
+        verdict = Strong(text) if "missed" in counts else text
         rows.append([variant, reference, *_trade_cells(ref), verdict])
     return [Para("The variants the recipe's targets are about, each against its reference "
                  "(batch 1, fastest runtime of each, training input size), and how the targets "
