@@ -216,23 +216,14 @@ def time_in_processes(entries: list[Entry], config: BenchConfig, threads: int,
     layout and compiled code start anew each time), and pool them: batch size -> Comparison.
     Each worker loads (and compiles) its own sessions; the artifacts reach it by pickle, as
     in-memory objects of this process (no file is unpickled)."""
-    import concurrent.futures
-    import multiprocessing
-
     from optbench.measure.compare import pool
 
     one = dataclasses.replace(config, processes=1)
     runs: list[dict] = []
-    context = multiprocessing.get_context("spawn")
     for process in range(config.processes):
-        with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as executor:
-            try:
-                comparisons, failed = executor.submit(_timing_worker, entries, one,
-                                                      threads).result()
-            except (TypeError, AttributeError, pickle.PicklingError) as exc:
-                raise ConfigError(f"processes = {config.processes} sends each model to fresh "
-                                  f"worker processes, and one could not be sent: {exc}; use "
-                                  "processes = 1 for it") from None
+        comparisons, failed = _in_fresh_process(
+            f"processes = {config.processes}", "processes = 1", _timing_worker, entries, one,
+            threads)
         for label, why in failed.items():
             skipped.setdefault(label, f"in worker process {process + 1}: {why}")
         runs.append(comparisons)
@@ -244,25 +235,39 @@ def _memory_from_processes(rows: list[Row], entries: list[Entry], config: BenchC
                            threads: int) -> None:
     """memory = "process": replace each row's memory figures by those of a fresh process that
     loads only this entry (exact attribution: nothing else was ever loaded there)."""
-    import concurrent.futures
-    import multiprocessing
-
-    context = multiprocessing.get_context("spawn")
     figures = {}
-    for entry in entries:
-        with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as executor:
-            try:   # plain pickle bytes: multiprocessing would pass tensors as shared memory,
-                # which the worker's first read would count as its load
-                figures.update(executor.submit(_memory_worker, pickle.dumps(entry), config,
-                                               threads).result())
-            except (TypeError, AttributeError, pickle.PicklingError) as exc:
-                raise ConfigError(f"memory = \"process\" sends each model to a fresh worker "
-                                  f"process, and {entry.label} could not be sent: {exc}; use "
-                                  "memory = \"shared\"") from None
+    for entry in entries:   # plain pickle bytes: multiprocessing would pass tensors as shared
+        # memory, which the worker's first read would count as its load
+        figures.update(_in_fresh_process('memory = "process"', 'memory = "shared"',
+                                         _memory_worker, _pickled(entry), config, threads))
     for row in rows:
         if (row.entry, row.batch_size) in figures:
             row.load_memory, row.first_call_memory, row.run_memory = figures[
                 (row.entry, row.batch_size)]
+
+
+def _in_fresh_process(setting: str, instead: str, fn, *args):
+    """fn(*args) in a newly spawned process (nothing inherited but the environment); its
+    result. A model that cannot be sent there is a ConfigError naming the setting."""
+    import concurrent.futures
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as executor:
+        try:
+            return executor.submit(fn, *args).result()
+        except (TypeError, AttributeError, pickle.PicklingError) as exc:
+            raise ConfigError(f"{setting} sends each model to a fresh worker process, and one "
+                              f"could not be sent: {exc}; use {instead} for it") from None
+
+
+def _pickled(entry: Entry) -> bytes:
+    try:
+        return pickle.dumps(entry)
+    except (TypeError, AttributeError, pickle.PicklingError) as exc:
+        raise ConfigError(f'memory = "process" sends each model to a fresh worker process, and '
+                          f'{entry.label} could not be sent: {exc}; use memory = "shared"'
+                          ) from None
 
 
 def _memory_worker(payload: bytes, config: BenchConfig, threads: int) -> dict:
