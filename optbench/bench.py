@@ -119,7 +119,7 @@ def _artifacts(model, config: BenchConfig, folder: Path):
     if not is_path:
         sizes["torch"] = model_size(model)
     onnx_path = Path(model) if is_path else None
-    if onnx_path is None and "onnx" in needs.values():
+    if onnx_path is None and "onnx" in needs.values():   # OpenVINO converts the module itself
         from optbench.transforms.export import export_onnx  # bench sits above transforms
 
         example = torch.randn(max(2, max(config.batch_sizes)), *config.input_shape)
@@ -130,7 +130,7 @@ def _artifacts(model, config: BenchConfig, folder: Path):
         if kind == "module" and is_path:
             skipped[name] = "needs an nn.Module; an .onnx file was given"
         else:
-            artifacts[name] = onnx_path if kind == "onnx" else model
+            artifacts[name] = {"onnx": onnx_path, "openvino": onnx_path or model}.get(kind, model)
     return artifacts, sizes, skipped
 
 
@@ -378,6 +378,6 @@ def measure_variants(variants: list, config: BenchConfig, eval_data) -> BenchRes
                 agreement_with[e.label] = first_entry[parent]
     result = bench_entries(entries, config, eval_data=eval_data, label="pipeline",
                            agreement_with=agreement_with)
-    result.sizes = {v.name: artifact_size(v.onnx_path if v.onnx_path else v.model)
+    result.sizes = {v.name: artifact_size(v.ir_path or v.onnx_path or v.model)
                     for v in variants}
     return result

@@ -1,6 +1,12 @@
 """Search under an accuracy budget: try every applicable int8/bf16 back-end, measure them all in
 one interleaved run on this machine, keep the fastest one that meets the budget — and keep every
-candidate's figures, not just the first that passes."""
+candidate's figures, not just the first that passes.
+
+A candidate whose speed-up CI over the fastest one contains 1.0 is tied with it: the timing
+cannot tell them apart, so among tied candidates the most accurate one is picked. Candidates
+that cannot run here (OpenVINO not installed, bf16 on a CPU without bf16 instructions) are
+listed as skipped, with the reason.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,8 @@ import dataclasses
 
 from optbench.bench import BenchConfig, Entry, bench_entries
 from optbench.config import Config
-from optbench.errors import ConfigError
+from optbench.errors import ConfigError, RuntimeUnavailableError
+from optbench.isa import cpu_features
 from optbench.transforms import Context, Variant, config_from_dict, optimize
 
 DEFAULT_CANDIDATES = (
@@ -16,6 +23,8 @@ DEFAULT_CANDIDATES = (
     {"method": "ptq-ort-static", "calibrate_method": "minmax"},
     {"method": "ptq-ort-static", "calibrate_method": "percentile"},
     {"method": "ptq-ort-static", "calibrate_method": "entropy"},
+    {"method": "ptq-nncf"},
+    {"method": "ptq-nncf", "calibrate_method": "minmax"},
     {"method": "reduced-precision", "dtype": "bfloat16"},
 )
 
@@ -35,6 +44,7 @@ class SearchResult:
     candidates: list[dict]               # every candidate x runtime x batch, with its figures
     best: dict[int, dict | None]         # batch size -> the fastest candidate within budget
     bench: object
+    skipped: dict[str, str] = dataclasses.field(default_factory=dict)   # candidate -> why
 
 
 def search(model, ctx: Context, config: SearchConfig | None = None,
@@ -43,12 +53,19 @@ def search(model, ctx: Context, config: SearchConfig | None = None,
     config, bench_config = config or SearchConfig(), bench_config or BenchConfig()
     data = ctx.require("val_data", "search")
     base = Variant("fp32", model=model, lineage=("fp32",))
-    variants = [base]
+    variants, skipped = [base], {}
     for raw in candidates:
         cfg = config_from_dict(raw)
         name = "-".join(str(v) for v in raw.values())
         step = f"{ctx.step}-{name}" if ctx.step else name   # files unique per search input
-        variants.append(optimize(base, cfg, ctx.for_step(step), name=name))
+        reason = _cannot_run_here(raw)
+        if reason:
+            skipped[name] = reason
+            continue
+        try:
+            variants.append(optimize(base, cfg, ctx.for_step(step), name=name))
+        except RuntimeUnavailableError as exc:     # e.g. OpenVINO/NNCF not installed
+            skipped[name] = str(exc)
     entries = [Entry("fp32", "torch-eager", model)]
     for v in variants:
         entries += [Entry(v.name, rt, v.artifact_for(rt)) for rt in v.runtimes[:1]]
@@ -56,12 +73,46 @@ def search(model, ctx: Context, config: SearchConfig | None = None,
     accuracy = {k: q.top1_accuracy for k, q in result.quality.items()}
     base_acc = accuracy["fp32 / torch-eager"]
     rows = [_row(r, accuracy[r.entry], base_acc, config) for r in result.rows]
-    best = {}
-    for bs in bench_config.batch_sizes:
-        ok = [r for r in rows if r["batch_size"] == bs and r["within_budget"]
-              and r["variant"] != "fp32"]
-        best[bs] = min(ok, key=lambda r: r["median_s"]) if ok else None
-    return SearchResult(baseline_accuracy=base_acc, candidates=rows, best=best, bench=result)
+    measured = {(r.entry, r.batch_size): r.measurement for r in result.rows}
+    best = {bs: pick([r for r in rows if r["batch_size"] == bs], measured)
+            for bs in bench_config.batch_sizes}
+    return SearchResult(baseline_accuracy=base_acc, candidates=rows, best=best, bench=result,
+                        skipped=skipped)
+
+
+def pick(rows: list[dict], measured: dict) -> dict | None:
+    """The fastest candidate within budget; when others' speed-up CIs over it contain 1.0
+    (tied on speed), the most accurate of the tied. Rows: one batch size's candidates;
+    `measured`: (entry, batch) -> Measurement, for the paired/process CI between two rows."""
+    from optbench.measure.compare import ratio_between
+
+    ok = [r for r in rows if r["within_budget"] and r["variant"] != "fp32"]
+    if not ok:
+        return None
+    fastest = min(ok, key=lambda r: r["median_s"])
+    tied = [fastest]
+    for r in ok:
+        if r is fastest:
+            continue
+        pair = {"a": measured[(fastest["entry"], fastest["batch_size"])],
+                "b": measured[(r["entry"], r["batch_size"])]}
+        ci = ratio_between("b", "a", pair).speedup      # > 1: b is faster than a
+        if ci.low <= 1.0 <= ci.high:
+            tied.append(r)
+    chosen = max(tied, key=lambda r: (r["top1_accuracy"], -r["median_s"]))
+    return {**chosen, "tied_with": [r["entry"] for r in tied if r is not chosen],
+            "decided_by": ("speed" if len(tied) == 1 else
+                           "accuracy (tied on speed)" if chosen is not fastest else
+                           "speed and accuracy (tied on speed)")}
+
+
+def _cannot_run_here(raw: dict) -> str | None:
+    if raw.get("method") == "reduced-precision" and raw.get("dtype", "bfloat16") == "bfloat16":
+        cpu = cpu_features()
+        if cpu.x86 and not (cpu.avx512_bf16 or cpu.amx_bf16):
+            return (f"this {cpu.kind} CPU has no AVX512-BF16 or AMX: bf16 would be emulated "
+                    "(slow), so it is not a candidate here")
+    return None
 
 
 def _row(row, acc: float, base_acc: float, config: SearchConfig) -> dict:

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from results_factory import result, row
@@ -79,17 +80,53 @@ def test_search_keeps_every_candidate_and_picks_the_fastest_within_budget(synthe
                   workdir=tmp_path, progress=False)
     candidates = ({"method": "ptq-ort-static", "calibrate_method": "minmax"},
                   {"method": "ptq-ort-static", "calibrate_method": "percentile"},
+                  {"method": "ptq-nncf", "calibrate_method": "minmax", "subset_size": 128},
                   {"method": "reduced-precision", "dtype": "bfloat16"})
     result = search(model.eval(), ctx, SearchConfig(budget_points=2.0),
                     BenchConfig(batch_sizes=(1, 4), input_shape=(1, 16, 16), min_time_s=0.05,
                                 max_time_s=0.5), candidates=candidates)
-    assert len(result.candidates) == 2 * 4  # fp32 + 3 candidates, at 2 batch sizes
+    built = 5 - len(result.skipped)   # bf16 is skipped on CPUs without bf16 instructions
+    assert len(result.candidates) == 2 * built   # fp32 + the candidates, at 2 batch sizes
+    assert {"ptq-nncf-minmax-128 / openvino"} <= {c["entry"] for c in result.candidates}
     for batch, best in result.best.items():
         ok = [c for c in result.candidates if c["batch_size"] == batch and c["within_budget"]
               and c["variant"] != "fp32"]
-        if ok:
-            assert best["median_s"] == min(c["median_s"] for c in ok)
-        else:
+        if not ok:
             assert best is None
+            continue
+        fastest = min(ok, key=lambda c: c["median_s"])
+        if best["decided_by"] == "speed":
+            assert best["median_s"] == fastest["median_s"] and best["tied_with"] == []
+        else:   # tied on speed with the fastest: the most accurate of the tied
+            tied = [c for c in ok if c["entry"] in best["tied_with"]]
+            assert fastest in tied or best["entry"] == fastest["entry"]
+            assert all(best["top1_accuracy"] >= c["top1_accuracy"] for c in tied)
     for c in result.candidates:
         assert c["within_budget"] == (c["drop_points"] <= 2.0)
+
+
+def _timed(entry, samples, accuracy):
+    from optbench.measure.measurement import Measurement, TaskSpec
+
+    m = Measurement(TaskSpec(label=entry, runtime="x", device="cpu", batch_size=1, threads=2),
+                    tuple(samples))
+    row = {"entry": entry, "variant": entry, "batch_size": 1, "median_s": m.median_s,
+           "top1_accuracy": accuracy, "within_budget": True}
+    return row, m
+
+
+def test_search_pick_lets_accuracy_decide_only_when_speed_is_tied():
+    from optbench.search import pick
+
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 0.02, 60)
+    fast, m_fast = _timed("fast", 0.010 * (1 + noise), 0.80)
+    same, m_same = _timed("same", 0.0101 * (1 + noise[::-1]), 0.85)   # within noise, better
+    slow, m_slow = _timed("slow", 0.020 * (1 + noise), 0.90)           # 2x slower, best
+    measured = {("fast", 1): m_fast, ("same", 1): m_same, ("slow", 1): m_slow}
+    chosen = pick([fast, same, slow], measured)
+    assert chosen["entry"] == "same" and chosen["tied_with"] == ["fast"]
+    assert chosen["decided_by"] == "accuracy (tied on speed)"
+    alone = pick([fast, slow], measured)
+    assert alone["entry"] == "fast" and alone["decided_by"] == "speed"
+    assert pick([{**slow, "within_budget": False}], measured) is None

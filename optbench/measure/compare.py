@@ -71,7 +71,7 @@ def compare(fns: dict[str, Callable[[], object]], baseline: str | None = None,
     measurements = {
         name: t.measurement(specs.get(name, TaskSpec(label=name, device=device)), reasons[i])
         for i, (name, t) in enumerate(timers.items())}
-    ratios = {name: _ratio(name, baseline, measurements) for name in measurements}
+    ratios = {name: ratio_between(name, baseline, measurements) for name in measurements}
     return Comparison(measurements=measurements, ratios=ratios, baseline=baseline)
 
 
@@ -106,11 +106,14 @@ def pool(comparisons: list[Comparison], config: TimerConfig | None = None) -> Co
             stop_reason=",".join(reasons),
             warnings=(quality_warnings(list(samples), config) if config else
                       tuple(dict.fromkeys(w for p in parts for w in p.warnings))))
-    ratios = {name: _ratio(name, first.baseline, measurements) for name in measurements}
+    ratios = {name: ratio_between(name, first.baseline, measurements) for name in measurements}
     return Comparison(measurements=measurements, ratios=ratios, baseline=first.baseline)
 
 
-def _ratio(name: str, baseline: str, measurements: dict[str, Measurement]) -> Ratio:
+def ratio_between(name: str, baseline: str, measurements: dict[str, Measurement]) -> Ratio:
+    """Speed-up of `name` over `baseline` (> 1: name is faster), with the CI that fits how they
+    were sampled: per-process when both ran in the same fresh processes, paired by round when
+    interleaved, else independent."""
     base, var = measurements[baseline], measurements[name]
     if base.processes > 1 and base.process_sizes == var.process_sizes:  # fresh processes
         ci = process_ratio_ci(base.groups(), var.groups())

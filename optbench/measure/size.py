@@ -84,12 +84,39 @@ def onnx_size(path: str | os.PathLike) -> SizeReport:
                       parameters=params, nonzero_parameters=nonzero, dtype_bytes=dict(dtype_bytes))
 
 
+def ir_size(path: str | os.PathLike) -> SizeReport:
+    """Size of an OpenVINO IR: the .xml and its .bin; parameters are the model's constants
+    (an NNCF int8 IR stores its weights as int8 constants)."""
+    from optbench.runtime.openvino import read_model
+
+    path = Path(path)
+    model = read_model(path)     # checks that both files exist
+    raw = path.read_bytes() + path.with_suffix(".bin").read_bytes()
+    dtype_bytes: Counter[str] = Counter()
+    params = nonzero = 0
+    for op in model.get_ops():
+        if op.get_type_name() != "Constant":
+            continue
+        arr = op.get_data()
+        if arr.size < 2:      # scalars: shapes, axes, quantization bounds
+            continue
+        params += arr.size
+        nonzero += int(np.count_nonzero(arr))
+        dtype_bytes[str(arr.dtype)] += arr.nbytes
+    return SizeReport(format="openvino-ir", file_bytes=len(raw),
+                      gzip_bytes=len(gzip.compress(raw, 6)), parameters=params,
+                      nonzero_parameters=nonzero, dtype_bytes=dict(dtype_bytes))
+
+
 def artifact_size(target) -> SizeReport:
-    """Dispatch: a Module, or a path to an .onnx file."""
+    """Dispatch: a Module, or a path to an .onnx file or an OpenVINO IR (.xml)."""
     if isinstance(target, (str, os.PathLike)):
         if str(target).endswith(".onnx"):
             return onnx_size(target)
-        raise ConfigError(f"cannot size {target!r}: expected an nn.Module or an .onnx path")
+        if str(target).endswith(".xml"):
+            return ir_size(target)
+        raise ConfigError(f"cannot size {target!r}: expected an nn.Module, an .onnx path or an "
+                          "OpenVINO IR (.xml)")
     return model_size(target)
 
 

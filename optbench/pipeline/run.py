@@ -140,7 +140,8 @@ def run_search(recipe: Recipe, variants: dict, ctx: Context, out: Path) -> dict:
         summary[name] = {"baseline_accuracy": res.baseline_accuracy,
                          "budget_points": recipe.search.budget_points,
                          "best": {str(k): v for k, v in res.best.items()},
-                         "candidates": res.candidates, "env": res.bench.env}
+                         "candidates": res.candidates, "skipped": res.skipped,
+                         "env": res.bench.env}
     atomic_write_json(out / "search.json", summary)
     from optbench.io import atomic_write_text
     from optbench.report.render import render_search

@@ -368,6 +368,11 @@ def _plots(result: BenchResult) -> dict[str, Figure]:
     return out
 
 
+def _tie_note(best: dict) -> str:
+    tied = best.get("tied_with") or []
+    return f"; tied on speed with {', '.join(tied)}: picked as the most accurate" if tied else ""
+
+
 def render_search(summary: dict) -> str:
     """search.json -> Markdown: every candidate's figures and the pick per batch size."""
     blocks = []
@@ -378,12 +383,20 @@ def render_search(summary: dict) -> str:
                 for c in res["candidates"]]
         picks = [(f"batch {batch}: ",
                   (Strong(best["entry"]), f" ({best['median_s'] * 1e3:.3f} ms, "
-                   f"{best['speedup_vs_fp32_eager']:.2f}x)") if best else "none within budget")
+                   f"{best['speedup_vs_fp32_eager']:.2f}x){_tie_note(best)}")
+                  if best else "none within budget")
                  for batch, best in res["best"].items()]
+        skipped = [f"{cand}: {why}" for cand, why in res.get("skipped", {}).items()]
         blocks.append(Section(name, [
             Para(f"fp32 top-1 on the validation split: {res['baseline_accuracy']:.4f}; budget: "
-                 f"at most {res['budget_points']} points lower."),
+                 f"at most {res['budget_points']} points lower." + (
+                     " The pick is the fastest within budget; candidates whose speed-up CI over "
+                     "it contains 1.0 are tied with it, and the most accurate of the tied is "
+                     "picked." if any(b and "decided_by" in b for b in res["best"].values())
+                     else "")),
             Table(["candidate / runtime", "batch", "median ms", "speed-up vs fp32 eager",
                    "top-1", "drop (points)", "within budget"], rows, align="lrrrrrl"),
-            Bullets(picks)], open=True))
+            Bullets(picks),
+            *([Para("Not candidates on this machine:"), Bullets(skipped)] if skipped else [])],
+            open=True))
     return to_markdown(Document("Search under an accuracy budget", blocks))

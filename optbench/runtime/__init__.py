@@ -14,6 +14,7 @@ _REGISTRY: dict[str, str] = {
     "torch-eager": "optbench.runtime.torch:EagerRuntime",
     "torch-compile": "optbench.runtime.torch:CompileRuntime",
     "onnxruntime": "optbench.runtime.onnx:OrtRuntime",
+    "openvino": "optbench.runtime.openvino:OpenVinoRuntime",
 }
 
 

@@ -24,7 +24,9 @@ class Session(Protocol):
 
 class Runtime(Protocol):
     name: str
-    accepts: str  # "module" (an nn.Module) or "onnx" (a path to an .onnx file)
+    # "module" (an nn.Module), "onnx" (a path to an .onnx file) or "openvino" (an OpenVINO IR,
+    # else an .onnx file, else a module: transforms.base.Variant.artifact picks)
+    accepts: str
 
     def available(self, device: str = "cpu") -> bool: ...
 

@@ -24,6 +24,7 @@ from optbench.transforms import (  # noqa: F401  (imported to register their han
     prune,
     qat,
     quantize,
+    quantize_nncf,
     quantize_ort,
 )
 from optbench.transforms.base import _HANDLERS, _METHODS, Context, Variant

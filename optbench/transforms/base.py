@@ -81,6 +81,7 @@ class Variant:
     name: str
     model: nn.Module | None = None
     onnx_path: Path | None = None
+    ir_path: Path | None = None          # an OpenVINO IR (.xml, its .bin beside it)
     runtimes: tuple[str, ...] = ("torch-eager", "torch-compile")
     lineage: tuple[str, ...] = ()
     info: dict = dataclasses.field(default_factory=dict)
@@ -91,17 +92,22 @@ class Variant:
         return VariantFacts.from_info(self.info)
 
     def artifact(self, runtime_accepts: str):
-        return self.onnx_path if runtime_accepts == "onnx" else self.model
+        """What a runtime that accepts `runtime_accepts` loads of this variant."""
+        if runtime_accepts == "onnx":
+            return self.onnx_path
+        if runtime_accepts == "openvino":   # OpenVINO reads all three
+            return self.ir_path or self.onnx_path or self.model
+        return self.model
 
     def artifact_for(self, runtime: str):
-        """What `runtime` loads of this variant: the ONNX file or the module."""
+        """What `runtime` loads of this variant: its IR, its ONNX file or its module."""
         from optbench.runtime import get_runtime
 
         return self.artifact(get_runtime(runtime).accepts)
 
     def derive(self, name: str, **changes) -> Variant:
         """A child variant: lineage extended, info started afresh unless given."""
-        base = dict(name=name, model=None, onnx_path=None, runtimes=self.runtimes,
+        base = dict(name=name, model=None, onnx_path=None, ir_path=None, runtimes=self.runtimes,
                     lineage=(*self.lineage, name), info={})
         base.update(changes)
         return Variant(**base)

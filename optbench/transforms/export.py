@@ -92,7 +92,7 @@ def export_method(parent: Variant, config: ExportOnnxConfig, ctx: Context) -> Va
     if config.parity_examples:
         info["parity"] = parity_check(model, path, ctx.require("val_data", config.method),
                                       config)
-    return parent.derive("onnx", onnx_path=path, runtimes=("onnxruntime",), info=info)
+    return parent.derive("onnx", onnx_path=path, runtimes=("onnxruntime", "openvino"), info=info)
 
 
 def parity_check(model: torch.nn.Module, path: Path, data, config: ExportOnnxConfig) -> dict:
