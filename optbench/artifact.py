@@ -6,6 +6,7 @@ report measured, and the sha256 of every file. Loading verifies every checksum b
 is parsed, and never unpickles Python objects (state dicts load with weights_only=True).
 
     save_artifact(out_dir, name="mnv2-int8", onnx_path="model.onnx", input_shape=(1, 32, 32), ...)
+    save_artifact(out_dir, name="mnv2-nncf", ir_path="model.xml", ...)   # OpenVINO IR + .bin
     art = load_artifact("out_dir/manifest.json")    # -> LoadedArtifact, ready to predict
 """
 
@@ -27,7 +28,8 @@ from optbench.errors import ConfigError, MissingInputError, OptbenchError
 from optbench.io import atomic_torch_save, atomic_write_json, sha256_file
 
 SCHEMA = "optbench.artifact/1"
-FORMATS = {"onnx": "onnxruntime", "torch-state-dict": "torch-eager"}
+FORMATS = {"onnx": "onnxruntime", "torch-state-dict": "torch-eager",
+           "openvino-ir": "openvino"}   # an IR: model.xml + model.bin, parsed, never unpickled
 MANIFEST = "manifest.json"
 
 
@@ -81,18 +83,27 @@ class Manifest(Config):
 def save_artifact(out_dir: str | os.PathLike, *, name: str, input_shape: tuple[int, ...],
                   onnx_path: str | os.PathLike | None = None,
                   state_dict: dict | None = None, architecture: dict | None = None,
+                  ir_path: str | os.PathLike | None = None,
                   transform: Any = None, class_names: tuple[str, ...] = (),
                   metrics: dict | None = None, lineage: tuple[str, ...] = (),
                   version: str = "1", int8: dict | None = None) -> Path:
     """Write an artifact folder (model file + manifest.json) and return the manifest's path.
-    Give either an ONNX file or a state dict plus the `architecture` (build_model kwargs).
+    Give one of: an ONNX file, an OpenVINO IR (.xml, its .bin beside it), or a state dict plus
+    the `architecture` (build_model kwargs).
     An ONNX file's int8 weight format is read from the graph (optbench.isa.onnx_int8_mode);
     `int8` (a variant's info["int8_mode"]) adds which CPU kind it was chosen for."""
     out = Path(out_dir)
-    if (onnx_path is None) == (state_dict is None):
-        raise ConfigError("save_artifact needs exactly one of onnx_path or state_dict")
+    if sum(x is not None for x in (onnx_path, state_dict, ir_path)) != 1:
+        raise ConfigError("save_artifact needs exactly one of onnx_path, ir_path or state_dict")
     out.mkdir(parents=True, exist_ok=True)
-    if onnx_path is not None:
+    files = []
+    if ir_path is not None:
+        fmt, model_file = "openvino-ir", "model.xml"
+        ir_path = Path(ir_path)
+        _copy_atomic(ir_path.with_suffix(".bin"), out / "model.bin")
+        _copy_atomic(ir_path, out / model_file)
+        files = ["model.bin"]
+    elif onnx_path is not None:
         from optbench.isa import onnx_int8_mode
 
         fmt, model_file = "onnx", "model.onnx"
@@ -111,12 +122,12 @@ def save_artifact(out_dir: str | os.PathLike, *, name: str, input_shape: tuple[i
         transform = transform.to_dict()
     manifest = Manifest(
         name=name, format=fmt, model_file=model_file,
-        files={model_file: sha256_file(out / model_file)},
+        files={f: sha256_file(out / f) for f in (model_file, *files)},
         input_shape=tuple(int(s) for s in input_shape), transform=transform,
         class_names=tuple(class_names), architecture=architecture, version=str(version),
         lineage=tuple(lineage), metrics=dict(metrics or {}),
         created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        int8=int8 if fmt == "onnx" else None)
+        int8=int8 if fmt in ("onnx", "openvino-ir") else None)
     return atomic_write_json(out / MANIFEST, manifest.to_dict())
 
 
@@ -180,13 +191,14 @@ class LoadedArtifact:
 
 def load_artifact(path: str | os.PathLike, *, threads: int = 0,
                   device: str = "cpu") -> LoadedArtifact:
-    """Verify checksums, then load the model into its runtime (onnxruntime or torch eager)."""
+    """Verify checksums, then load the model into its runtime (onnxruntime, openvino or torch
+    eager)."""
     from optbench.runtime import get_runtime
 
     manifest, root = read_manifest(path)
     model_path = root / manifest.model_file
     example = torch.zeros((1, *manifest.input_shape), dtype=getattr(torch, manifest.input_dtype))
-    if manifest.format == "onnx":
+    if manifest.format in ("onnx", "openvino-ir"):   # the .bin was verified with the .xml
         model: Any = model_path
     else:
         model = _state_dict_model(manifest, model_path)

@@ -14,7 +14,7 @@ from pathlib import Path
 ISA_FLAGS = ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile",
              "amx_int8", "amx_bf16")
 _PACKAGES = ("torch", "torchvision", "onnx", "onnxruntime", "onnxscript", "numpy", "torchao",
-             "torch-pruning")
+             "torch-pruning", "openvino", "nncf")
 
 
 def parse_cpuinfo(text: str) -> dict:

@@ -91,3 +91,30 @@ def test_save_artifact_needs_one_model_source(tmp_path):
         save_artifact(tmp_path, name="x", input_shape=SHAPE)
     with pytest.raises(ConfigError, match="architecture"):
         save_artifact(tmp_path, name="x", input_shape=SHAPE, state_dict={})
+
+
+def test_openvino_ir_artifact_verifies_both_files_and_serves(tmp_path):
+    """An NNCF variant is served as its OpenVINO IR: .xml and .bin checksummed, read by
+    OpenVINO (parsed, never unpickled)."""
+    pytest.importorskip("openvino", reason="the openvino extra is required")
+    from optbench.runtime.openvino import import_openvino, read_model
+    from optbench.transforms.export import export_onnx
+
+    ov = import_openvino()
+    onnx = export_onnx(tiny_net(), torch.randn(2, *SHAPE), tmp_path / "src.onnx")
+    ov.save_model(read_model(onnx), str(tmp_path / "src.xml"), compress_to_fp16=False)
+    path = save_artifact(tmp_path / "ir", name="ir", ir_path=tmp_path / "src.xml",
+                         input_shape=SHAPE)
+    manifest = json.loads(path.read_text())
+    assert manifest["format"] == "openvino-ir"
+    assert sorted(manifest["files"]) == ["model.bin", "model.xml"]
+    x = torch.randn(3, *SHAPE)
+    with torch.no_grad():
+        np.testing.assert_allclose(load_artifact(path).predict(x), tiny_net()(x).numpy(),
+                                   atol=1e-5)
+    weights = path.parent / "model.bin"
+    data = bytearray(weights.read_bytes())
+    data[0] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="checksum mismatch.*model.bin"):
+        load_artifact(path)

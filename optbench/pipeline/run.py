@@ -97,8 +97,8 @@ def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True
 
 def export_artifacts(variants: dict[str, Variant], measured: list[str], bench: BenchResult,
                      recipe: Recipe, out: Path, class_names: tuple[str, ...]) -> dict[str, Path]:
-    """A deployable artifact (ONNX file + manifest with checksums and the measured figures) for
-    every measured variant that is an ONNX graph: what `optbench serve` loads."""
+    """A deployable artifact (ONNX file or OpenVINO IR + manifest with checksums and the
+    measured figures) for every measured variant that is one: what `optbench serve` loads."""
     from optbench.artifact import save_artifact
     from optbench.data import ImageTransform
 
@@ -107,10 +107,11 @@ def export_artifacts(variants: dict[str, Variant], measured: list[str], bench: B
     paths = {}
     for name in measured:
         v = variants[name]
-        if v.onnx_path is None:
+        if v.onnx_path is None and v.ir_path is None:
             continue
+        files = {"ir_path": v.ir_path} if v.ir_path else {"onnx_path": v.onnx_path}
         paths[name] = save_artifact(
-            out / name, name=name, onnx_path=v.onnx_path,
+            out / name, name=name, **files,
             input_shape=(d.channels, d.image_size, d.image_size), transform=transform,
             class_names=class_names, lineage=v.lineage, metrics=variant_figures(bench, name),
             version=recipe.fingerprint(), int8=v.facts.int8_mode)
