@@ -24,11 +24,11 @@ demo: $(STAMP)
 		--quick --out results/flagship-quick
 
 test: $(STAMP)
-	$(PY) -m ruff check optbench tests benchmarks scripts
+	$(PY) -m ruff check optbench tests benchmarks scripts examples
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
 	LD_PRELOAD=$(TCMALLOC) $(PY) -m pytest benchmarks -q --benchmark-autosave
 
 lint: $(STAMP)
-	$(PY) -m ruff check optbench tests benchmarks scripts
+	$(PY) -m ruff check optbench tests benchmarks scripts examples

@@ -115,19 +115,22 @@ class Recipe:
                   for name, spec in data.get("models", {}).items()}
         if not models:
             raise ConfigError(f"{source}: needs at least one [models.NAME] table")
-        steps = tuple(_step(raw, i, source) for i, raw in enumerate(data.get("steps", [])))
+        raws, seeded = expand_seeds(data.get("steps", []), next(iter(models)), source)
+        steps = tuple(_step(raw, i, source) for i, raw in enumerate(raws))
         recipe = cls(data=_parse(DataConfig, data.get("data", {}), f"{source} [data]"),
                      models=models, steps=steps,
                      bench=_bench(data.get("bench", {}), data.get("data", {}), source),
                      measure_models=tuple(data.get("measure_models", ())),
-                     search=(_parse(SearchSpec, data["search"], f"{source} [search]")
-                             if "search" in data else None),
-                     references=tuple(data.get("references", ())),
+                     search=(_parse(SearchSpec, _seeded_search(data["search"], seeded),
+                                    f"{source} [search]") if "search" in data else None),
+                     references=tuple(n for ref in data.get("references", ())
+                                      for n in _per_seed(ref, seeded)),
                      robustness=(_parse(RobustnessSpec, data["robustness"],
                                         f"{source} [robustness]")
                                  if "robustness" in data else None),
                      targets=tuple(_parse(TargetSpec, raw, f"{source} [[targets]] #{i + 1}")
-                                   for i, raw in enumerate(data.get("targets", []))))
+                                   for i, raw in enumerate(_seeded_targets(
+                                       data.get("targets", []), seeded))))
         recipe.validate(source)
         return recipe
 
@@ -194,6 +197,92 @@ def apply_quick(data: dict, quick: dict, source: str) -> dict:
                              isinstance(v, dict) else v) for k, v in step.items()}
                         for step in data.get("steps", [])]
     return out
+
+
+SEED_SEPARATOR = "@"
+
+
+def expand_seeds(raws: list[dict], first_model: str, source: str
+                 ) -> tuple[list[dict], dict[str, tuple[int, ...]]]:
+    """Steps with `seeds = [0, 1, 2]` become one step per seed, `NAME@SEED`, each training
+    with that seed (its own checkpoint, so each resumes on its own). A later step whose input
+    or teacher names a seeded step runs once per seed on the seed-matched model (`NAME@SEED`
+    too, training with that seed if it trains); naming `NAME@1` takes that one seed. Returns
+    the expanded steps and, per seeded base name, its seeds."""
+    out, seeded = [], {}
+    previous = first_model
+    for i, raw in enumerate(raws):
+        raw = dict(raw)
+        where = f"{source} [[steps]] #{i + 1} ({raw.get('name', '?')!r})"
+        seeds = raw.pop("seeds", None)
+        name = raw.get("name", "")
+        input_name = raw.get("input") or previous
+        sources = [input_name, *([raw["teacher"]] if raw.get("teacher") else [])]
+        inherited = {seeded[src] for src in sources if src in seeded}
+        if seeds is not None:
+            if (not isinstance(seeds, list) or not seeds
+                    or not all(isinstance(x, int) and not isinstance(x, bool) for x in seeds)
+                    or len(set(seeds)) != len(seeds)):
+                raise ConfigError(f"{where}: seeds must be a list of distinct integers, e.g. "
+                                  f"seeds = [0, 1, 2]; got {seeds!r}")
+            if "train" not in _config_fields(raw):
+                raise ConfigError(f"{where}: seeds need a training step (method train, distill "
+                                  f"or qat-pt2e); method {raw.get('method')!r} trains nothing")
+            mine = tuple(seeds)
+        elif inherited:
+            mine = next(iter(inherited))
+        else:
+            out.append(raw)
+            previous = name
+            continue
+        if len(inherited) > 1 or (inherited and not set(mine) <= set(next(iter(inherited)))):
+            raise ConfigError(f"{where}: its inputs were trained with seeds "
+                              f"{sorted(map(list, inherited))}, which do not match {list(mine)}; "
+                              "seed-matched steps need the same seeds (or name one, NAME@SEED)")
+        for seed in mine:
+            copy = {**raw, "name": f"{name}{SEED_SEPARATOR}{seed}", "input": input_name}
+            for key in ("input", "teacher"):
+                if copy.get(key) in seeded:
+                    copy[key] = f"{copy[key]}{SEED_SEPARATOR}{seed}"
+            if "train" in _config_fields(raw):   # each seed's chain is its own replicate
+                copy["train"] = {**raw.get("train", {}), "seed": seed}
+            out.append(copy)
+        seeded[name] = mine
+        previous = name
+    return out, seeded
+
+
+def _config_fields(raw: dict) -> set[str]:
+    from optbench.transforms.base import _METHODS
+
+    cls = _METHODS.get(raw.get("method"))
+    return {f.name for f in dataclasses.fields(cls)} if cls else set()
+
+
+def _per_seed(name: str, seeded: dict) -> list[str]:
+    return ([f"{name}{SEED_SEPARATOR}{s}" for s in seeded[name]] if name in seeded else [name])
+
+
+def _seeded_targets(raws: list[dict], seeded: dict) -> list[dict]:
+    """A target naming seeded steps becomes one target per seed: seed-matched when both sides
+    are seeded, each seed against the single model otherwise."""
+    out = []
+    for raw in raws:
+        variant, reference = raw.get("variant", ""), raw.get("reference", "")
+        seeds = seeded.get(variant) or seeded.get(reference)
+        if not seeds:
+            out.append(raw)
+            continue
+        for seed in seeds:
+            out.append({**raw, **{key: f"{raw[key]}{SEED_SEPARATOR}{seed}"
+                                  for key in ("variant", "reference")
+                                  if raw.get(key) in seeded}})
+    return out
+
+
+def _seeded_search(raw: dict, seeded: dict) -> dict:
+    inputs = raw.get("inputs", ())
+    return {**raw, "inputs": [n for name in inputs for n in _per_seed(name, seeded)]}
 
 
 def _parse(cls, raw: dict, where: str):

@@ -54,11 +54,39 @@ def build_document(result: BenchResult, title: str | None = None,
     if "accuracy_vs_latency" in plots:
         answer.append(plots.pop("accuracy_vs_latency"))
     blocks.append(Section("The answer", answer, open=True, highlight=True))
+    blocks += seed_sections(result)
     blocks += detail_sections(result)
     if plots:
         blocks.append(Section("Plots", list(plots.values())))
     blocks.append(Section("Environment", _environment(result.env)))
     return Document(title or f"optbench: {result.label}", blocks)
+
+
+def seed_sections(result: BenchResult) -> list:
+    """Steps trained with several seeds (`NAME@SEED`, recipe `seeds = [...]`): each seed's
+    top-1 and their mean ± sample sd, so one lucky seed is not read as the method's effect."""
+    import statistics
+
+    groups: dict[str, list[tuple[int, float]]] = {}
+    for name in dict.fromkeys(r.variant for r in result.rows):
+        base, sep, seed = name.rpartition("@")
+        acc = result.accuracy(name)
+        if sep and seed.lstrip("-").isdigit() and acc is not None:
+            groups.setdefault(base, []).append((int(seed), acc))
+    if not groups:
+        return []
+    rows = []
+    for base, seeds in groups.items():
+        accs = [a for _, a in seeds]
+        spread = f" ± {statistics.stdev(accs) * 100:.2f}" if len(accs) > 1 else ""
+        rows.append([base, str(len(seeds)), f"{statistics.fmean(accs) * 100:.2f}{spread}",
+                     ", ".join(f"{s}: {a * 100:.2f}" for s, a in sorted(seeds))])
+    return [Section("Seeds", [
+        Para("Top-1 (%) of every step trained with several seeds: mean ± sample standard "
+             "deviation, and each seed. Targets naming a seeded step are checked per seed, "
+             "seed-matched where both sides are seeded (paired tests in Targets)."),
+        Table(["step", "seeds", "top-1 mean ± sd", "per seed"], rows, align="lrrl")],
+        open=True)]
 
 
 # -- the answer --------------------------------------------------------------------------------

@@ -134,9 +134,12 @@ def x86_quantizer(is_qat: bool, mode: Int8Mode):
 
 def export_for_quantization(model: nn.Module, example: torch.Tensor) -> torch.fx.GraphModule:
     """torch.export with a dynamic batch axis (the example needs batch >= 2: export
-    specializes a batch of 1 to a constant)."""
+    specializes a batch of 1 to a constant). Without the input-guard submodule that `.module()`
+    adds by default: its forward is a local function, so the int8 model could not be sent to
+    the fresh worker processes of `processes = N` (pickling failed)."""
     batch = torch.export.Dim("batch", min=1, max=4096)
-    return torch.export.export(model, (example,), dynamic_shapes=({0: batch},)).module()
+    program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
+    return program.module(check_guards=False)
 
 
 @torch.no_grad()
@@ -181,7 +184,15 @@ def _bottleneck_forward(self, x):
 
 def drop_unused_attributes(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
     """Delete parameters/buffers the graph no longer reads (the fp32 weights that convert_pt2e
-    replaced by int8 constants); otherwise a saved int8 model is ~5x too big."""
+    replaced by int8 constants); otherwise a saved int8 model is ~5x too big. Also removes
+    the per-instance train/eval overrides that export leaves on the graph module: they are bound
+    methods, so pickling the model (to send it to the fresh worker processes of
+    `processes = N`) recursed without end. An int8 graph only runs in eval mode anyway."""
+    for name in ("train", "eval"):
+        gm.__dict__.pop(name, None)
+    # unpickling re-creates the graph with the tracer class recorded here; export's tracer
+    # cannot be built without arguments, the default fx tracer can
+    gm._tracer_cls, gm._tracer_extras = None, {}
     used = {node.target for node in gm.graph.nodes if node.op == "get_attr"}
     for name in [n for n, _ in [*gm.named_parameters(), *gm.named_buffers()]]:
         if name not in used and not any(u.startswith(name + ".") for u in used):

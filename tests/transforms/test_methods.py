@@ -237,3 +237,17 @@ def test_nncf_accuracy_control_puts_layers_back_to_fp32_within_max_drop(trained,
     session = get_runtime("openvino").load(variant.ir_path)
     logits, labels = collect_logits(lambda x: predict(session, x), make_loader(synthetic, 128))
     assert top1_accuracy(logits, labels) >= evaluate(trained, synthetic) - 0.02 - 1e-9
+
+
+def test_pt2e_int8_model_survives_pickling_for_worker_processes(trained, ctx):
+    """processes = N sends each model to a fresh worker by pickle; export's input guards and
+    train/eval overrides used to make the PT2E graph unpicklable."""
+    import pickle
+
+    ctx.step = "pt2e-pickle"
+    variant = optimize(trained, config_from_dict({"method": "ptq-pt2e",
+                                                  "calibration_batches": 2}), ctx)
+    copy_ = pickle.loads(pickle.dumps(variant.model))
+    x = torch.randn(3, 1, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(copy_(x), variant.model(x))
