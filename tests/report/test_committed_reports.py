@@ -10,7 +10,9 @@ from optbench.results import load_report
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORTS = sorted([*(ROOT / "results").glob("*/report.json"),
-                  *(ROOT / "results").glob("*/*/result.json")])
+                  *(ROOT / "results").glob("*/*/result.json"),
+                  *(ROOT / "results").glob("*/*/report.json")])
+PEERS = sorted((ROOT / "results").glob("peers/*/peers.json"))
 
 
 @pytest.mark.parametrize("path", REPORTS, ids=lambda p: str(p.parent.relative_to(ROOT)))
@@ -28,3 +30,18 @@ def test_the_answer_comes_first_and_commands_are_relative():
     assert headings[0] == "## The answer" and headings[-1] == "## Environment"
     command = next(line for line in text.splitlines() if line.startswith("Command:"))
     assert "/work/" not in command and "runs/flagship3" in command
+
+
+@pytest.mark.parametrize("path", PEERS, ids=lambda p: str(p.parent.relative_to(ROOT)))
+def test_committed_peers_tables_are_what_the_script_makes_of_the_report(path):
+    """results/peers/*/peers.md: scripts/peers.py's summary of the committed report.json, with
+    the budget it was made with; nothing typed in by hand."""
+    import json
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import peers
+
+    budget = json.loads(path.read_text())["budget_points"]
+    assert peers.render(peers.summarize(path.parent, budget)) == \
+        path.with_suffix(".md").read_text()
