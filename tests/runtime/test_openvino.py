@@ -15,24 +15,14 @@ from optbench.errors import ConfigError, MissingInputError, RuntimeUnavailableEr
 from optbench.measure import artifact_size
 from optbench.runtime import get_runtime
 from optbench.runtime.base import predict
-from optbench.transforms.export import export_onnx
 
 pytest.importorskip("openvino", reason="the openvino extra is required (pip install openvino)")
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def onnx_file(tiny_model, tmp_path):
-    return export_onnx(tiny_model, torch.randn(2, 1, 16, 16), tmp_path / "tiny.onnx")
-
-
-def _reference(model, x):
-    with torch.no_grad():
-        return model(x).numpy()
-
-
-def test_reads_a_module_an_onnx_file_and_an_ir_at_any_batch(tiny_model, onnx_file, tmp_path):
+def test_reads_a_module_an_onnx_file_and_an_ir_at_any_batch(tiny_model, onnx_file, tmp_path,
+                                                            reference):
     from optbench.runtime.openvino import import_openvino, read_model
 
     ov = import_openvino()
@@ -44,7 +34,7 @@ def test_reads_a_module_an_onnx_file_and_an_ir_at_any_batch(tiny_model, onnx_fil
         session = runtime.load(artifact, example=example, threads=1)
         for batch in (1, 5):
             x = torch.randn(batch, 1, 16, 16)
-            np.testing.assert_allclose(predict(session, x), _reference(tiny_model, x),
+            np.testing.assert_allclose(predict(session, x), reference(tiny_model, x),
                                        atol=1e-4, err_msg=str(artifact))
     size = artifact_size(ir)
     assert size.format == "openvino-ir"

@@ -5,17 +5,6 @@ import torch
 from optbench.errors import ConfigError, MissingInputError
 from optbench.runtime import get_runtime, runtime_names
 from optbench.runtime.base import predict
-from optbench.transforms.export import export_onnx
-
-
-@pytest.fixture
-def onnx_file(tiny_model, tmp_path):
-    return export_onnx(tiny_model, torch.randn(2, 1, 16, 16), tmp_path / "tiny.onnx")
-
-
-def _reference(model, x):
-    with torch.no_grad():
-        return model(x).numpy()
 
 
 def test_unknown_runtime_lists_registered_names():
@@ -24,25 +13,25 @@ def test_unknown_runtime_lists_registered_names():
     assert all(name in str(err.value) for name in runtime_names())
 
 
-def test_eager_matches_the_model_and_leaves_it_alone(tiny_model):
+def test_eager_matches_the_model_and_leaves_it_alone(tiny_model, reference):
     before = {k: v.clone() for k, v in tiny_model.state_dict().items()}
     x = torch.randn(3, 1, 16, 16)
     session = get_runtime("torch-eager").load(tiny_model, example=x)
-    np.testing.assert_allclose(predict(session, x), _reference(tiny_model, x), atol=1e-6)
+    np.testing.assert_allclose(predict(session, x), reference(tiny_model, x), atol=1e-6)
     assert all(torch.equal(before[k], v) for k, v in tiny_model.state_dict().items())
 
 
-def test_compile_matches_eager(tiny_model):
+def test_compile_matches_eager(tiny_model, reference):
     x = torch.randn(2, 1, 16, 16)
     session = get_runtime("torch-compile").load(tiny_model, example=x)
-    np.testing.assert_allclose(predict(session, x), _reference(tiny_model, x), atol=1e-4)
+    np.testing.assert_allclose(predict(session, x), reference(tiny_model, x), atol=1e-4)
 
 
-def test_onnxruntime_matches_at_any_batch_size(tiny_model, onnx_file):
+def test_onnxruntime_matches_at_any_batch_size(tiny_model, onnx_file, reference):
     session = get_runtime("onnxruntime").load(onnx_file, threads=1)
     for batch in (1, 5):
         x = torch.randn(batch, 1, 16, 16)
-        np.testing.assert_allclose(predict(session, x), _reference(tiny_model, x), atol=1e-4)
+        np.testing.assert_allclose(predict(session, x), reference(tiny_model, x), atol=1e-4)
 
 
 def test_wrong_artifact_kinds_are_explained(tiny_model, onnx_file, tmp_path):
@@ -55,9 +44,9 @@ def test_wrong_artifact_kinds_are_explained(tiny_model, onnx_file, tmp_path):
 
 
 @pytest.mark.cuda
-def test_cuda_sessions_match_cpu(tiny_model, onnx_file):
+def test_cuda_sessions_match_cpu(tiny_model, onnx_file, reference):
     x = torch.randn(4, 1, 16, 16)
-    ref = _reference(tiny_model, x)
+    ref = reference(tiny_model, x)
     eager = get_runtime("torch-eager").load(tiny_model, example=x, device="cuda")
     np.testing.assert_allclose(predict(eager, x), ref, atol=1e-3)
     ort = get_runtime("onnxruntime")
