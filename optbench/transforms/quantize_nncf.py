@@ -81,7 +81,7 @@ def quantize_nncf(parent: Variant, config: NncfQuantConfig, ctx: Context) -> Var
             activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX)
     info: dict = {"int8": True, "preset": config.preset,
                   "calibrate_method": config.calibrate_method}
-    with _quiet(nncf):
+    with _quiet():
         if config.max_drop is None:
             quantized = nncf.quantize(model, calibration, **kwargs)
             name = "ptq-nncf" + ("" if config.calibrate_method == "default" else "-minmax")
@@ -154,7 +154,7 @@ def ir_int8_ops(model) -> tuple[dict[str, int], list[str]]:
 class _quiet:
     """NNCF logs progress bars and INFO lines; keep warnings."""
 
-    def __init__(self, nncf):
+    def __init__(self):
         self.logger = logging.getLogger("nncf")
 
     def __enter__(self):
