@@ -1,4 +1,5 @@
-"""Datasets: Fashion-MNIST from local files (or torchvision's download), and synthetic data.
+"""Datasets: Fashion-MNIST from local files (or torchvision's download), your own images from
+an .npz file, and synthetic data.
 
 Lookup order for Fashion-MNIST's idx files: (a) the directory the caller names, (b) the
 OPTBENCH_DATA_DIR environment variable, (c) the Debian package's /usr/share/datasets/fashion-mnist,
@@ -154,6 +155,113 @@ def take_subset(dataset: ArrayDataset, limit: int | None, seed: int = 0) -> Arra
         raise ConfigError(f"limit must be a positive number of examples, got {limit}")
     idx = np.sort(np.random.default_rng(seed + 1).choice(len(dataset), limit, replace=False))
     return dataset.subset(idx)
+
+
+def load_npz(path: str | os.PathLike, *, size: int | None = None, channels: int = 1,
+             val_fraction: float = 0.1, test_fraction: float = 0.2,
+             seed: int = 0) -> dict[str, ArrayDataset]:
+    """Your own images from an .npz file: arrays `x` (N,H,W or N,H,W,1; uint8, or float in
+    [0, 1]) and `y` (integer class ids), split into seeded train/val/test; or `x_train`,
+    `y_train`, `x_test`, `y_test` (val is then a seeded hold-out of train). Optional `classes`
+    (strings) names the classes. Normalization (mean/std) is computed from the training split
+    and kept in every split's transform, so artifacts record it. Loaded with
+    allow_pickle=False: an array of Python objects is refused, never unpickled."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingInputError(f"npz dataset not found: {path}; set [data] data_dir to the "
+                                ".npz file")
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        raise ConfigError(f"{path} is not a readable .npz file (not a zip archive); write it "
+                          "with np.savez(path, x=images, y=labels)")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except ValueError as exc:
+        raise ConfigError(f"{path} holds Python objects ({exc}); save plain numeric arrays, "
+                          "e.g. np.savez(path, x=images, y=labels)") from None
+    except (OSError, EOFError) as exc:
+        raise ConfigError(f"{path} is not a readable .npz file: {exc}") from None
+    found = sorted(arrays)
+    if {"x_train", "y_train", "x_test", "y_test"} <= set(arrays):
+        pairs = {"train": ("x_train", "y_train"), "test": ("x_test", "y_test")}
+    elif {"x", "y"} <= set(arrays):
+        pairs = {"all": ("x", "y")}
+    else:
+        raise ConfigError(f"{path} has arrays {found}; an npz dataset needs x and y (images and "
+                          "labels), or x_train, y_train, x_test and y_test")
+    data = {part: (_npz_images(arrays[xk], f"{path}:{xk}"), _npz_labels(arrays[yk], f"{path}:{yk}"))
+            for part, (xk, yk) in pairs.items()}
+    for part, (x, y) in data.items():
+        if len(x) != len(y):
+            raise ConfigError(f"{path}: {pairs[part][0]} has {len(x)} images but {pairs[part][1]} "
+                              f"has {len(y)} labels; they must pair one to one")
+    rng = np.random.default_rng(seed)
+    if "all" in data:
+        x, y = data.pop("all")
+        order = rng.permutation(len(y))
+        n_test = int(round(len(y) * test_fraction))
+        data["test"] = (x[np.sort(order[:n_test])], y[np.sort(order[:n_test])])
+        data["train"] = (x[np.sort(order[n_test:])], y[np.sort(order[n_test:])])
+    x, y = data["train"]
+    order = rng.permutation(len(y))
+    n_val = int(round(len(y) * val_fraction))
+    data["val"] = (x[np.sort(order[:n_val])], y[np.sort(order[:n_val])])
+    data["train"] = (x[np.sort(order[n_val:])], y[np.sort(order[n_val:])])
+    labels = np.concatenate([y for _, y in data.values()])
+    present = np.unique(labels)
+    if len(present) < 2:
+        raise ConfigError(f"{path}: every label is {int(present[0])}; a classifier needs at "
+                          "least two classes")
+    num_classes = int(labels.max()) + 1
+    classes = tuple(str(c) for c in arrays["classes"]) if "classes" in arrays else tuple(
+        str(k) for k in range(num_classes))
+    if len(classes) < num_classes:
+        raise ConfigError(f"{path}: classes names {len(classes)} classes but labels go up to "
+                          f"{num_classes - 1}")
+    for part in ("train", "val", "test"):
+        if len(data[part][1]) == 0:
+            raise ConfigError(f"{path}: the {part} split is empty ({len(labels)} images in all); "
+                              "add images or change val_fraction/test_fraction")
+    train_x = data["train"][0].astype(np.float32) / 255.0
+    mean, std = float(train_x.mean()), float(train_x.std())
+    if std <= 0:
+        raise ConfigError(f"{path}: every training pixel is {mean:.3f}; the images carry no "
+                          "signal")
+    transform = ImageTransform(size=size or int(data["train"][0].shape[-1]), channels=channels,
+                               mean=round(mean, 4), std=round(std, 4))
+    return {part: ArrayDataset(x, y, transform, classes) for part, (x, y) in data.items()}
+
+
+def _npz_images(x: np.ndarray, where: str) -> np.ndarray:
+    if x.ndim == 4 and x.shape[-1] == 1:
+        x = x[..., 0]
+    if x.ndim == 4 and x.shape[-1] == 3:
+        raise ConfigError(f"{where} holds RGB images {x.shape}; optbench's image pipeline is "
+                          "grayscale so far: convert them (e.g. x.mean(-1)) or keep one channel")
+    if x.ndim != 3:
+        raise ConfigError(f"{where} has shape {x.shape}; images must be (N, H, W) or "
+                          "(N, H, W, 1)")
+    if x.dtype == np.uint8:
+        return x
+    if np.issubdtype(x.dtype, np.floating):
+        if x.size and (np.nanmin(x) < 0 or np.nanmax(x) > 1 or np.isnan(x).any()):
+            raise ConfigError(f"{where}: float images must lie in [0, 1] (found "
+                              f"{np.nanmin(x):.3g}..{np.nanmax(x):.3g}, or NaN); scale them, "
+                              "or save uint8 0..255")
+        return np.round(x * 255).astype(np.uint8)
+    raise ConfigError(f"{where} has dtype {x.dtype}; images must be uint8 (0..255) or float "
+                      "in [0, 1]")
+
+
+def _npz_labels(y: np.ndarray, where: str) -> np.ndarray:
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise ConfigError(f"{where} must be a 1-D array of integer class ids, got shape "
+                          f"{y.shape} dtype {y.dtype}")
+    if y.size and y.min() < 0:
+        raise ConfigError(f"{where} has negative class ids (min {y.min()}); use 0..K-1")
+    return y.astype(np.int64)
 
 
 def synthetic_dataset(n: int = 256, num_classes: int = 10, size: int = 16, seed: int = 0,
