@@ -197,6 +197,20 @@ def load_npz(path: str | os.PathLike, *, size: int | None = None, channels: int 
         if len(x) != len(y):
             raise ConfigError(f"{path}: {pairs[part][0]} has {len(x)} images but {pairs[part][1]} "
                               f"has {len(y)} labels; they must pair one to one")
+    labels = np.concatenate([y for _, y in data.values()])
+    num_classes = int(labels.max()) + 1 if labels.size else 0
+    classes = tuple(str(c) for c in arrays["classes"]) if "classes" in arrays else tuple(
+        str(k) for k in range(num_classes))
+    if len(classes) < num_classes:
+        raise ConfigError(f"{path}: classes names {len(classes)} classes but labels go up to "
+                          f"{num_classes - 1}")
+    return _splits(data, classes, str(path), size, channels, val_fraction, test_fraction, seed)
+
+
+def _splits(data: dict, classes: tuple[str, ...], where: str, size: int | None, channels: int,
+            val_fraction: float, test_fraction: float, seed: int) -> dict[str, ArrayDataset]:
+    """{"all" | "train" [, "val"], "test"}: (uint8 images, labels) -> seeded train/val/test
+    ArrayDatasets sharing one transform normalized with the training split's mean/std."""
     rng = np.random.default_rng(seed)
     if "all" in data:
         x, y = data.pop("all")
@@ -204,34 +218,118 @@ def load_npz(path: str | os.PathLike, *, size: int | None = None, channels: int 
         n_test = int(round(len(y) * test_fraction))
         data["test"] = (x[np.sort(order[:n_test])], y[np.sort(order[:n_test])])
         data["train"] = (x[np.sort(order[n_test:])], y[np.sort(order[n_test:])])
-    x, y = data["train"]
-    order = rng.permutation(len(y))
-    n_val = int(round(len(y) * val_fraction))
-    data["val"] = (x[np.sort(order[:n_val])], y[np.sort(order[:n_val])])
-    data["train"] = (x[np.sort(order[n_val:])], y[np.sort(order[n_val:])])
+    if "val" not in data:
+        x, y = data["train"]
+        order = rng.permutation(len(y))
+        n_val = int(round(len(y) * val_fraction))
+        data["val"] = (x[np.sort(order[:n_val])], y[np.sort(order[:n_val])])
+        data["train"] = (x[np.sort(order[n_val:])], y[np.sort(order[n_val:])])
     labels = np.concatenate([y for _, y in data.values()])
     present = np.unique(labels)
     if len(present) < 2:
-        raise ConfigError(f"{path}: every label is {int(present[0])}; a classifier needs at "
-                          "least two classes")
-    num_classes = int(labels.max()) + 1
-    classes = tuple(str(c) for c in arrays["classes"]) if "classes" in arrays else tuple(
-        str(k) for k in range(num_classes))
-    if len(classes) < num_classes:
-        raise ConfigError(f"{path}: classes names {len(classes)} classes but labels go up to "
-                          f"{num_classes - 1}")
+        raise ConfigError(f"{where}: every label is {classes[int(present[0])]!r}; a classifier "
+                          "needs at least two classes")
     for part in ("train", "val", "test"):
         if len(data[part][1]) == 0:
-            raise ConfigError(f"{path}: the {part} split is empty ({len(labels)} images in all); "
-                              "add images or change val_fraction/test_fraction")
+            raise ConfigError(f"{where}: the {part} split is empty ({len(labels)} images in "
+                              "all); add images or change val_fraction/test_fraction")
     train_x = data["train"][0].astype(np.float32) / 255.0
     mean, std = float(train_x.mean()), float(train_x.std())
     if std <= 0:
-        raise ConfigError(f"{path}: every training pixel is {mean:.3f}; the images carry no "
+        raise ConfigError(f"{where}: every training pixel is {mean:.3f}; the images carry no "
                           "signal")
     transform = ImageTransform(size=size or int(data["train"][0].shape[-1]), channels=channels,
                                mean=round(mean, 4), std=round(std, 4))
-    return {part: ArrayDataset(x, y, transform, classes) for part, (x, y) in data.items()}
+    return {part: ArrayDataset(data[part][0], data[part][1], transform, classes)
+            for part in ("train", "val", "test")}
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+def load_image_folder(root: str | os.PathLike, *, size: int | None = None, channels: int = 1,
+                      val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0,
+                      skip_corrupt: bool = False) -> dict[str, ArrayDataset]:
+    """Your own images in torchvision's ImageFolder layout: ROOT/<class>/<image> (split with a
+    seed), or ROOT/train/<class>/..., ROOT/test/<class>/... and optionally ROOT/val/<class>/....
+    PNG/JPEG/BMP, grayscale (RGB files whose channels are equal count as grayscale; colour is
+    refused for now). Every image is resized to `size` (without it all must share one size).
+    Class names are the folder names; normalization comes from the training split. A file that
+    cannot be read is an error naming it, or skipped with a warning listing it
+    (skip_corrupt=True)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise MissingInputError(f"image folder not found: {root}; set [data] data_dir to a "
+                                "folder with one sub-folder per class")
+    parts = {p: root / p for p in ("train", "val", "test") if (root / p).is_dir()}
+    if parts and not {"train", "test"} <= set(parts):
+        raise ConfigError(f"{root} has {sorted(parts)} but not both train/ and test/; give "
+                          "train/ and test/ (val/ optional), or one folder per class")
+    layout = parts or {"all": root}
+    class_dirs = sorted(d.name for d in (layout.get("train") or root).iterdir() if d.is_dir())
+    if not class_dirs:
+        files = sum(1 for f in root.rglob("*") if f.is_file())
+        raise ConfigError(f"{layout.get('train') or root} has no class sub-folders ({files} "
+                          "files found); put each class's images in a folder named after it")
+    index = {name: k for k, name in enumerate(class_dirs)}
+    skipped: list[str] = []
+    data = {}
+    for part, folder in layout.items():
+        images, labels = [], []
+        for name in sorted(d.name for d in folder.iterdir() if d.is_dir()):
+            if name not in index:
+                raise ConfigError(f"{folder / name} is a class the training folder does not "
+                                  f"have; classes are {class_dirs}")
+            files = sorted(f for f in (folder / name).iterdir()
+                           if f.suffix.lower() in IMAGE_SUFFIXES)
+            if not files:
+                raise ConfigError(f"class folder {folder / name} holds no images "
+                                  f"({', '.join(IMAGE_SUFFIXES)})")
+            for file in files:
+                image = _read_image(file, size, skip_corrupt)
+                if image is None:
+                    skipped.append(str(file))
+                    continue
+                images.append(image)
+                labels.append(index[name])
+        shapes = sorted({im.shape for im in images})
+        if len(shapes) > 1:
+            raise ConfigError(f"{folder} holds images of {len(shapes)} sizes (e.g. "
+                              f"{shapes[:3]}); set [data] image_size to resize them")
+        data[part] = (np.stack(images) if images else np.zeros((0, 1, 1), np.uint8),
+                      np.asarray(labels, dtype=np.int64))
+    if skipped:
+        import warnings
+
+        warnings.warn(f"skipped {len(skipped)} unreadable image file(s) under {root}: "
+                      f"{', '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''}",
+                      stacklevel=2)
+    return _splits(data, tuple(class_dirs), str(root), size, channels, val_fraction,
+                   test_fraction, seed)
+
+
+def _read_image(file: Path, size: int | None, skip_corrupt: bool) -> np.ndarray | None:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(file) as im:
+            im.load()
+            if im.mode not in ("L", "1"):
+                rgb = np.asarray(im.convert("RGB"))
+                if not (np.array_equal(rgb[..., 0], rgb[..., 1])
+                        and np.array_equal(rgb[..., 1], rgb[..., 2])):
+                    raise ConfigError(f"{file} is a colour image; optbench's image pipeline is "
+                                      "grayscale so far: convert the images to grayscale")
+            gray = im.convert("L")
+            if size:
+                gray = gray.resize((size, size), Image.BILINEAR)
+            return np.asarray(gray, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        if skip_corrupt:
+            return None
+        raise ConfigError(f"{file} cannot be read as an image ({type(exc).__name__}: {exc}); "
+                          "remove or replace it (the Python API's load_image_folder("
+                          "skip_corrupt=True) skips such files and lists them)") from None
 
 
 def _npz_images(x: np.ndarray, where: str) -> np.ndarray:

@@ -92,3 +92,21 @@ def fashion_dir():
         if os.environ.get("OPTBENCH_REQUIRE_REAL_DATA") == "1":
             raise
         pytest.skip(f"real Fashion-MNIST not installed: {exc}")
+
+
+@pytest.fixture
+def onnx_file(tiny_model, tmp_path):
+    """tiny_model exported to ONNX (dynamic batch)."""
+    from optbench.transforms.export import export_onnx
+
+    return export_onnx(tiny_model, torch.randn(2, 1, 16, 16), tmp_path / "tiny.onnx")
+
+
+@pytest.fixture
+def reference():
+    """The eager model's output as numpy: what every runtime must reproduce."""
+    def run(model, x):
+        with torch.no_grad():
+            return model(x).numpy()
+
+    return run

@@ -23,21 +23,26 @@ from optbench.transforms import config_from_dict, config_to_dict
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig(Config):
-    dataset: str = "fashion-mnist"      # fashion-mnist | npz | synthetic
+    dataset: str = "fashion-mnist"      # fashion-mnist | npz | image-folder | synthetic
     image_size: int = 32
     channels: int = 1
     train_limit: int = 0                # 0 = all
     val_limit: int = 1000
     test_limit: int = 0
     calib_limit: int = 512
-    data_dir: str = ""                  # fashion-mnist: its folder; npz: the .npz file
+    data_dir: str = ""   # fashion-mnist: its folder; npz: the .npz file; image-folder: its root
     seed: int = 0
 
     def __post_init__(self):
-        check_choice("DataConfig", "dataset", self.dataset, ("fashion-mnist", "npz", "synthetic"))
+        check_choice("DataConfig", "dataset", self.dataset,
+                     ("fashion-mnist", "npz", "image-folder", "synthetic"))
         if self.dataset == "npz" and not self.data_dir:
             raise ConfigError("[data] dataset = \"npz\" needs data_dir = \"path/to/file.npz\" "
                               "(arrays x and y, or x_train, y_train, x_test, y_test)")
+        if self.dataset == "image-folder" and not self.data_dir:
+            raise ConfigError("[data] dataset = \"image-folder\" needs data_dir = \"folder\" "
+                              "(one sub-folder of images per class, or train/ and test/ "
+                              "holding those)")
         check_choice("DataConfig", "channels", self.channels, (1, 3))
 
 

@@ -165,11 +165,12 @@ def load_data(config: DataConfig) -> dict:
         full = synthetic_dataset(n=2048, size=config.image_size, seed=config.seed)
         split = {"train": full.subset(range(0, 1536)), "val": full.subset(range(1536, 1792)),
                  "test": full.subset(range(1792, 2048))}
-    elif config.dataset == "npz":
-        from optbench.data import load_npz
+    elif config.dataset in ("npz", "image-folder"):
+        from optbench.data import load_image_folder, load_npz
 
-        split = load_npz(config.data_dir, size=config.image_size, channels=config.channels,
-                         seed=config.seed)
+        loader = load_npz if config.dataset == "npz" else load_image_folder
+        split = loader(config.data_dir, size=config.image_size, channels=config.channels,
+                       seed=config.seed)
         limits = {"train": config.train_limit, "val": config.val_limit,
                   "test": config.test_limit}
         split = {name: take_subset(ds, limits[name] or None, config.seed)
