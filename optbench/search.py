@@ -42,7 +42,7 @@ class SearchConfig(Config):
 class SearchResult:
     baseline_accuracy: float
     candidates: list[dict]               # every candidate x runtime x batch, with its figures
-    best: dict[int, dict | None]         # batch size -> the fastest candidate within budget
+    best: dict[int, dict | None]   # batch size -> the pick (fastest within budget; see pick)
     bench: object
     skipped: dict[str, str] = dataclasses.field(default_factory=dict)   # candidate -> why
 
