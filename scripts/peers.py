@@ -37,7 +37,7 @@ CANDIDATE_PEERS = ("peer-nncf", "peer-pt2e")
 TARGET = 0.95
 
 
-def role(variant: str, runtime: str, fp32: set[str]) -> str:
+def role(variant: str, fp32: set[str]) -> str:
     if variant in PEERS:
         return "peer"
     if variant in fp32:
@@ -61,7 +61,7 @@ def summarize(folder: Path, budget: float | None) -> dict:
             acc = q.top1_accuracy if q else None
             drop = (base_acc - acc) * 100 if acc is not None else None
             entry = {"entry": r.entry, "variant": r.variant, "runtime": r.runtime,
-                     "batch_size": batch, "role": role(r.variant, r.runtime, fp32),
+                     "batch_size": batch, "role": role(r.variant, fp32),
                      "median_s": r.median_s, "speedup_vs_fp32_eager": r.speedup.speedup.estimate,
                      "ci": [r.speedup.speedup.low, r.speedup.speedup.high],
                      "processes": r.measurement.processes, "top1_accuracy": acc,
