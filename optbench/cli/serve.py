@@ -54,6 +54,28 @@ def add_parsers(sub) -> None:
     s.add_argument("--access-log", action="store_true", help="log every request")
     s.set_defaults(func=serve)
 
+    t = sub.add_parser("loadtest", help="load a running server with MLPerf LoadGen "
+                       "(SingleStream, Server with Poisson arrivals, Offline)",
+                       description="Latencies count from when LoadGen scheduled each query, "
+                       "so a slow server cannot hide its tail (unlike closed-loop `hey -c`). "
+                       "Server scenario: with --qps, one run at that rate; without, the "
+                       "highest rate whose p99 stays under each --bound-ms.")
+    t.add_argument("url", help="the server, e.g. http://127.0.0.1:8000")
+    t.add_argument("--model", required=True, help="served model name")
+    t.add_argument("--path", default="v2-binary", help="request body: v2-binary (KServe v2 "
+                   "binary tensors), v2-json, v1-png or v1-json")
+    t.add_argument("--scenario", default="server", help="single, server or offline")
+    t.add_argument("--qps", type=float, default=0.0, help="Server-scenario rate (0: search)")
+    t.add_argument("--bound-ms", type=float, action="append", default=[],
+                   help="p99 bound for the Server scenario (repeatable; default 15)")
+    t.add_argument("--duration-s", type=float, default=10.0, help="minimum seconds per run")
+    t.add_argument("--min-queries", type=int, default=10_000, help="minimum queries per run")
+    t.add_argument("--connections", type=int, default=64, help="sender threads")
+    t.add_argument("--server-pid", type=int, action="append", default=[],
+                   help="measure this server process's CPU (and its children's)")
+    t.add_argument("--out", default="", help="write the result as JSON here")
+    t.set_defaults(func=loadtest)
+
 
 def package(args) -> int:
     from optbench.artifact import package_model
@@ -106,4 +128,31 @@ def serve(args) -> int:
     uvicorn.run("optbench.serve.app:app_from_env", factory=True, host=settings.host,
                 port=settings.port, workers=settings.workers, access_log=args.access_log,
                 log_level="info")
+    return 0
+
+
+def loadtest(args) -> int:
+    import json
+
+    from optbench.io import atomic_write_json
+    from optbench.loadtest import LoadSpec, find_peak_rate, run_scenario
+
+    spec = LoadSpec(url=args.url.rstrip("/"), model=args.model, path=args.path,
+                    connections=args.connections, duration_s=args.duration_s,
+                    min_queries=args.min_queries)
+    pids = tuple(args.server_pid)
+    bounds = args.bound_ms or [15.0]
+    if args.scenario == "server" and not args.qps:
+        result = {"searches": [find_peak_rate(spec, b, server_pids=pids) for b in bounds]}
+        for search in result["searches"]:
+            peak = search["peak"]
+            print(f"p99 <= {search['bound_ms']:g} ms: " + (
+                f"{peak['target_qps']:.0f} queries/s (p50 {peak['p50_ms']:.2f} ms, p99 "
+                f"{peak['p99_ms']:.2f} ms)" if peak else "no tried rate met the bound"))
+    else:
+        result = run_scenario(spec, args.scenario, target_qps=args.qps, bound_ms=bounds[0],
+                              server_pids=pids)
+        print(json.dumps({k: v for k, v in result.items()}, indent=1))
+    if args.out:
+        atomic_write_json(args.out, {"spec": spec.to_dict(), **result})
     return 0

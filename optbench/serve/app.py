@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from optbench.monitor.metrics import CONTENT_TYPE, ServeMetrics
+from optbench.serve import v2
 from optbench.serve.ab import ABRouter
 from optbench.serve.inputs import IMAGE_TYPES, RequestError, parse_image, parse_json
 from optbench.serve.registry import ServedModel, check_manifests, load_models, model_warnings
@@ -36,6 +37,26 @@ _PREDICT_BODY = {"requestBody": {"required": True, "content": {
     "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
     "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
         "file": {"type": "string", "format": "binary"}}}}}}}
+
+
+_V2_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {
+        "type": "object", "required": ["inputs"],
+        "properties": {
+            "id": {"type": "string"},
+            "parameters": {"type": "object"},
+            "inputs": {"type": "array", "items": {
+                "type": "object", "required": ["name", "shape", "datatype"],
+                "properties": {"name": {"type": "string"},
+                               "shape": {"type": "array", "items": {"type": "integer"}},
+                               "datatype": {"type": "string"},
+                               "parameters": {"type": "object"},
+                               "data": {"type": "array"}}}},
+            "outputs": {"type": "array", "items": {
+                "type": "object", "required": ["name"],
+                "properties": {"name": {"type": "string"},
+                               "parameters": {"type": "object"}}}}}}},
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
 
 
 def create_app(settings: ServeSettings) -> FastAPI:
@@ -72,6 +93,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     _install_error_handlers(app)
     app.add_middleware(_MetricsMiddleware, metrics=metrics)
     _add_routes(app)
+    _add_v2_routes(app)
     return app
 
 
@@ -192,6 +214,62 @@ def _add_routes(app: FastAPI) -> None:
         return {**_answer(model, pred), "route": route, "arm": arm}
 
 
+def _add_v2_routes(app: FastAPI) -> None:
+    """The Open Inference Protocol (KServe v2) beside /v1: Triton/KServe clients work as they
+    are (optbench.serve.v2 has the wire format)."""
+    state = app.state
+
+    @app.get("/v2")
+    async def v2_server():
+        from optbench import __version__
+
+        return {"name": "optbench", "version": __version__,
+                "extensions": ["binary_tensor_data"]}
+
+    @app.get("/v2/health/live")
+    async def v2_live():
+        return {"live": True}
+
+    @app.get("/v2/health/ready")
+    async def v2_ready():
+        if not state.ready:
+            return _error(503, "models are still loading and warming up")
+        return {"ready": True}
+
+    @app.get("/v2/models/{name}")
+    async def v2_metadata(name: str):
+        m = _manifest(state, name)
+        return v2.model_metadata(m, platform=f"optbench_{m.format}")
+
+    @app.get("/v2/models/{name}/ready")
+    async def v2_model_ready(name: str):
+        _served(state, name)
+        return {"name": name, "ready": True}
+
+    async def infer(name: str, request: Request, version: str | None = None):
+        model = _served(state, name)
+        if version is not None and version != str(model.manifest.version):
+            raise RequestError(404, f"model {name!r} has version "
+                               f"{model.manifest.version!r}, not {version!r}")
+        with model.batcher.arriving():
+            body = await _read_body(request, state.settings.max_upload_bytes)
+            x, meta = v2.parse_request(body, request.headers.get(v2.HEADER_LENGTH),
+                                       model.manifest, state.settings.max_items)
+        pred = await _infer(model, x, state)
+        content, headers = v2.encode_response(
+            name, model.manifest.version, {"logits": pred.logits, "probabilities": pred.probs},
+            meta)
+        return Response(content, headers=headers)
+
+    @app.post("/v2/models/{name}/infer", openapi_extra=_V2_BODY)
+    async def v2_infer(name: str, request: Request):
+        return await infer(name, request)
+
+    @app.post("/v2/models/{name}/versions/{version}/infer", openapi_extra=_V2_BODY)
+    async def v2_infer_version(name: str, version: str, request: Request):
+        return await infer(name, request, version)
+
+
 def _model_summary(m) -> dict:
     return {"name": m.name, "version": m.version, "format": m.format,
             "input_shape": list(m.input_shape), "classes": list(m.class_names),
@@ -265,6 +343,7 @@ class _Prediction(NamedTuple):
     probs: np.ndarray
     indices: np.ndarray
     names: list[str]
+    logits: np.ndarray
 
 
 async def _infer(model: ServedModel, x: np.ndarray, state) -> _Prediction:
@@ -275,9 +354,10 @@ async def _infer(model: ServedModel, x: np.ndarray, state) -> _Prediction:
         raise RequestError(503, f"inference did not finish within "
                            f"{state.settings.request_timeout_s} s; the server is overloaded, "
                            "retry later") from None
-    probs = _softmax(np.asarray(logits, dtype=np.float64))
+    logits = np.asarray(logits)
+    probs = _softmax(logits.astype(np.float64))
     indices = probs.argmax(1)
-    pred = _Prediction(probs, indices, _class_names(model.manifest, indices))
+    pred = _Prediction(probs, indices, _class_names(model.manifest, indices), logits)
     state.metrics.record_predictions(model.name, pred.names)
     if model.drift is not None:
         window = model.drift.add(x, probs)

@@ -1,0 +1,326 @@
+"""Load a running optbench server the way MLPerf Inference does: LoadGen decides when each query
+is sent (SingleStream: one at a time; Server: Poisson arrivals at a target rate; Offline: all at
+once) and measures each latency from the moment it *should* have been sent, so a slow server
+cannot slow the generator down and hide its own tail (no coordinated omission, unlike `hey -c N`).
+
+    from optbench.loadtest import LoadSpec, run_scenario, find_peak_rate
+    spec = LoadSpec("http://127.0.0.1:8000", "student", path="v2-binary")
+    run_scenario(spec, "server", target_qps=500, bound_ms=15)
+    find_peak_rate(spec, bound_ms=15)     # the highest rate whose p99 stays under 15 ms
+
+Queries go over HTTP from a pool of threads, each holding one keep-alive connection. The
+generator shares the machine with the server on a small VM: its CPU is measured and reported
+beside the result, because a saturated generator would cap the rate it can offer.
+Needs `pip install mlcommons-loadgen` (the `loadtest` extra).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import http.client
+import io
+import json
+import queue
+import re
+import tempfile
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+
+import numpy as np
+
+from optbench.config import Config, check_choice, check_positive
+from optbench.errors import MissingInputError, OptbenchError
+
+PATHS = ("v2-binary", "v2-json", "v1-png", "v1-json")
+SCENARIOS = ("single", "server", "offline")
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadSpec(Config):
+    url: str = "http://127.0.0.1:8000"
+    model: str = ""
+    path: str = "v2-binary"       # which request body: see PATHS
+    connections: int = 64         # sender threads (one keep-alive connection each)
+    samples: int = 256            # distinct request bodies, cycled
+    duration_s: float = 10.0      # LoadGen's minimum duration per run
+    min_queries: int = 10_000     # and minimum query count (Server, SingleStream)
+    timeout_s: float = 30.0
+    seed: int = 0
+
+    def __post_init__(self):
+        check_choice("LoadSpec", "path", self.path, PATHS)
+        check_positive("LoadSpec", connections=self.connections, samples=self.samples,
+                       duration_s=self.duration_s, timeout_s=self.timeout_s)
+        if not self.model:
+            raise OptbenchError("LoadSpec.model: name the served model (GET /v1/models)")
+
+
+class LoadTestError(OptbenchError):
+    """The server could not be loaded as asked (unreachable, unknown model)."""
+
+
+def _import_loadgen():
+    try:
+        import mlperf_loadgen
+    except ImportError:
+        raise MissingInputError("optbench loadtest needs MLPerf LoadGen: "
+                                "pip install 'optbench[loadtest]' (mlcommons-loadgen)") from None
+    return mlperf_loadgen
+
+
+def build_requests(spec: LoadSpec) -> list[tuple[str, bytes, dict]]:
+    """`samples` request (path, body, headers) triples for the model, from its metadata."""
+    meta = _get_json(spec, f"/v1/models/{urllib.parse.quote(spec.model)}")
+    shape = tuple(meta["input_shape"])
+    rng = np.random.default_rng(spec.seed)
+    out = []
+    for _ in range(spec.samples):
+        if spec.path == "v1-png":
+            out.append((f"/v1/models/{spec.model}/predict", _png(rng, shape),
+                        {"content-type": "image/png"}))
+            continue
+        x = rng.standard_normal((1, *shape)).astype(np.float32)
+        if spec.path == "v1-json":
+            body = json.dumps({"inputs": x.tolist()}).encode()
+            out.append((f"/v1/models/{spec.model}/predict", body,
+                        {"content-type": "application/json"}))
+            continue
+        binary = spec.path == "v2-binary"
+        tensor = {"name": "input", "shape": list(x.shape), "datatype": "FP32"}
+        if binary:
+            tensor["parameters"] = {"binary_data_size": x.nbytes}
+        else:
+            tensor["data"] = x.ravel().tolist()
+        header = json.dumps({"inputs": [tensor], "outputs": [
+            {"name": "probabilities", "parameters": {"binary_data": binary}}]}).encode()
+        headers = {"content-type": "application/octet-stream" if binary
+                   else "application/json"}
+        if binary:
+            headers["inference-header-content-length"] = str(len(header))
+        out.append((f"/v2/models/{spec.model}/infer",
+                    header + (x.astype("<f4").tobytes() if binary else b""), headers))
+    return out
+
+
+def _png(rng, shape) -> bytes:
+    from PIL import Image
+
+    side = shape[-1]
+    pixels = rng.integers(0, 256, (side, side), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels, mode="L").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _get_json(spec: LoadSpec, path: str) -> dict:
+    host = urllib.parse.urlsplit(spec.url)
+    conn = http.client.HTTPConnection(host.hostname, host.port or 80, timeout=spec.timeout_s)
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        body = r.read()
+    except OSError as exc:
+        raise LoadTestError(f"cannot reach the server at {spec.url} ({exc}); start it first "
+                            "(optbench serve MANIFEST)") from None
+    finally:
+        conn.close()
+    if r.status != 200:
+        raise LoadTestError(f"GET {path} answered {r.status}: {body[:300]!r}")
+    return json.loads(body)
+
+
+class _Sender:
+    """Threads with keep-alive connections; each finished query is reported to LoadGen."""
+
+    def __init__(self, spec: LoadSpec, requests: list, lg):
+        self.spec, self.requests, self.lg = spec, requests, lg
+        self.queue: queue.Queue = queue.Queue()
+        self.errors: dict[str, int] = {}
+        self.ok = 0
+        self.lock = threading.Lock()
+        host = urllib.parse.urlsplit(spec.url)
+        self.host, self.port = host.hostname, host.port or 80
+        self.threads = [threading.Thread(target=self._work, daemon=True)
+                        for _ in range(spec.connections)]
+        for t in self.threads:
+            t.start()
+
+    def issue(self, samples) -> None:
+        for s in samples:
+            self.queue.put(s)
+
+    def _work(self) -> None:
+        conn = None
+        while True:
+            sample = self.queue.get()
+            if sample is None:
+                return
+            path, body, headers = self.requests[sample.index % len(self.requests)]
+            outcome = None
+            for attempt in (0, 1):   # one reconnect: a server may close an idle connection
+                try:
+                    if conn is None:
+                        conn = http.client.HTTPConnection(self.host, self.port,
+                                                          timeout=self.spec.timeout_s)
+                    conn.request("POST", path, body, headers)
+                    r = conn.getresponse()
+                    r.read()
+                    outcome = "ok" if r.status == 200 else f"HTTP {r.status}"
+                    break
+                except (OSError, http.client.HTTPException) as exc:
+                    conn.close()
+                    conn = None
+                    outcome = type(exc).__name__
+                    if attempt:
+                        break
+            with self.lock:
+                if outcome == "ok":
+                    self.ok += 1
+                else:
+                    self.errors[outcome] = self.errors.get(outcome, 0) + 1
+            self.lg.QuerySamplesComplete([self.lg.QuerySampleResponse(sample.id, 0, 0)])
+
+    def close(self) -> None:
+        for _ in self.threads:
+            self.queue.put(None)
+        for t in self.threads:
+            t.join(5)
+
+
+def run_scenario(spec: LoadSpec, scenario: str, *, target_qps: float = 0.0,
+                 bound_ms: float = 15.0, requests: list | None = None,
+                 server_pids: tuple[int, ...] = ()) -> dict:
+    """One LoadGen run. Returns its summary: rates, latency percentiles (ms), VALID or not,
+    request errors, and the CPU (cores) of this generator and of the server processes."""
+    check_choice("run_scenario", "scenario", scenario, SCENARIOS)
+    lg = _import_loadgen()
+    requests = requests or build_requests(spec)
+    settings = lg.TestSettings()
+    settings.mode = lg.TestMode.PerformanceOnly
+    settings.min_duration_ms = int(spec.duration_s * 1000)
+    if scenario == "server":
+        if target_qps <= 0:
+            raise OptbenchError("the server scenario needs target_qps > 0")
+        settings.scenario = lg.TestScenario.Server
+        settings.server_target_qps = float(target_qps)
+        settings.server_target_latency_ns = int(bound_ms * 1e6)
+        settings.min_query_count = spec.min_queries
+    elif scenario == "single":
+        settings.scenario = lg.TestScenario.SingleStream
+        settings.single_stream_expected_latency_ns = int(max(bound_ms, 1.0) * 1e6)
+        settings.min_query_count = min(spec.min_queries, 1024)
+    else:
+        settings.scenario = lg.TestScenario.Offline
+        settings.offline_expected_qps = float(target_qps or 1000.0)
+    sender = _Sender(spec, requests, lg)
+    sut = lg.ConstructSUT(sender.issue, lambda: None)
+    qsl = lg.ConstructQSL(len(requests), len(requests), lambda s: None, lambda s: None)
+    with tempfile.TemporaryDirectory(prefix="loadgen-") as tmp:
+        log = lg.LogSettings()
+        log.log_output.outdir = tmp
+        log.log_output.copy_summary_to_stdout = False
+        cpu = _CpuMeter(server_pids)
+        started = time.perf_counter()
+        try:
+            lg.StartTestWithLogSettings(sut, qsl, settings, log)
+        finally:
+            wall = time.perf_counter() - started
+            used = cpu.stop(wall)
+            sender.close()
+            lg.DestroyQSL(qsl)
+            lg.DestroySUT(sut)
+        summary = parse_summary((Path(tmp) / "mlperf_log_summary.txt").read_text())
+    summary.update(scenario=scenario, path=spec.path, model=spec.model, wall_s=wall,
+                   requests_ok=sender.ok, request_errors=dict(sender.errors), **used)
+    if scenario == "server":
+        summary.update(target_qps=target_qps, bound_ms=bound_ms)
+    return summary
+
+
+_FIELDS = {"Completed samples per second": "completed_qps",
+           "Scheduled samples per second": "scheduled_qps",
+           "Samples per second": "samples_per_s",
+           "Result is": "result"}
+
+
+def parse_summary(text: str) -> dict:
+    """LoadGen's mlperf_log_summary.txt -> rates, VALID/INVALID and latencies in ms."""
+    out: dict = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if not sep:
+            continue
+        key, value = key.strip(), value.strip()
+        if key in _FIELDS:
+            out[_FIELDS[key]] = value if key == "Result is" else float(value)
+        m = re.fullmatch(r"(\d+\.\d+) percentile latency \(ns\)", key)
+        if m:
+            out[f"p{float(m.group(1)):g}_ms"] = float(value) / 1e6
+        elif key in ("Min latency (ns)", "Max latency (ns)", "Mean latency (ns)"):
+            out[key.split()[0].lower() + "_ms"] = float(value) / 1e6
+    out["valid"] = out.get("result") == "VALID"
+    return out
+
+
+class _CpuMeter:
+    """CPU seconds of this process (the generator) and of the server's processes over a run,
+    as cores (CPU seconds / wall seconds)."""
+
+    def __init__(self, server_pids: tuple[int, ...]):
+        import psutil
+
+        self.me = psutil.Process()
+        self.servers = []
+        for pid in server_pids:
+            try:
+                p = psutil.Process(pid)
+                self.servers += [p, *p.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                pass
+        self.start_me = _cpu(self.me)
+        self.start_servers = [_cpu(p) for p in self.servers]
+
+    def stop(self, wall: float) -> dict:
+        out = {"generator_cores": (_cpu(self.me) - self.start_me) / wall}
+        if self.servers:
+            used = sum(_cpu(p) - s for p, s in zip(self.servers, self.start_servers,
+                                                    strict=True))
+            out["server_cores"] = used / wall
+        return out
+
+
+def _cpu(p) -> float:
+    try:
+        t = p.cpu_times()
+        return t.user + t.system
+    except Exception:   # a process that ended: count nothing more for it
+        return 0.0
+
+
+def find_peak_rate(spec: LoadSpec, bound_ms: float, *, low_qps: float = 10.0,
+                   high_qps: float | None = None, steps: int = 6,
+                   server_pids: tuple[int, ...] = ()) -> dict:
+    """The highest Server-scenario rate whose p99 stays under `bound_ms` with no request error
+    (LoadGen's VALID), by bisection between low_qps and high_qps (default: the Offline
+    throughput). Returns the peak run and every run tried."""
+    requests = build_requests(spec)
+    runs = []
+    if high_qps is None:
+        offline = run_scenario(dataclasses.replace(spec, duration_s=min(spec.duration_s, 5.0)),
+                               "offline", requests=requests, server_pids=server_pids)
+        runs.append(offline)
+        high_qps = offline.get("samples_per_s") or offline.get("completed_qps") or 100.0
+    lo, hi, best = low_qps, float(high_qps), None
+    for _ in range(steps):
+        qps = (lo + hi) / 2
+        run = run_scenario(spec, "server", target_qps=qps, bound_ms=bound_ms,
+                           requests=requests, server_pids=server_pids)
+        runs.append(run)
+        good = run["valid"] and not run["request_errors"]
+        if good:
+            best, lo = run, qps
+        else:
+            hi = qps
+    return {"bound_ms": bound_ms, "peak": best, "runs": runs}
