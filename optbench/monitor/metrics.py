@@ -19,6 +19,8 @@ from prometheus_client import (
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25,
                    0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+# stalls: how late the event loop wakes up, and how long the garbage collector stops the process
+STALL_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 
 
 class ServeMetrics:
@@ -51,6 +53,11 @@ class ServeMetrics:
                                    ["model", "feature", "test"], registry=r)
         self.drift_detected = Gauge(f"{p}_drift_detected", "1 if the live window has drifted "
                                     "after multiple-testing correction", ["model"], registry=r)
+        self.loop_lag = Histogram(f"{p}_event_loop_lag_seconds", "How much later than asked "
+                                  "the event loop woke a periodic probe (time it spent busy "
+                                  "or blocked)", buckets=STALL_BUCKETS, registry=r)
+        self.gc_pause = Histogram(f"{p}_gc_pause_seconds", "Garbage collector pauses",
+                                  ["generation"], buckets=STALL_BUCKETS, registry=r)
         self.drift_window_size = Gauge(f"{p}_drift_window_items", "Items in the live drift "
                                        "window", ["model"], registry=r)
 

@@ -23,6 +23,7 @@ from optbench.serve.ab import ABRouter
 from optbench.serve.inputs import IMAGE_TYPES, RequestError, parse_image, parse_json
 from optbench.serve.registry import ServedModel, check_manifests, load_models, model_warnings
 from optbench.serve.settings import ServeSettings
+from optbench.serve.stalls import StallProbes
 
 _PREDICT_BODY = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": {
@@ -73,11 +74,14 @@ def create_app(settings: ServeSettings) -> FastAPI:
             executors["inference"], load_models, settings, metrics, executors)
         for model in app.state.models.values():
             model.batcher.start()
+        probes = StallProbes(metrics)
+        probes.start()
         app.state.ready = True
         try:
             yield
         finally:
             app.state.ready = False
+            await probes.stop()
             for model in app.state.models.values():
                 await model.batcher.stop()
             for router in app.state.ab.values():

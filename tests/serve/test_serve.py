@@ -50,6 +50,15 @@ def test_health_ready_models_and_metrics(client):
     assert 'optbench_requests_total{endpoint="/v1/models/{name}/predict",model="tiny",' \
            'status="200"}' in text
     assert "optbench_batch_size_bucket" in text and "optbench_model_info{" in text
+    import gc
+    import re
+    import time
+
+    gc.collect()
+    time.sleep(0.05)   # the lag probe wakes every 5 ms
+    text = client.get("/metrics").text
+    assert float(re.search(r"optbench_event_loop_lag_seconds_count (\S+)", text)[1]) > 0
+    assert 'optbench_gc_pause_seconds_count{generation="2"}' in text
 
 
 def test_json_batch_prediction_matches_the_model(client):
