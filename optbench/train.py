@@ -10,6 +10,7 @@ import dataclasses
 import math
 import os
 import random
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from optbench.augment import AugmentConfig, augment_batch
 from optbench.config import Config, check_choice, check_positive
 from optbench.data import make_loader
 from optbench.errors import ConfigError
@@ -40,6 +42,7 @@ class TrainConfig(Config):
     max_steps_per_epoch: int = 0  # 0 = the whole epoch
     warmup_epochs: float = 0.0    # linear lr warm-up first (deep nets from scratch need it)
     seed: int = 0
+    augment: AugmentConfig = AugmentConfig()   # off by default (optbench.augment)
 
     def __post_init__(self):
         check_positive("TrainConfig", epochs=self.epochs, batch_size=self.batch_size, lr=self.lr)
@@ -55,7 +58,7 @@ class TrainConfig(Config):
 
 @dataclasses.dataclass
 class TrainResult:
-    history: list[dict]  # one dict per finished epoch: epoch, train_loss, val_accuracy
+    history: list[dict]  # one dict per finished epoch: epoch, train_loss, val_accuracy, seconds
     resumed_from_epoch: int = 0
 
 
@@ -76,11 +79,14 @@ def train(model: nn.Module, train_data: Dataset, config: TrainConfig | None = No
         _seed_everything(config.seed + epoch)
         loader = make_loader(train_data, config.batch_size, shuffle=True, seed=config.seed + epoch,
                              drop_last=len(train_data) > config.batch_size)
+        views = _augmenter(config.augment, config.seed + epoch)
+        started = time.perf_counter()
         loss = _train_epoch(model, loader, optimizer, scheduler, loss_fn, device, steps,
-                            f"epoch {epoch + 1}/{config.epochs}", progress)
+                            f"epoch {epoch + 1}/{config.epochs}", progress, views)
         record = {"epoch": epoch + 1, "train_loss": loss}
         if val_data is not None:
             record["val_accuracy"] = evaluate(model, val_data, device=device)
+        record["seconds"] = time.perf_counter() - started   # training and validation, wall
         history.append(record)
         if checkpoint is not None:
             _save(checkpoint, config, model, optimizer, scheduler, history)
@@ -103,14 +109,23 @@ def evaluate(model: nn.Module, data: Dataset, batch_size: int = 256, device: str
     return correct / total
 
 
-def _train_epoch(model, loader, optimizer, scheduler, loss_fn, device, steps, desc, progress):
+def _augmenter(config: AugmentConfig, seed: int):
+    """images -> the augmented view, its draws seeded per epoch (a resumed run repeats them)."""
+    if not config.active:
+        return lambda images: images
+    generator = torch.Generator().manual_seed(seed + 7_777_777)
+    return lambda images: augment_batch(images, config, generator)
+
+
+def _train_epoch(model, loader, optimizer, scheduler, loss_fn, device, steps, desc, progress,
+                 views=lambda images: images):
     model.train()
     total, count = 0.0, 0
     bar = tqdm(total=steps, desc=desc, disable=not progress, leave=False)
     for step, (images, labels) in enumerate(loader):
         if step >= steps:
             break
-        loss = loss_fn(model, images.to(device), labels.to(device))
+        loss = loss_fn(model, views(images).to(device), labels.to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

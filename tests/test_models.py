@@ -18,6 +18,21 @@ def test_zoo_models_adapt_channels_and_classes(name, in_channels, small_input):
 def test_small_input_stem_keeps_resolution():
     model = build_model("resnet18", small_input=True)
     assert model.conv1.stride == (1, 1) and isinstance(model.maxpool, torch.nn.Identity)
+    assert str(build_model("resnet18", stem="small")) == str(model)
+
+
+def test_small_pool_stem_keeps_the_max_pool():
+    model = build_model("resnet18", in_channels=1, stem="small-pool").eval()
+    assert model.conv1.stride == (1, 1) and model.conv1.kernel_size == (3, 3)
+    assert isinstance(model.maxpool, torch.nn.MaxPool2d)
+    features = torch.nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool)
+    assert features(torch.randn(1, 1, 32, 32)).shape[-1] == 16   # "small" keeps 32, stock 8
+    with pytest.raises(ConfigError, match="small-pool.*max-pool"):
+        build_model("mobilenet_v2", stem="small-pool")
+    with pytest.raises(ConfigError, match="contradicts"):
+        build_model("resnet18", small_input=True, stem="small-pool")
+    with pytest.raises(ConfigError, match="stem must be one of"):
+        build_model("resnet18", stem="tiny")
 
 
 def test_unknown_model_lists_the_zoo():

@@ -206,7 +206,8 @@ def _build(spec: ModelConfig, channels: int):
     from optbench.models import build_model, load_model
 
     kwargs = dict(num_classes=spec.num_classes, in_channels=channels,
-                  weights=spec.weights or None, small_input=spec.small_input)
+                  weights=spec.weights or None, small_input=spec.small_input,
+                  stem=spec.stem)
     if spec.checkpoint:   # a trained starting point, loaded with weights_only=True
         return load_model(spec.arch, checkpoint=spec.checkpoint, **kwargs)
     return build_model(spec.arch, **kwargs)
