@@ -1,5 +1,11 @@
 """Knowledge distillation (Hinton et al.): the student learns from a frozen teacher's softened
-logits plus the true labels. Uses the shared training loop, so it checkpoints and resumes."""
+logits plus the true labels. Uses the shared training loop, so it checkpoints and resumes.
+
+With augmentation on (train.augment), the teacher scores each augmented batch the student sees
+(consistent teaching, Beyer et al. 2022); its logits are cached once over the data only when the
+student sees the plain images. The same teacher-guided loss serves the fine-tuning after
+structured pruning and QAT (`teacher = "..."` on those steps, `kd = {temperature, alpha}`).
+"""
 
 from __future__ import annotations
 
@@ -15,8 +21,24 @@ from torch.utils.data import Dataset
 from optbench.config import Config, check_positive
 from optbench.data import make_loader
 from optbench.errors import ConfigError
-from optbench.train import TrainConfig, train
+from optbench.train import LossFn, TrainConfig, train
 from optbench.transforms.base import Context, Variant, register, require_module
+
+
+def _check_kd(owner: str, temperature: float, alpha: float) -> None:
+    check_positive(owner, temperature=temperature)
+    if not 0.0 <= alpha <= 1.0:
+        raise ConfigError(f"{owner}.alpha must lie in [0, 1], got {alpha}")
+
+
+@dataclasses.dataclass(frozen=True)
+class KDLoss(Config):
+    """The distillation loss of a step that trains with a teacher (pruning's fine-tuning, QAT)."""
+    temperature: float = 4.0
+    alpha: float = 0.9                # weight of the soft (teacher) term; 1 = logits only
+
+    def __post_init__(self):
+        _check_kd("KDLoss", self.temperature, self.alpha)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,14 +46,14 @@ class DistillConfig(Config):
     method: ClassVar[str] = "distill"
     temperature: float = 4.0
     alpha: float = 0.9                # weight of the soft (teacher) term; 1 = logits only
-    cache_teacher_logits: bool = True  # run the teacher once over the data instead of per step
+    # run the teacher once over the plain data instead of per step; ignored (the teacher scores
+    # every batch) when train.augment is on, since cached logits would be of other views
+    cache_teacher_logits: bool = True
     teacher: str = ""                 # in recipes: the step or model that teaches
     train: TrainConfig = TrainConfig()
 
     def __post_init__(self):
-        check_positive("DistillConfig", temperature=self.temperature)
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ConfigError(f"DistillConfig.alpha must lie in [0, 1], got {self.alpha}")
+        _check_kd("DistillConfig", self.temperature, self.alpha)
 
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
@@ -64,27 +86,48 @@ def teacher_logits(teacher: nn.Module, data, batch_size: int = 256) -> torch.Ten
     return torch.cat([teacher(images) for images, _ in make_loader(data, batch_size)])
 
 
-def distill(student: nn.Module, teacher: nn.Module, data, config: DistillConfig,
-            checkpoint=None, device: str = "cpu", progress: bool = True):
-    """Train `student` in place from `teacher` (frozen, left untouched)."""
+def _frozen(teacher: nn.Module, device: str) -> nn.Module:
     teacher = copy.deepcopy(teacher).eval().to(device)
     for p in teacher.parameters():
         p.requires_grad_(False)
+    return teacher
+
+
+def teacher_guided_loss(teacher: nn.Module, kd: KDLoss, device: str = "cpu") -> LossFn:
+    """A loss for the shared loop: KD against a frozen copy of `teacher` run on each batch (the
+    augmented view when augmentation is on)."""
+    teacher = _frozen(teacher, device)
+
+    def loss_fn(model, images, labels):
+        with torch.no_grad():
+            soft_targets = teacher(images)
+        return kd_loss(model(images), soft_targets, labels, kd.temperature, kd.alpha)
+
+    return loss_fn
+
+
+def uses_cached_logits(config: DistillConfig) -> bool:
+    return config.cache_teacher_logits and not config.train.augment.active
+
+
+def distill(student: nn.Module, teacher: nn.Module, data, config: DistillConfig,
+            checkpoint=None, device: str = "cpu", progress: bool = True, val_data=None):
+    """Train `student` in place from `teacher` (frozen, left untouched)."""
+    kd = KDLoss(config.temperature, config.alpha)
+    if not uses_cached_logits(config):
+        return train(student, data, config.train, loss_fn=teacher_guided_loss(teacher, kd, device),
+                     checkpoint=checkpoint, device=device, progress=progress, val_data=val_data)
+    teacher = _frozen(teacher, device)
     cache: list[torch.Tensor] = []  # filled on the first step: a finished, resumed run skips it
 
     def loss_fn(model, images, target):
         labels, index = target[:, 0], target[:, 1]
-        if config.cache_teacher_logits:
-            if not cache:
-                cache.append(teacher_logits(teacher, data).to(device))
-            soft_targets = cache[0][index]
-        else:
-            with torch.no_grad():
-                soft_targets = teacher(images)
-        return kd_loss(model(images), soft_targets, labels, config.temperature, config.alpha)
+        if not cache:
+            cache.append(teacher_logits(teacher, data).to(device))
+        return kd_loss(model(images), cache[0][index], labels, kd.temperature, kd.alpha)
 
     return train(student, _Indexed(data), config.train, loss_fn=loss_fn, checkpoint=checkpoint,
-                 device=device, progress=progress)
+                 device=device, progress=progress, val_data=val_data)
 
 
 @register(DistillConfig)
@@ -92,6 +135,8 @@ def distill_method(parent: Variant, config: DistillConfig, ctx: Context) -> Vari
     teacher = ctx.require("teacher", config.method)
     student = copy.deepcopy(require_module(parent, config.method))
     result = distill(student, teacher, ctx.require("train_data", config.method), config,
-                     checkpoint=ctx.file(parent, "kd.ckpt"),
-                     device=ctx.device, progress=ctx.progress)
-    return parent.derive("distill", model=student.eval(), info={"history": result.history})
+                     checkpoint=ctx.file(parent, "kd.ckpt"), device=ctx.device,
+                     progress=ctx.progress, val_data=ctx.val_data)
+    logits = "cached once" if uses_cached_logits(config) else "per batch (the student's view)"
+    return parent.derive("distill", model=student.eval(),
+                         info={"history": result.history, "teacher_logits": logits})

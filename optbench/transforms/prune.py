@@ -13,6 +13,7 @@ from optbench.config import Config, check_choice
 from optbench.errors import ConfigError, OptbenchError, UnsupportedModelError
 from optbench.train import TrainConfig, train
 from optbench.transforms.base import Context, Variant, register, require_module
+from optbench.transforms.distill import KDLoss, teacher_guided_loss
 
 UNSTRUCTURED_NOTE = ("Unstructured sparsity does not make dense kernels faster: the zeros are "
                      "still multiplied. It shrinks the compressed (gzip) size only.")
@@ -40,8 +41,13 @@ class StructuredPruneConfig(Config):
     round_to: int = 8                   # keep channel counts multiples of this (SIMD-friendly)
     skip: tuple[str, ...] = ()          # module names never pruned; the classifier always is
     finetune: TrainConfig | None = None
+    teacher: str = ""                   # fine-tune by distilling from this step or model
+    kd: KDLoss = KDLoss()               # the distillation loss when a teacher is named
 
     def __post_init__(self):
+        if self.teacher and self.finetune is None:
+            raise ConfigError("StructuredPruneConfig.teacher guides the fine-tuning; give "
+                              "finetune = { epochs = ... } too, or drop the teacher")
         if not 0.0 < self.ratio < 1.0:
             raise ConfigError(f"StructuredPruneConfig.ratio must lie in (0, 1), got {self.ratio}")
         if not 0.0 <= self.target_macs_ratio < 1.0:
@@ -107,9 +113,14 @@ def prune_structured(parent: Variant, config: StructuredPruneConfig, ctx: Contex
             "channels": channel_counts(model)}
     if config.finetune is not None:
         data = ctx.require("train_data", config.method + " with finetune")
+        loss_fn = (teacher_guided_loss(ctx.require("teacher", config.method), config.kd,
+                                       ctx.device) if config.teacher else None)
         info["finetune"] = train(model, data, config.finetune, device=ctx.device,
                                  checkpoint=ctx.file(parent, "finetune.ckpt"),
-                                 progress=ctx.progress).history
+                                 progress=ctx.progress, val_data=ctx.val_data,
+                                 loss_fn=loss_fn).history
+        if config.teacher:
+            info["finetune_teacher"] = config.teacher
     return parent.derive("prune-structured", model=model.eval(), info=info)
 
 

@@ -13,6 +13,7 @@ from optbench.config import Config, check_choice
 from optbench.isa import PT2E_MODES, cpu_features, pt2e_mode
 from optbench.train import TrainConfig, train
 from optbench.transforms.base import Context, Variant, register, require_module
+from optbench.transforms.distill import KDLoss, teacher_guided_loss
 from optbench.transforms.guard import Int8Guard, check_int8, mode_hints
 from optbench.transforms.quantize import (
     drop_unused_attributes,
@@ -31,6 +32,8 @@ class QATConfig(Config):
     int8_mode: str = "auto"     # auto | full-range | reduce-range (see optbench.isa)
     # QAT moves the weights, so agreement with the fp32 parent is looser than after PTQ
     guard: Int8Guard = Int8Guard(min_agreement=0.6)
+    teacher: str = ""           # teacher-guided recovery: distill from this step or model
+    kd: KDLoss = KDLoss()       # the distillation loss when a teacher is named
 
     def __post_init__(self):
         check_choice("QATConfig", "int8_mode", self.int8_mode, PT2E_MODES)
@@ -67,13 +70,16 @@ def qat(parent: Variant, config: QATConfig, ctx: Context) -> Variant:
     prepared = prepare_qat_pt2e(export_for_quantization(model, ctx.example(2)),
                                 x86_quantizer(is_qat=True, mode=mode))
     wrapper = _ExportedTrainable(prepared)
+    loss_fn = (teacher_guided_loss(ctx.require("teacher", config.method), config.kd, ctx.device)
+               if config.teacher else None)
     history = train(wrapper, data, config.train, device=ctx.device, progress=ctx.progress,
-                    checkpoint=ctx.file(parent, "qat.ckpt")).history
+                    checkpoint=ctx.file(parent, "qat.ckpt"), loss_fn=loss_fn).history
     wrapper.train(False)
     converted = drop_unused_attributes(convert_pt2e(wrapper.gm))
     variant = parent.derive("qat-pt2e", model=converted, runtimes=("torch-compile",),
                             info={"int8": True, "ops": pt2e_op_counts(converted),
-                                  "history": history, "int8_mode": mode.to_dict()})
+                                  "history": history, "int8_mode": mode.to_dict(),
+                            **({"teacher": config.teacher} if config.teacher else {})})
     check_int8(parent, variant, ctx.calib_data if ctx.calib_data is not None else data,
                config.guard, mode_hints(mode))
     return variant

@@ -28,7 +28,8 @@ CASES = {  # method -> (config fields, allowed top-1 drop vs the fp32 model)
     "ptq-ort-dynamic": ({}, 0.05),
     # minmax: NNCF's default ranges clip this synthetic set's class-coding backgrounds
     "ptq-nncf": ({"subset_size": 128, "calibrate_method": "minmax"}, 0.05),
-    "qat-pt2e": ({"train": SHORT}, 0.10),
+    # teacher-guided recovery: distills from ctx.teacher (the fp32 model here)
+    "qat-pt2e": ({"train": SHORT, "teacher": "fp32"}, 0.10),
     "distill": ({"train": {**SHORT, "lr": 0.005}}, 0.10),
     "reduced-precision": ({"dtype": "bfloat16"}, 0.05),
     "export-onnx": ({"parity_examples": 256}, 0.0),
@@ -182,6 +183,51 @@ def test_a_fresh_student_learns_from_the_teacher(trained, synthetic, tmp_path):
                            train=TrainConfig(epochs=5, batch_size=32, lr=0.05, seed=3))
     distill(student, trained, synthetic, config, progress=False)
     assert evaluate(student, synthetic) > max(0.6, before + 0.3)
+
+
+def test_distillation_teaches_on_the_augmented_view(trained, synthetic):
+    """With augmentation the teacher scores each batch the student sees (no cached logits of
+    the plain images); pruning's fine-tuning distills the same way when it names a teacher."""
+    from optbench.augment import AugmentConfig
+    from optbench.transforms.distill import DistillConfig, distill
+
+    seen = {"teacher": [], "student": []}
+
+    class Recording(torch.nn.Module):
+        def __init__(self, model, who):
+            super().__init__()
+            self.model, self.who = model, who
+
+        def forward(self, x):
+            seen[self.who].append(x.clone())
+            return self.model(x)
+
+    augment = AugmentConfig(crop_padding=2, hflip=True)
+    config = DistillConfig(train=TrainConfig(epochs=1, batch_size=32, max_steps_per_epoch=2,
+                                             augment=augment))
+    distill(Recording(TinyNet(), "student"), Recording(trained, "teacher"), synthetic, config,
+            progress=False)
+    assert len(seen["teacher"]) == len(seen["student"]) == 2
+    assert all(torch.equal(t, s) for t, s in zip(seen["teacher"], seen["student"], strict=True))
+    assert not any(torch.equal(s, synthetic.batch(0, 32)) for s in seen["student"])
+
+
+def test_pruning_fine_tunes_with_its_teacher(trained, ctx, monkeypatch):
+    from optbench.transforms import distill
+
+    calls = []
+    real = distill.kd_loss
+    monkeypatch.setattr(distill, "kd_loss", lambda *a: calls.append(1) or real(*a))
+    config = config_from_dict({"method": "prune-structured", "ratio": 0.25, "round_to": 4,
+                               "finetune": SHORT, "teacher": "fp32",
+                               "kd": {"temperature": 2.0, "alpha": 0.5}})
+    ctx.step = "prune-kd"
+    variant = optimize(trained, config, ctx)
+    assert len(calls) == SHORT["max_steps_per_epoch"]
+    assert variant.info["finetune_teacher"] == "fp32"
+    assert "val_accuracy" in variant.info["finetune"][-1]
+    with pytest.raises(ConfigError, match="teacher guides the fine-tuning"):
+        config_from_dict({"method": "prune-structured", "teacher": "fp32"})
 
 
 @pytest.mark.cuda
