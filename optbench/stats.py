@@ -159,23 +159,58 @@ def _erfinv(y: float) -> float:
     return (lo + hi) / 2
 
 
+def t_cdf(x: float, df: int) -> float:
+    """P(T <= x) for Student's t with df degrees of freedom (numerical integration of the
+    density; no SciPy needed)."""
+    c = math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2)) / math.sqrt(df * math.pi)
+    grid = np.linspace(0.0, abs(x), 4001)
+    dens = c * (1 + grid ** 2 / df) ** (-(df + 1) / 2)
+    half = float(np.trapezoid(dens, grid))
+    return 0.5 + half if x >= 0 else 0.5 - half
+
+
 def t_quantile(q: float, df: int) -> float:
     """Quantile of Student's t with df degrees of freedom (0.5 < q < 1), by bisection on its
-    CDF (numerical integration of the density); no SciPy needed."""
-    c = math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2)) / math.sqrt(df * math.pi)
-
-    def cdf(x: float) -> float:   # P(T <= x) for x >= 0: 1/2 + integral from 0 to x
-        grid = np.linspace(0.0, x, 4001)
-        dens = c * (1 + grid ** 2 / df) ** (-(df + 1) / 2)
-        return 0.5 + float(np.trapezoid(dens, grid))
-
+    CDF."""
     lo, hi = 0.0, 1.0
-    while cdf(hi) < q:
+    while t_cdf(hi, df) < q:
         hi *= 2
     for _ in range(60):
         mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if cdf(mid) < q else (lo, mid)
+        lo, hi = (mid, hi) if t_cdf(mid, df) < q else (lo, mid)
     return (lo + hi) / 2
+
+
+@dataclass(frozen=True)
+class PairedT:
+    """Paired replicates (e.g. seed-matched training runs): the mean difference, its Student-t
+    CI over the replicates, and the two-sided p-value of "no difference"."""
+
+    n: int
+    mean: float
+    sd: float
+    ci: Interval
+    p_value: float
+
+    def to_dict(self) -> dict:
+        return {"n": self.n, "mean": self.mean, "sd": self.sd, "ci": self.ci.to_dict(),
+                "p_value": self.p_value}
+
+
+def paired_t(differences: Sequence[float], confidence: float = 0.95) -> PairedT:
+    """The paired t-test on per-replicate differences (b - a); needs at least two."""
+    d = _as_array(differences)
+    if d.size < 2:
+        raise ValueError(f"a paired t-test needs at least 2 replicates, got {d.size}")
+    mean, sd, df = float(d.mean()), float(d.std(ddof=1)), d.size - 1
+    se = sd / math.sqrt(d.size)
+    if se == 0:
+        p = 1.0 if mean == 0 else 0.0
+        return PairedT(d.size, mean, sd, Interval(mean, mean, mean, confidence), p)
+    half = t_quantile(0.5 + confidence / 2, df) * se
+    p = 2 * (1 - t_cdf(abs(mean) / se, df))
+    return PairedT(d.size, mean, sd, Interval(mean, mean - half, mean + half, confidence),
+                   min(1.0, max(0.0, p)))
 
 
 def holm(p_values) -> np.ndarray:

@@ -51,15 +51,17 @@ class ModelConfig(Config):
     # a zoo name, torchvision:<name>, timm:<name> or python:<package.module>:<function>
     arch: str = "resnet18"
     num_classes: int = 10
-    small_input: bool = False
+    small_input: bool = False           # = stem "small"
+    stem: str = ""                      # imagenet | small | small-pool (optbench.models)
     weights: str = ""                   # torchvision weights name, e.g. DEFAULT ("" = none)
     checkpoint: str = ""                # a state dict / optbench checkpoint (weights_only)
 
     def __post_init__(self):
-        from optbench.models import ZOO
+        from optbench.models import ZOO, resolve_stem
 
         if ":" not in self.arch:
             check_choice("ModelConfig", "arch", self.arch, ZOO)
+        resolve_stem(self.stem, self.small_input)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,7 +170,9 @@ class Recipe:
                 raise ConfigError(f"{source}: references names {name!r}, which is not a measured "
                                   f"variant: {sorted(measured)}")
         for i, target in enumerate(self.targets):
-            for name in (target.variant, target.reference):
+            for name in filter(None, (target.variant, target.reference)):
+                if target.seeds and f"{name}{SEED_SEPARATOR}{target.seeds[0]}" in measured:
+                    continue   # checked over the seeds: NAME@SEED
                 if name not in measured:
                     raise ConfigError(f"{source}: [[targets]] #{i + 1} names {name!r}, which is "
                                       f"not a measured variant: {sorted(measured)}")
@@ -190,12 +194,13 @@ class Recipe:
 
 def apply_quick(data: dict, quick: dict, source: str) -> dict:
     """[quick] data/bench/robustness tables override those sections; [quick] train overrides
-    every training config inside the steps (train = {...}, finetune = {...})."""
+    every training config inside the steps (train = {...}, finetune = {...}); [quick] seeds
+    replaces every step's seeds list (fewer replicates for a smoke run)."""
     sections = ("data", "bench", "robustness")
-    unknown = sorted(set(quick) - {*sections, "train"})
+    unknown = sorted(set(quick) - {*sections, "train", "seeds"})
     if unknown:
         raise ConfigError(f"{source}: unknown key(s) {unknown} in [quick]; allowed: "
-                          f"{', '.join(sections)}, train")
+                          f"{', '.join(sections)}, train, seeds")
     out = {**data}
     for section in sections:
         if section in quick and (section in data or section != "robustness"):
@@ -204,6 +209,9 @@ def apply_quick(data: dict, quick: dict, source: str) -> dict:
         out["steps"] = [{k: ({**v, **quick["train"]} if k in ("train", "finetune") and
                              isinstance(v, dict) else v) for k, v in step.items()}
                         for step in data.get("steps", [])]
+    if "seeds" in quick:
+        out["steps"] = [{**step, "seeds": quick["seeds"]} if "seeds" in step else step
+                        for step in out.get("steps", data.get("steps", []))]
     return out
 
 
@@ -273,7 +281,8 @@ def _per_seed(name: str, seeded: dict) -> list[str]:
 
 def _seeded_targets(raws: list[dict], seeded: dict) -> list[dict]:
     """A target naming seeded steps becomes one target per seed: seed-matched when both sides
-    are seeded, each seed against the single model otherwise."""
+    are seeded, each seed against the single model otherwise. An accuracy target over two or
+    more seeds is also checked once over all of them (the mean, with a paired t-test)."""
     out = []
     for raw in raws:
         variant, reference = raw.get("variant", ""), raw.get("reference", "")
@@ -285,6 +294,8 @@ def _seeded_targets(raws: list[dict], seeded: dict) -> list[dict]:
             out.append({**raw, **{key: f"{raw[key]}{SEED_SEPARATOR}{seed}"
                                   for key in ("variant", "reference")
                                   if raw.get(key) in seeded}})
+        if raw.get("metric") == "accuracy_delta_points" and len(seeds) > 1:
+            out.append({**raw, "seeds": list(seeds)})
     return out
 
 

@@ -6,7 +6,7 @@ would decide it, and, for accuracy, where along the variant's lineage the points
     [[targets]]
     variant = "student-int8-ort"
     reference = "teacher"
-    metric = "speedup"            # speedup | size_ratio | accuracy_delta_points
+    metric = "speedup"            # speedup | size_ratio | accuracy_delta_points | top1
     at_least = 20.0
     batch_size = 1
     size = 224                    # speedup at a [bench] extra_sizes size (0: the training size)
@@ -23,7 +23,7 @@ from optbench.config import Config, check_choice
 from optbench.errors import ConfigError
 from optbench.results import BenchResult, fastest_rows
 
-METRICS = ("speedup", "size_ratio", "accuracy_delta_points")
+METRICS = ("speedup", "size_ratio", "accuracy_delta_points", "top1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,14 +35,22 @@ class TargetSpec(Config):
     batch_size: int = 1
     size: int = 0
     reference_runtime: str = ""
+    # set by recipes for a target naming seeded steps: also checked as the mean over these
+    # seeds (NAME@SEED), with a paired t-test across seed-matched pairs
+    seeds: tuple[int, ...] = ()
 
     def __post_init__(self):
-        if not self.variant or not self.reference:
-            raise ConfigError("a target needs variant and reference, e.g. variant = "
-                              "\"student-int8-ort\", reference = \"teacher\"")
         check_choice("TargetSpec", "metric", self.metric, METRICS)
+        if not self.variant or not (self.reference or self.metric == "top1"):
+            raise ConfigError("a target needs variant and reference, e.g. variant = "
+                              "\"student-int8-ort\", reference = \"teacher\" (metric top1 "
+                              "needs the variant only)")
+        if self.seeds and self.metric != "accuracy_delta_points":
+            raise ConfigError("TargetSpec.seeds: only accuracy targets are checked over seeds")
 
     def describe(self) -> str:
+        if self.metric == "top1":
+            return f"{self.variant} top-1 (%) on the test split: >= {self.at_least:g}"
         what = {"speedup": "faster than", "size_ratio": "smaller on disk than",
                 "accuracy_delta_points": "top-1 points vs"}[self.metric]
         runtime = f" ({self.reference_runtime})" if self.reference_runtime else ""
@@ -50,7 +58,8 @@ class TargetSpec(Config):
                  if self.metric == "speedup" else "")
         bound = (f">= {self.at_least:+.2f}" if self.metric == "accuracy_delta_points"
                  else f">= {self.at_least:g}x")
-        return f"{self.variant} {what} {self.reference}{runtime}{where}: {bound}"
+        seeds = (f", mean over seeds {', '.join(map(str, self.seeds))}" if self.seeds else "")
+        return f"{self.variant} {what} {self.reference}{runtime}{where}{seeds}: {bound}"
 
 
 def evaluate_targets(report: BenchResult, specs: tuple[TargetSpec, ...],
@@ -64,11 +73,14 @@ def _evaluate(report: BenchResult, spec: TargetSpec, predictions: dict) -> dict:
     out = {"target": spec.describe(), **spec.to_dict(), "measured": None, "met": None,
            "short_by": None, "verdict": "not measured"}
     try:
-        value, detail = _MEASURE[spec.metric](report, spec)
+        if spec.seeds:
+            value, detail = _accuracy_over_seeds(report, spec, predictions)
+        else:
+            value, detail = _MEASURE[spec.metric](report, spec)
     except LookupError as exc:
         out["why"] = f"not measured: {exc.args[0]}"
         return out
-    if spec.metric == "accuracy_delta_points":
+    if spec.metric == "accuracy_delta_points" and not spec.seeds:
         detail.update(_paired_accuracy(report, spec, predictions))
     out.update(detail, measured=value, met=value >= spec.at_least,
                short_by=max(0.0, spec.at_least - value))
@@ -103,6 +115,34 @@ def _paired_accuracy(report: BenchResult, spec: TargetSpec, predictions: dict) -
     res = paired_accuracy(entries[spec.reference] == labels, entries[spec.variant] == labels)
     return {"ci95": [100 * res.delta.low, 100 * res.delta.high], "mcnemar_p": res.p_value,
             "paired_n": res.n}
+
+
+def _accuracy_over_seeds(report: BenchResult, spec: TargetSpec, predictions: dict):
+    """The mean over seeds of variant minus reference (seed-matched where both were trained
+    with seeds), its Student-t CI across the seeds and the paired t-test's p-value: the
+    evidence that the difference survives retraining, not only resampling the test images
+    (each seed's McNemar p is kept beside it)."""
+    from optbench.stats import paired_t
+
+    acc = {name: q.top1_accuracy for name, q in report.best_quality().items()}
+    per_seed = []
+    for seed in spec.seeds:
+        names = [n if n in acc else f"{n}@{seed}" for n in (spec.variant, spec.reference)]
+        missing = [n for n in names if n not in acc]
+        if missing:
+            raise LookupError(f"no accuracy for {missing[0]}")
+        one = dataclasses.replace(spec, variant=names[0], reference=names[1], seeds=())
+        entry = {"seed": seed, "variant": names[0], "reference": names[1],
+                 "points": (acc[names[0]] - acc[names[1]]) * 100}
+        entry.update({k: v for k, v in _paired_accuracy(report, one, predictions).items()
+                      if k == "mcnemar_p"})
+        per_seed.append(entry)
+    detail = {"per_seed": per_seed, "test": "paired t over seeds"}
+    if len(per_seed) < 2:
+        return per_seed[0]["points"], detail
+    res = paired_t([e["points"] for e in per_seed])
+    detail.update(ci95=[res.ci.low, res.ci.high], t_p=res.p_value, sd=res.sd)
+    return res.mean, detail
 
 
 def _speedup(report: BenchResult, spec: TargetSpec):
@@ -153,5 +193,17 @@ def _accuracy_delta(report: BenchResult, spec: TargetSpec):
     return (acc[spec.variant] - acc[spec.reference]) * 100, {"breakdown": breakdown}
 
 
+def _top1(report: BenchResult, spec: TargetSpec):
+    """Top-1 in %, with the normal-approximation 95% CI of a proportion over the test images."""
+    best = report.best_quality()
+    if spec.variant not in best:
+        raise LookupError(f"no accuracy for {spec.variant}")
+    q = best[spec.variant]
+    p, n = q.top1_accuracy, q.n
+    half = 1.96 * (p * (1 - p) / n) ** 0.5 * 100 if n else None
+    detail = {"ci95": [p * 100 - half, p * 100 + half], "n": n} if half is not None else {}
+    return p * 100, detail
+
+
 _MEASURE = {"speedup": _speedup, "size_ratio": _size_ratio,
-            "accuracy_delta_points": _accuracy_delta}
+            "accuracy_delta_points": _accuracy_delta, "top1": _top1}

@@ -120,5 +120,42 @@ def throughput_vs_batch(result: BenchResult) -> bytes | None:
     return _png(fig)
 
 
+def training_curves(result: BenchResult) -> bytes | None:
+    """Validation top-1 per epoch of every step that trained with a validation split (seeds of
+    one step share a colour)."""
+    curves = training_histories(result)
+    curves = {name: [h for h in hist if "val_accuracy" in h] for name, hist in curves.items()}
+    curves = {name: hist for name, hist in curves.items() if hist}
+    if not curves:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colours = {}
+    for name, hist in curves.items():
+        base = name.rpartition("@")[0] or name
+        colour = colours.setdefault(base, f"C{len(colours) % 10}")
+        ax.plot([h["epoch"] for h in hist], [h["val_accuracy"] for h in hist], marker=".",
+                color=colour, label=name, linewidth=1)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation top-1")
+    ax.set_title("Validation accuracy per epoch")
+    ax.legend(fontsize=6, ncol=2)
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def training_histories(result: BenchResult) -> dict[str, list[dict]]:
+    """Each variant's per-epoch training record (its training, distillation, QAT or the
+    fine-tuning after pruning), from the variants section."""
+    out = {}
+    for name, record in result.sections.variants.items():
+        info = record.facts.other
+        hist = info.get("history") or info.get("finetune")
+        if isinstance(hist, list) and hist and isinstance(hist[0], dict):
+            out[name] = hist
+    return out
+
+
 ALL = {"accuracy_vs_latency": accuracy_vs_latency, "size_per_variant": size_per_variant,
-       "latency_distributions": latency_distributions, "throughput_vs_batch": throughput_vs_batch}
+       "latency_distributions": latency_distributions, "throughput_vs_batch": throughput_vs_batch,
+       "training_curves": training_curves}

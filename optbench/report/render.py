@@ -55,6 +55,7 @@ def build_document(result: BenchResult, title: str | None = None,
         answer.append(plots.pop("accuracy_vs_latency"))
     blocks.append(Section("The answer", answer, open=True, highlight=True))
     blocks += seed_sections(result)
+    blocks += training_sections(result)
     blocks += detail_sections(result)
     if plots:
         blocks.append(Section("Plots", list(plots.values())))
@@ -85,8 +86,52 @@ def seed_sections(result: BenchResult) -> list:
         Para("Top-1 (%) of every step trained with several seeds: mean ± sample standard "
              "deviation, and each seed. Targets naming a seeded step are checked per seed, "
              "seed-matched where both sides are seeded (paired tests in Targets)."),
-        Table(["step", "seeds", "top-1 mean ± sd", "per seed"], rows, align="lrrl")],
+        Table(["step", "seeds", "top-1 mean ± sd", "per seed"], rows, align="lrrl"),
+        *[Para(_seed_verdict(t)) for t in result.sections.targets
+          if t.get("seeds") and t.get("measured") is not None]],
         open=True)]
+
+
+def _seed_verdict(t: dict) -> tuple:
+    """One sentence on a difference checked over seeds: what it adds, or that it is not
+    detectable, with the paired t-test over the seed-matched pairs."""
+    per_seed = ", ".join(f"seed {e['seed']}: {e['points']:+.2f}" for e in t["per_seed"])
+    head = f"{t['variant']} vs {t['reference']}, over {len(t['per_seed'])} seeds ({per_seed}): "
+    if "t_p" not in t:
+        return (head + f"{t['measured']:+.2f} points (one seed: no test).",)
+    lo, hi = t["ci95"]
+    stats = f"mean {t['measured']:+.2f} points, 95% CI [{lo:+.2f}, {hi:+.2f}], p = {t['t_p']:.3g}"
+    if t["t_p"] < 0.05:
+        word = "adds" if t["measured"] > 0 else "loses"
+        return (head, Strong(f"{t['variant']} {word} {abs(t['measured']):.2f} points"),
+                f" ({stats}, paired t-test over seeds).")
+    return (head, Strong("no detectable difference"), f" ({stats}, paired t-test over seeds).")
+
+
+def training_sections(result: BenchResult) -> list:
+    """Every step that trained in this run: epochs, the last validation top-1 and how long it
+    took (wall time of training and validation, from the per-epoch records)."""
+    from optbench.report.plots import training_histories
+
+    rows = []
+    for name, hist in training_histories(result).items():
+        facts = result.sections.variants[name].facts
+        seconds = [h["seconds"] for h in hist if "seconds" in h]
+        last = next((h["val_accuracy"] for h in reversed(hist) if "val_accuracy" in h), None)
+        teacher = (facts.other.get("config") or {}).get("teacher")
+        how = facts.method + (f" (teacher {teacher})" if teacher else "")
+        rows.append([name, how, str(len(hist)),
+                     f"{last * 100:.2f}" if last is not None else "—",
+                     f"{sum(seconds) / 60:.1f}" if len(seconds) == len(hist) else "—"])
+    if not rows:
+        return []
+    return [Section("Training runs", [
+        Para("Each step that trained here: its epochs, the validation top-1 after the last one "
+             "(the validation split, not the test set) and the wall time of training plus "
+             "validation, as recorded per epoch (— for checkpoints that predate the record). "
+             "The Plots section has the per-epoch curves."),
+        Table(["step", "method", "epochs", "last val top-1 (%)", "minutes"], rows,
+              align="llrrr")])]
 
 
 # -- the answer --------------------------------------------------------------------------------

@@ -15,12 +15,15 @@ def target_blocks(targets: list[dict]) -> list:
         if t["measured"] is None:
             rows.append([t["target"], "—", t["why"], "—"])
             continue
-        pts = t["metric"] == "accuracy_delta_points"
-        value = f"{t['measured']:+.2f}" if pts else f"{t['measured']:.2f}x"
+        pts = t["metric"] in ("accuracy_delta_points", "top1")
+        value = (f"{t['measured']:.2f}%" if t["metric"] == "top1" else
+                 f"{t['measured']:+.2f}" if pts else f"{t['measured']:.2f}x")
         if "ci95" in t:
             value += f" [{t['ci95'][0]:.2f}, {t['ci95'][1]:.2f}]"
         if "mcnemar_p" in t:
             value += f", McNemar p = {t['mcnemar_p']:.3g}"
+        if "t_p" in t:
+            value += f", paired t over seeds p = {t['t_p']:.3g}"
         short = "—" if t["met"] else (f"{t['short_by']:.2f} points" if pts
                                       else f"{t['short_by']:.2f}x")
         rows.append([t["target"], value, _verdict_text(t), short])
@@ -30,8 +33,10 @@ def target_blocks(targets: list[dict]) -> list:
                              for b in t["breakdown"])
             notes.append(f"Where the points went for {t['variant']} vs {t['reference']}: {path}.")
         if t.get("verdict") == "undecided":
-            what = "accuracy difference" if t["metric"] == "accuracy_delta_points" else "speed-up"
-            notes.append(f"{t['variant']} vs {t['reference']}: the 95% CI of the {what} "
+            what = {"accuracy_delta_points": "accuracy difference",
+                    "top1": "top-1"}.get(t["metric"], "speed-up")
+            who = f"{t['variant']} vs {t['reference']}" if t["reference"] else t["variant"]
+            notes.append(f"{who}: the 95% CI of the {what} "
                        f"contains the target {t['at_least']:g}; this run cannot tell it apart "
                        f"({_more_text(t)}).")
     return [Para(("Stated in the recipe before the run; checked against this report. A target "
@@ -49,7 +54,7 @@ def _verdict_text(t: dict):
 
 def _more_text(t: dict) -> str:
     factor = t.get("more_evidence_factor", float("inf"))
-    what = ("test images or seeds" if t["metric"] == "accuracy_delta_points"
+    what = ("test images or seeds" if t["metric"] in ("accuracy_delta_points", "top1")
             else "timing samples or processes")
     if factor == float("inf"):
         return "the estimate sits on the target"

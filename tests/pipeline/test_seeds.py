@@ -40,8 +40,9 @@ def test_seeded_steps_expand_and_downstream_steps_follow_their_seed():
     assert [steps[f"kd@{s}"].config.train.seed for s in (0, 1)] == [0, 1]   # seed-matched
     assert steps["one"].input == "teacher@1"
     assert recipe.references == ("teacher@0", "teacher@1")
-    assert [(t.variant, t.reference) for t in recipe.targets] == [
-        ("kd@0", "teacher@0"), ("kd@1", "teacher@1"), ("one", "teacher@0"), ("one", "teacher@1")]
+    assert [(t.variant, t.reference, t.seeds) for t in recipe.targets] == [
+        ("kd@0", "teacher@0", ()), ("kd@1", "teacher@1", ()), ("kd", "teacher", (0, 1)),
+        ("one", "teacher@0", ()), ("one", "teacher@1", ())]
 
 
 @pytest.mark.parametrize("steps, message", [

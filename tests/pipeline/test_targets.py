@@ -138,3 +138,53 @@ def test_bad_targets_fail_before_any_work(tmp_path, target, message):
     path.write_text(RECIPE + "[[targets]]\n" + target + "\n")
     with pytest.raises(ConfigError, match=message):
         Recipe.from_toml(path)
+
+
+def test_accuracy_over_seeds_is_the_mean_with_a_paired_t_test():
+    """Seed-matched students: the target is checked on the mean difference, its t CI over the
+    seeds decides; each seed keeps its own McNemar test on the same test images."""
+    import numpy as np
+
+    accs = {"kd@0": 0.912, "kd@1": 0.915, "kd@2": 0.910,
+            "scratch@0": 0.900, "scratch@1": 0.905, "scratch@2": 0.899}
+    report = result(rows=[], quality={f"{n} / torch-eager": {"top1_accuracy": a, "n": 1000}
+                                      for n, a in accs.items()})
+    labels = np.zeros(1000, int)
+    predictions = {"labels": labels, **{f"{n} / torch-eager": np.where(
+        np.arange(1000) < round(a * 1000), 0, 1) for n, a in accs.items()}}
+    spec = TargetSpec(variant="kd", reference="scratch", metric="accuracy_delta_points",
+                      at_least=0.5, seeds=(0, 1, 2))
+    t = evaluate_targets(report, (spec,), predictions)[0]
+    deltas = [1.2, 1.0, 1.1]
+    assert t["measured"] == pytest.approx(np.mean(deltas))
+    assert [e["points"] for e in t["per_seed"]] == pytest.approx(deltas)
+    # t(0.975, 2) = 4.303; sd 0.1 over 3 seeds
+    half = 4.303 * 0.1 / np.sqrt(3)
+    assert t["ci95"] == pytest.approx([1.1 - half, 1.1 + half], abs=1e-3)
+    assert t["verdict"] == "met" and t["t_p"] < 0.01
+    assert all(0 < e["mcnemar_p"] < 0.05 for e in t["per_seed"])
+    assert "mean over seeds 0, 1, 2" in t["target"]
+    assert "paired t over seeds p = " in "\n".join(target_lines([t]))
+    # two seeds that disagree in sign: the CI holds the target, undecided
+    report2 = result(rows=[], quality={f"{n} / torch-eager": {"top1_accuracy": a, "n": 1000}
+                                       for n, a in {"kd@0": 0.91, "kd@1": 0.90, "scratch@0":
+                                                    0.90, "scratch@1": 0.905}.items()})
+    t2 = evaluate_targets(report2, (TargetSpec(variant="kd", reference="scratch",
+                                               metric="accuracy_delta_points", at_least=0.0,
+                                               seeds=(0, 1)),))[0]
+    assert t2["verdict"] == "undecided" and t2["t_p"] > 0.05
+    with pytest.raises(ConfigError, match="only accuracy targets"):
+        TargetSpec(variant="kd", reference="scratch", metric="speedup", seeds=(0, 1))
+
+
+def test_top1_target_needs_no_reference_and_carries_a_binomial_ci():
+    t = _one(variant="big", metric="top1", at_least=90.0)
+    half = 1.96 * (0.92 * 0.08 / 1000) ** 0.5 * 100
+    assert t["measured"] == pytest.approx(92.0) and t["ci95"] == pytest.approx(
+        [92.0 - half, 92.0 + half])
+    assert t["verdict"] == "met" and t["target"] == "big top-1 (%) on the test split: >= 90"
+    assert "92.00% [" in "\n".join(target_lines([t]))
+    assert _one(variant="big", metric="top1", at_least=92.5)["verdict"] == "undecided"
+    assert _one(variant="big", metric="top1", at_least=95.0)["verdict"] == "missed"
+    with pytest.raises(ConfigError, match="needs variant and reference"):
+        TargetSpec(variant="big", metric="speedup")

@@ -92,3 +92,45 @@ def test_warnings_of_the_other_size_pass_reach_the_markdown(result):
     text = render_bench(data)
     assert "Measurement warnings at 224x224:" in text
     assert f"- {row['entry']} @ batch {row['batch_size']}: few samples: 8 < 20" in text
+
+
+def test_training_runs_table_curves_and_the_verdict_over_seeds():
+    """Each training step's epochs, last validation top-1 and minutes; the per-epoch curves;
+    and the plain sentence on a difference checked over seeds."""
+    from results_factory import result as make
+    from results_factory import row
+
+    from optbench.report.document import to_markdown
+    from optbench.report.plots import training_curves
+    from optbench.report.render import build_document
+
+    def hist(accs):
+        return [{"epoch": i + 1, "train_loss": 1.0, "val_accuracy": a, "seconds": 30.0}
+                for i, a in enumerate(accs)]
+
+    variants = {
+        "teacher": {"lineage": ["r50", "teacher"], "runtimes": [],
+                    "info": {"method": "train", "history": hist([0.9, 0.93])}},
+        "kd@0": {"lineage": ["m", "kd@0"], "runtimes": [],
+                 "info": {"method": "distill", "config": {"teacher": "teacher"},
+                          "history": hist([0.88, 0.91, 0.92])}},
+        "pruned": {"lineage": ["m", "kd@0", "pruned"], "runtimes": [],
+                   "info": {"method": "prune-structured", "finetune": hist([0.9])}},
+        "int8": {"lineage": ["m", "int8"], "runtimes": [], "info": {"method": "ptq-pt2e"}}}
+    target = {"target": "kd vs scratch", "variant": "kd", "reference": "scratch",
+              "metric": "accuracy_delta_points", "at_least": 0.5, "seeds": [0, 1, 2],
+              "measured": 1.1, "met": True, "short_by": 0.0, "verdict": "met",
+              "ci95": [0.85, 1.35], "t_p": 0.004,
+              "per_seed": [{"seed": s, "points": p} for s, p in ((0, 1.2), (1, 1.0), (2, 1.1))]}
+    res = make(rows=[row(f"kd@{s}", "torch-eager", 0.01) for s in (0, 1)],
+               quality={f"kd@{s} / torch-eager": {"top1_accuracy": 0.9, "n": 10}
+                        for s in (0, 1)},
+               sections={"variants": variants, "targets": [target]})
+    md = to_markdown(build_document(res))
+    assert "| kd@0 | distill (teacher teacher) | 3 | 92.00 | 1.5 |" in md
+    assert "| pruned | prune-structured | 1 | 90.00 | 0.5 |" in md
+    assert "| int8 | ptq" not in md
+    assert "**kd adds 1.10 points**" in md and "p = 0.004" in md
+    target.update(t_p=0.3, ci95=[-0.5, 2.7], verdict="undecided")
+    assert "**no detectable difference**" in to_markdown(build_document(res))
+    assert training_curves(res).startswith(b"\x89PNG")
