@@ -20,6 +20,10 @@ def add_parsers(sub) -> None:
                      "[search] section")
     run.add_argument("--quick", action="store_true", help="apply the recipe's [quick] overrides "
                      "(a data subset and few steps) for a fast end-to-end check")
+    run.add_argument("--recipe-changed", action="store_true", help="OUT holds a run of an "
+                     "earlier version of this recipe: keep going in it (training steps whose "
+                     "training settings did not change resume from their checkpoints; the "
+                     "others refuse theirs and say so)")
     mlflow_args(run)
     run.set_defaults(func=run_verb)
     rep = sub.add_parser("report", help="re-render the Markdown, HTML and CSV report of a "
@@ -43,7 +47,7 @@ def run_verb(args) -> int:
 
         require_mlflow()
     result = run_recipe(recipe, args.out, measure=not args.no_measure,
-                        search=not args.skip_search)
+                        search=not args.skip_search, recipe_changed=args.recipe_changed)
     searched = Path(args.out) / "search.md"
     if result.bench is None:
         if result.search:

@@ -34,7 +34,10 @@ class PipelineResult:
 
 
 def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True,
-               measure: bool = True, search: bool = True) -> PipelineResult:
+               measure: bool = True, search: bool = True,
+               recipe_changed: bool = False) -> PipelineResult:
+    """Run the steps (training resumes from OUT/work checkpoints), measure, report.
+    `recipe_changed=True` continues in a folder started by another version of the recipe."""
     out = Path(out_dir)
     splits = load_data(recipe.data)
     ctx = Context(example_input=splits["test"].batch(0, 2), calib_data=splits["calib"],
@@ -42,7 +45,7 @@ def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True
                   progress=progress)
     variants = {name: Variant(name, model=_build(spec, recipe.data.channels), lineage=(name,))
                 for name, spec in recipe.models.items()}
-    state = _State(out / "state.json", recipe.fingerprint())
+    state = _State(out / "state.json", recipe.fingerprint(), recipe_changed)
     for i, step in enumerate(recipe.steps):
         parent = variants[recipe.input_of(i)]
         teacher = getattr(step.config, "teacher", None)
@@ -188,13 +191,20 @@ def load_data(config: DataConfig) -> dict:
 class _State:
     """DIR/state.json: which steps finished, for which recipe (its fingerprint)."""
 
-    def __init__(self, path: Path, fingerprint: str):
+    def __init__(self, path: Path, fingerprint: str, changed_ok: bool = False):
         self.path, self.fingerprint = path, fingerprint
         old = json.loads(path.read_text()) if path.is_file() else {}
         if old and old.get("fingerprint") != fingerprint:
-            raise ConfigError(f"{path.parent} holds a run of a different recipe (fingerprint "
-                              f"{old.get('fingerprint')} != {fingerprint}); use another --out "
-                              "folder or delete it to start afresh")
+            if not changed_ok:
+                raise ConfigError(
+                    f"{path.parent} holds a run of a different recipe (fingerprint "
+                    f"{old.get('fingerprint')} != {fingerprint}). If it is an earlier version "
+                    "of this recipe, add --recipe-changed to keep its finished training "
+                    "(checkpoints whose training settings still match resume; the others "
+                    "refuse and say so); otherwise use another --out folder")
+            old = {"fingerprint": fingerprint, "finished": {},
+                   "earlier_fingerprints": [*old.get("earlier_fingerprints", []),
+                                            old.get("fingerprint")]}
         self.data = old or {"fingerprint": fingerprint, "finished": {}}
 
     def finish(self, name: str, variant: Variant) -> None:

@@ -80,8 +80,15 @@ def test_other_recipe_in_the_same_folder_is_refused(tmp_path):
     out = tmp_path / "out"
     run_recipe(Recipe.from_toml(_write(tmp_path)), out, progress=False, measure=False)
     other = Recipe.from_toml(_write(tmp_path, RECIPE.replace("ratio = 0.5", "ratio = 0.7")))
-    with pytest.raises(ConfigError, match="different recipe"):
+    with pytest.raises(ConfigError, match="different recipe.*--recipe-changed"):
         run_recipe(other, out, progress=False, measure=False)
+    # an earlier version of the recipe: its finished training resumes, nothing retrains
+    ckpt = out / "work" / "trained-train.ckpt"
+    written = ckpt.stat().st_mtime_ns
+    run_recipe(other, out, progress=False, measure=False, recipe_changed=True)
+    assert ckpt.stat().st_mtime_ns == written
+    state = json.loads((out / "state.json").read_text())
+    assert state["fingerprint"] == other.fingerprint() and state["earlier_fingerprints"]
 
 
 @pytest.mark.parametrize("change,message", [
