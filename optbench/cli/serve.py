@@ -52,6 +52,13 @@ def add_parsers(sub) -> None:
     s.add_argument("--drift-window", type=int, default=0, help="live items per drift check "
                    "(needs a drift profile in each artifact)")
     s.add_argument("--access-log", action="store_true", help="log every request")
+    s.add_argument("--gc", default="python", help="python (CPython's collector as is) or "
+                   "freeze (collect once after loading, freeze the survivors, rarer young "
+                   "collections)")
+    s.add_argument("--loop", default="auto", help="event loop: auto (uvloop when installed) "
+                   "or asyncio")
+    s.add_argument("--http", default="auto", help="HTTP parser: auto (httptools when "
+                   "installed) or h11")
     s.set_defaults(func=serve)
 
     t = sub.add_parser("loadtest", help="load a running server with MLPerf LoadGen "
@@ -110,7 +117,8 @@ def settings_from_args(args):
         max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_items=args.max_items,
         max_upload_bytes=args.max_upload_bytes, request_timeout_s=args.timeout,
         threads=args.threads, ab_routes=tuple(ABRoute.parse(a) for a in args.ab),
-        ab_log=args.ab_log, drift_window=args.drift_window)
+        ab_log=args.ab_log, drift_window=args.drift_window, gc=args.gc, loop=args.loop,
+        http=args.http)
 
 
 def serve(args) -> int:
@@ -127,7 +135,7 @@ def serve(args) -> int:
     os.environ[ENV_VAR] = settings.to_json()  # worker processes read their settings here
     uvicorn.run("optbench.serve.app:app_from_env", factory=True, host=settings.host,
                 port=settings.port, workers=settings.workers, access_log=args.access_log,
-                log_level="info")
+                log_level="info", loop=settings.loop, http=settings.http)
     return 0
 
 

@@ -23,7 +23,7 @@ from optbench.serve.ab import ABRouter
 from optbench.serve.inputs import IMAGE_TYPES, RequestError, parse_image, parse_json
 from optbench.serve.registry import ServedModel, check_manifests, load_models, model_warnings
 from optbench.serve.settings import ServeSettings
-from optbench.serve.stalls import StallProbes
+from optbench.serve.stalls import StallProbes, settle_gc
 
 _PREDICT_BODY = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": {
@@ -74,6 +74,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
             executors["inference"], load_models, settings, metrics, executors)
         for model in app.state.models.values():
             model.batcher.start()
+        settle_gc(settings.gc)
         probes = StallProbes(metrics)
         probes.start()
         app.state.ready = True

@@ -7,7 +7,7 @@ import json
 import os
 from collections.abc import Mapping
 
-from optbench.config import Config, check_positive
+from optbench.config import Config, check_choice, check_positive
 from optbench.errors import ConfigError
 
 ENV_VAR = "OPTBENCH_SERVE_SETTINGS"  # JSON of ServeSettings fields (how workers get them)
@@ -60,8 +60,14 @@ class ServeSettings(Config):
     ab_log: str = ""               # JSON-lines file of A/B records ("" = memory only)
     drift_window: int = 0          # live items per drift check (0 = no drift monitoring)
     seed: int = 0
+    gc: str = "python"             # python: CPython's default collector; freeze: see serve.stalls
+    loop: str = "auto"             # uvicorn event loop: auto (uvloop when installed) | asyncio
+    http: str = "auto"             # uvicorn HTTP parser: auto (httptools when installed) | h11
 
     def __post_init__(self):
+        check_choice("ServeSettings", "gc", self.gc, ("python", "freeze"))
+        check_choice("ServeSettings", "loop", self.loop, ("auto", "asyncio", "uvloop"))
+        check_choice("ServeSettings", "http", self.http, ("auto", "h11", "httptools"))
         check_positive("ServeSettings", port=self.port, workers=self.workers,
                        max_batch=self.max_batch, max_items=self.max_items,
                        max_upload_bytes=self.max_upload_bytes,

@@ -11,6 +11,17 @@ import gc
 import time
 
 
+def settle_gc(mode: str) -> None:
+    """After the models load: "freeze" collects once, then moves every surviving object (the
+    models, modules, caches) to a permanent generation the collector never scans again, and
+    makes young collections rarer, so a full collection walks only request garbage."""
+    if mode != "freeze":
+        return
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 50, 100)
+
+
 class StallProbes:
     def __init__(self, metrics, period_s: float = 0.005):
         self.metrics, self.period_s = metrics, period_s

@@ -232,3 +232,23 @@ def test_settings_from_environment_and_ab_parsing():
         ServeSettings.from_env({})
     with pytest.raises(ConfigError, match="weight_b"):
         ABRoute("r", "a", "b", 1.5)
+    with pytest.raises(ConfigError, match=r"gc must be one of \['python', 'freeze'\]"):
+        ServeSettings(gc="off")
+    with pytest.raises(ConfigError, match="loop must be one of"):
+        ServeSettings(loop="trio")
+
+
+def test_gc_freeze_moves_survivors_out_of_the_collectors_reach():
+    import gc
+
+    from optbench.serve.stalls import settle_gc
+
+    threshold, frozen = gc.get_threshold(), gc.get_freeze_count()
+    try:
+        settle_gc("python")
+        assert gc.get_freeze_count() == frozen and gc.get_threshold() == threshold
+        settle_gc("freeze")
+        assert gc.get_freeze_count() > 1000 and gc.get_threshold()[0] == 10_000
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)

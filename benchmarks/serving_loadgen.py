@@ -1,0 +1,164 @@
+"""Serving benchmark the MLPerf way: `optbench serve` on loopback, driven by MLPerf LoadGen
+(optbench.loadtest) over two request paths (v1 PNG upload, v2 binary tensors), with dynamic
+batching on and off, and 1 or 2 server processes.
+
+Per design and path: SingleStream (one query at a time: the latency floor), Offline (all at
+once: throughput), and the Server scenario (Poisson arrivals): the highest rate whose p99 stays
+under each bound, then a confirmation run at 80% of the tightest bound's peak (the p99/p50 there
+is the tail-stall check). Before any server starts, the artifact's runtime alone is timed at
+batch 1 and 32 (same threads) so served/raw throughput is a same-machine ratio.
+
+    python benchmarks/serving_loadgen.py ARTIFACT/manifest.json --out results/serving/int8
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from live_server import serve  # noqa: E402
+
+DESIGNS = {"batched": [], "naive": ["--no-batching"]}
+
+
+def server_pids(port: int) -> tuple[int, ...]:
+    out = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True)
+    return tuple(sorted({int(part.split(",")[0]) for part in out.stdout.split("pid=")[1:]}))
+
+
+def raw_throughput(manifest: Path, batch: int, threads: int) -> float:
+    """Items/s of the artifact's runtime alone (no server) at `batch`."""
+    import torch
+
+    from optbench.artifact import load_artifact
+    from optbench.measure.timer import TimerConfig, time_callable
+
+    art = load_artifact(manifest, threads=threads)
+    prepared = art.session.prepare(torch.randn(batch, *art.manifest.input_shape))
+    m = time_callable(lambda: art.session.run(prepared), TimerConfig(min_time_s=2.0,
+                                                                     max_time_s=6.0))
+    return batch / m.median_s
+
+
+def one_server(manifest: Path, design: str, workers: int, paths: list[str], bounds: list[float],
+               args) -> list[dict]:
+    from optbench.loadtest import LoadSpec, build_requests, find_peak_rate, run_scenario
+
+    name = json.loads(manifest.read_text())["name"]
+    flags = ["--threads", str(args.threads), "--workers", str(workers), *DESIGNS[design]]
+    rows = []
+    with serve([manifest], *flags) as url:
+        pids = server_pids(int(url.rsplit(":", 1)[1]))
+        for path in paths:
+            spec = LoadSpec(url, name, path=path, connections=args.connections,
+                            duration_s=args.duration_s, min_queries=args.min_queries)
+            requests = build_requests(spec)
+            where = {"design": design, "workers": workers, "path": path}
+            run_scenario(spec, "single", requests=requests)   # warm-up, not recorded
+            for scenario in ("single", "offline"):
+                rows.append({**where, **run_scenario(spec, scenario, requests=requests,
+                                                     server_pids=pids)})
+                print(json.dumps(rows[-1]), flush=True)
+            high = rows[-1].get("samples_per_s") or 1000.0
+            peaks = {}
+            for bound in bounds:
+                search = find_peak_rate(spec, bound, low_qps=high / 50, high_qps=high * 1.2,
+                                        steps=args.steps, server_pids=pids)
+                peak = search["peak"]
+                peaks[bound] = peak
+                rows.append({**where, "scenario": "server-peak", "bound_ms": bound,
+                             "tried_qps": [r["target_qps"] for r in search["runs"]],
+                             **({k: peak[k] for k in ("target_qps", "p50_ms", "p99_ms",
+                                                      "generator_cores", "server_cores",
+                                                      "requests_ok", "request_errors")
+                                 if k in peak} if peak else {"target_qps": None})})
+                print(json.dumps(rows[-1]), flush=True)
+            tight = peaks[min(bounds)]
+            if tight:
+                at80 = run_scenario(spec, "server", target_qps=0.8 * tight["target_qps"],
+                                    bound_ms=min(bounds), requests=requests, server_pids=pids)
+                rows.append({**where, **at80, "scenario": "server-80%"})
+                print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def render(rows: list[dict], raw: dict, meta: dict) -> str:
+    lines = [f"# Serving with MLPerf LoadGen: {meta['artifact']}", "",
+             f"Command: `{meta['command']}` at commit {meta['commit']}.", "",
+             f"Machine: {meta['cpu']} ({meta['isa']}), {meta['cpus']} logical CPUs shared by the "
+             f"server and the load generator; runtime threads {meta['threads']}. Raw runtime "
+             f"(no server): {raw['1']:.0f} items/s at batch 1, {raw['32']:.0f} at batch 32.", "",
+             "| design | workers | path | scenario | rate (q/s) | p50 ms | p99 ms | p99/p50 "
+             "| errors | server cores | generator cores | served / raw (b32) |",
+             "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        rate = (r.get("samples_per_s") if r["scenario"] == "offline"
+                else r.get("completed_qps") if r["scenario"] in ("single", "server-80%")
+                else r.get("target_qps"))
+        label = r["scenario"] + (f" (p99 ≤ {r['bound_ms']:g} ms)" if "bound_ms" in r
+                                 and r["scenario"] == "server-peak" else "")
+        p50, p99 = r.get("p50_ms"), r.get("p99_ms")
+        errors = sum((r.get("request_errors") or {}).values())
+        cells = [r["design"], str(r["workers"]), r["path"], label,
+                 f"{rate:.0f}" if rate else "none met", _f(p50), _f(p99),
+                 f"{p99 / p50:.1f}" if p50 and p99 else "—", str(errors),
+                 _f(r.get("server_cores")), _f(r.get("generator_cores")),
+                 f"{rate / raw['32']:.2f}" if rate else "—"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Latencies are LoadGen's: from when a query was scheduled to its answer. "
+              "Rates: SingleStream and server-80% the completed rate, Offline the samples per "
+              "second, server-peak the highest target rate LoadGen judged VALID (p99 under the "
+              "bound, no request error) among those tried by bisection. Cores = CPU seconds / "
+              "wall seconds of the process (the server's worker processes summed)."]
+    return "\n".join(lines) + "\n"
+
+
+def _f(v) -> str:
+    return f"{v:.2f}" if isinstance(v, float) else "—"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("manifest", help="artifact manifest.json to serve")
+    p.add_argument("--out", default="results/serving")
+    p.add_argument("--paths", default="v1-png,v2-binary")
+    p.add_argument("--designs", default="batched,naive")
+    p.add_argument("--workers", default="1,2")
+    p.add_argument("--bounds-ms", default="15,50")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--duration-s", type=float, default=10.0)
+    p.add_argument("--min-queries", type=int, default=10_000)
+    p.add_argument("--steps", type=int, default=6, help="bisection steps per bound")
+    args = p.parse_args(argv)
+    manifest = Path(args.manifest)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    raw = {str(b): raw_throughput(manifest, b, args.threads) for b in (1, 32)}
+    rows = []
+    bounds = [float(b) for b in args.bounds_ms.split(",")]
+    for design, workers in itertools.product(args.designs.split(","),
+                                             [int(w) for w in args.workers.split(",")]):
+        rows += one_server(manifest, design, workers, args.paths.split(","), bounds, args)
+    from optbench import env
+    from optbench.io import atomic_write_json, atomic_write_text
+
+    e = env.capture()
+    meta = {"artifact": str(manifest), "command": " ".join(sys.orig_argv),
+            "commit": (e.get("git_commit") or "?")[:12], "cpu": e.get("cpu_model"),
+            "isa": e.get("isa") or e.get("cpu_flags"), "cpus": e.get("logical_cpus"),
+            "threads": args.threads}
+    atomic_write_json(out / "loadgen.json", {"meta": meta, "raw_items_per_s": raw,
+                                             "rows": rows})
+    atomic_write_text(out / "loadgen.md", render(rows, raw, meta))
+    print((out / "loadgen.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
