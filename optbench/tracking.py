@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -183,12 +184,18 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, str]:
     return {prefix[:-1]: text}
 
 
+def mlflow_key(key: str) -> str:
+    """A key MLflow accepts (alphanumerics, _ - . space : /): a seeded step's NAME@SEED
+    becomes NAME_seedSEED, anything else outside the set an underscore."""
+    return re.sub(r"[^\w\-. :/]", "_", key.replace("@", "_seed"))
+
+
 def _log(client, run_id: str, params: dict[str, str], metrics: dict[str, float]) -> None:
     from mlflow.entities import Metric, Param
 
     now = int(time.time() * 1000)
-    items_p = [Param(k, v) for k, v in params.items()]
-    items_m = [Metric(k, v, now, 0) for k, v in metrics.items()]
+    items_p = [Param(mlflow_key(k), v) for k, v in params.items()]
+    items_m = [Metric(mlflow_key(k), v, now, 0) for k, v in metrics.items()]
     for i in range(0, max(len(items_p), len(items_m)), 100):  # log_batch takes <= 100 params
         client.log_batch(run_id, metrics=items_m[i:i + 100], params=items_p[i:i + 100])
 

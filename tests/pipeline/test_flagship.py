@@ -31,7 +31,7 @@ def test_quick_run_writes_every_report_file(run):
         "mobilenet_v2", "student-kd@0", "student-pruned", "student-int8-pt2e"]
     # [quick] seeds = [0, 1]: two seeds of each student
     assert {"teacher", "student-scratch@0", "student-scratch@1", "student-kd@0", "student-kd@1",
-            "student-qat", "student-int8-ort", "student-onnx"} <= set(variants)
+            "student-qat", "student-int8-ort", "student-onnx", "teacher-onnx"} <= set(variants)
     assert variants["student-kd@1"]["info"]["teacher_logits"].startswith("per batch")
     assert variants["student-pruned"]["info"]["config"]["teacher"] == "teacher"
     refs = data["sections"]["references"]
@@ -42,7 +42,7 @@ def test_quick_run_writes_every_report_file(run):
     assert "## Seeds" in md and "## Training runs" in md
     targets = {(t["metric"], t["variant"], t["reference"], tuple(t.get("seeds", ()))): t
                for t in data["sections"]["targets"]}
-    assert len(targets) == 13 and "### Targets" in md
+    assert len(targets) == 14 and "### Targets" in md
     assert targets[("size_ratio", "student-int8-ort", "teacher", ())]["measured"] > 1
     assert "breakdown" in targets[("accuracy_delta_points", "student-int8-ort", "teacher", ())]
     over = targets[("accuracy_delta_points", "student-kd", "student-scratch", (0, 1))]

@@ -91,3 +91,11 @@ def test_missing_mlflow_and_missing_report_are_explained(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "mlflow", None)
     with pytest.raises(RuntimeUnavailableError, match=r"optbench\[mlflow\]"):
         log_results(tmp_path)
+
+
+def test_seeded_names_become_keys_mlflow_accepts():
+    from optbench.tracking import mlflow_key
+
+    assert mlflow_key("vs.student-scratch@0.speedup.b1") == "vs.student-scratch_seed0.speedup.b1"
+    assert mlflow_key("at224.latency_p50_ms.openvino.b1") == "at224.latency_p50_ms.openvino.b1"
+    assert mlflow_key("a+b=c") == "a_b_c"
