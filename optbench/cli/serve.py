@@ -52,9 +52,9 @@ def add_parsers(sub) -> None:
     s.add_argument("--drift-window", type=int, default=0, help="live items per drift check "
                    "(needs a drift profile in each artifact)")
     s.add_argument("--access-log", action="store_true", help="log every request")
-    s.add_argument("--gc", default="python", help="python (CPython's collector as is) or "
-                   "freeze (collect once after loading, freeze the survivors, rarer young "
-                   "collections)")
+    s.add_argument("--gc", default="freeze", help="freeze (the default: collect once after "
+                   "loading, freeze the survivors, rarer young collections; a full collection "
+                   "otherwise stops the server ~120 ms) or python (CPython's collector as is)")
     s.add_argument("--loop", default="auto", help="event loop: auto (uvloop when installed) "
                    "or asyncio")
     s.add_argument("--http", default="auto", help="HTTP parser: auto (httptools when "

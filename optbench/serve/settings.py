@@ -60,7 +60,10 @@ class ServeSettings(Config):
     ab_log: str = ""               # JSON-lines file of A/B records ("" = memory only)
     drift_window: int = 0          # live items per drift check (0 = no drift monitoring)
     seed: int = 0
-    gc: str = "python"             # python: CPython's default collector; freeze: see serve.stalls
+    # freeze (serve.stalls.settle_gc): a full collection walked every object of the loaded
+    # models and libraries, stopping the process for ~120-145 ms (benchmarks/serving_stalls.py,
+    # results/serving/stalls); python: CPython's collector as it is
+    gc: str = "freeze"
     loop: str = "auto"             # uvicorn event loop: auto (uvloop when installed) | asyncio
     http: str = "auto"             # uvicorn HTTP parser: auto (httptools when installed) | h11
 
