@@ -90,7 +90,8 @@ def one_server(manifest: Path, design: str, workers: int, paths: list[str], boun
 def render(rows: list[dict], raw: dict, meta: dict) -> str:
     lines = [f"# Serving with MLPerf LoadGen: {meta['artifact']}", "",
              f"Command: `{meta['command']}` at commit {meta['commit']}.", "",
-             f"Machine: {meta['cpu']} ({meta['isa']}), {meta['cpus']} logical CPUs shared by the "
+             f"Machine: {meta['cpu']} (ISA: {_isa(meta['isa'])}), {meta['cpus']} logical CPUs "
+             "shared by the "
              f"server and the load generator; runtime threads {meta['threads']}. Raw runtime "
              f"(no server): {raw['1']:.0f} items/s at batch 1, {raw['32']:.0f} at batch 32.", "",
              "| design | workers | path | scenario | rate (q/s) | p50 ms | p99 ms | p99/p50 "
@@ -116,6 +117,10 @@ def render(rows: list[dict], raw: dict, meta: dict) -> str:
               "bound, no request error) among those tried by bisection. Cores = CPU seconds / "
               "wall seconds of the process (the server's worker processes summed)."]
     return "\n".join(lines) + "\n"
+
+
+def _isa(isa) -> str:
+    return ", ".join(k for k, v in (isa or {}).items() if v) or "unknown"
 
 
 def _f(v) -> str:

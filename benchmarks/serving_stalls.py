@@ -81,8 +81,9 @@ def one(manifest: Path, label: str, flags: list[str], args) -> dict:
 def render(rows: list[dict], meta: dict) -> str:
     lines = [f"# Where the tail comes from: {meta['artifact']}", "",
              f"Command: `{meta['command']}` at commit {meta['commit']}.", "",
-             f"Machine: {meta['cpu']}, {meta['cpus']} logical CPUs shared by server and load "
-             f"generator. Load: MLPerf LoadGen Server scenario, Poisson arrivals at "
+             f"Machine: {meta['cpu']} ({_isa(meta.get('isa'))}), {meta['cpus']} logical CPUs "
+             "shared by server and load generator. Load: MLPerf LoadGen Server scenario, "
+             "Poisson arrivals at "
              f"{meta['qps']:g} queries/s, {meta['path']}, at least {meta['min_queries']} "
              "queries per row.", "",
              "| config | flags | q/s | p50 ms | p99 ms | p99.9 ms | max ms | loop lags > 10 ms "
@@ -99,6 +100,11 @@ def render(rows: list[dict], meta: dict) -> str:
             f"({lag.get('over_50ms', 0)}) | {gen2.get('count', 0)} ({gen2.get('over_10ms', 0)})"
             f" | {gc_s:.3f} | {r['server_cores'] or 0:.2f} |")
     return "\n".join(lines) + "\n"
+
+
+def _isa(isa) -> str:
+    flags = [k for k, v in (isa or {}).items() if v]
+    return "ISA: " + (", ".join(flags) if flags else "unknown")
 
 
 def main(argv=None) -> int:
