@@ -31,6 +31,16 @@ def add_parsers(sub) -> None:
     rep.add_argument("dir", help="folder holding report.json (from run or demo)")
     mlflow_args(rep)
     rep.set_defaults(func=report)
+    sw = sub.add_parser("sweep", help="run a grid of recipe variations (local or on Ray) and "
+                        "merge their answers", description="Each trial is a recipe run in "
+                        "OUT/trials/ID (resumable); finished trials are skipped on a re-run; "
+                        "OUT/merged.md lists every trial with its pick and status.")
+    sw.add_argument("sweep", help="a sweep .toml ([sweep] recipes, executor, ...; [grid])")
+    sw.add_argument("--out", required=True, help="output folder")
+    sw.add_argument("--executor", default=None, help="local or ray (default: the file's)")
+    sw.add_argument("--address", default=None, help="Ray cluster address (auto, "
+                    "ray://host:port); default: a local Ray instance")
+    sw.set_defaults(func=sweep_verb)
     env = sub.add_parser("env", help="print the machine description stored with every result")
     env.set_defaults(func=show_env)
 
@@ -80,3 +90,15 @@ def show_env(args) -> int:
 
     print(json.dumps(env.capture(), indent=2))
     return 0
+
+
+def sweep_verb(args) -> int:
+    from optbench.sweep import load_sweep, run_sweep
+
+    sweep = load_sweep(args.sweep)          # every trial validated before any work
+    state = run_sweep(sweep, args.out, executor=args.executor, address=args.address)
+    print((Path(args.out) / "merged.md").read_text())
+    failed = [t for t in state["trials"].values() if t["status"] != "done"]
+    print(f"{len(sweep.trials) - len(failed)} of {len(sweep.trials)} trials done"
+          + (f"; {len(failed)} failed (see OUT/trials/ID/*.log)" if failed else ""))
+    return 1 if failed else 0

@@ -1,0 +1,97 @@
+"""Sweeps: a grid expanded into trials, each a recipe run in its own folder and process, through
+the local executor and a real local Ray cluster; resume skips finished trials; failures are
+retried and reported; one merged table."""
+
+import json
+
+import pytest
+
+from optbench.cli import main
+from optbench.errors import ConfigError
+from optbench.sweep import load_sweep, run_sweep
+
+RECIPE = """
+[data]
+dataset = "synthetic"
+image_size = 16
+
+[models.net]
+arch = "resnet18"
+
+[bench]
+runtimes = ["torch-eager"]
+batch_sizes = [2]
+min_time_s = 0.02
+max_time_s = 0.1
+threads = 1
+
+[[steps]]
+name = "trained"
+method = "train"
+train = { epochs = 1, batch_size = 64, lr = 0.05, max_steps_per_epoch = 2 }
+
+[[steps]]
+name = "sparse"
+method = "prune-unstructured"
+ratio = 0.5
+"""
+
+
+def _sweep(tmp_path, grid: str, extra: str = "") -> str:
+    (tmp_path / "base.toml").write_text(RECIPE)
+    path = tmp_path / "sweep.toml"
+    path.write_text(f'[sweep]\nrecipes = ["base.toml"]\nmachine_kind = "test"\n{extra}\n'
+                    f"[grid]\n{grid}")
+    return str(path)
+
+
+def test_grid_expands_and_bad_sweeps_fail_before_any_work(tmp_path):
+    sweep = load_sweep(_sweep(tmp_path, '"models.net.arch" = ["resnet18", "mobilenet_v2"]\n'
+                                        '"bench.batch_sizes" = [[1], [2]]'))
+    assert len(sweep.trials) == 4 and len({t.id for t in sweep.trials}) == 4
+    assert sweep.trials[1].data["bench"]["batch_sizes"] == [2]
+    assert "arch=resnet18" in sweep.trials[0].label
+    for grid, message in [('"models.nope.arch" = ["resnet18"]', "no table 'nope'"),
+                          ('"models.net.arch" = ["vgg"]', "arch must be one of"),
+                          ('"bench.batch_sizes" = []', "non-empty list")]:
+        with pytest.raises(ConfigError, match=message):
+            load_sweep(_sweep(tmp_path, grid))
+    with pytest.raises(ConfigError, match="executor must be one of"):
+        load_sweep(_sweep(tmp_path, '"bench.threads" = [1]', 'executor = "slurm"'))
+
+
+def test_local_sweep_runs_resumes_and_reports_failures(tmp_path):
+    path = _sweep(tmp_path, '"bench.threads" = [1]', "retries = 1")
+    out = tmp_path / "out"
+    assert main(["sweep", path, "--out", str(out)]) == 0
+    state = json.loads((out / "sweep.json").read_text())
+    assert [t["status"] for t in state["trials"].values()] == ["done"]
+    merged = json.loads((out / "merged.json").read_text())
+    assert all(r["pick"]["variant"] in ("trained", "sparse") for r in merged["trials"])
+    assert all(r["pick"]["isa"] is not None for r in merged["trials"])
+    assert "| base threads=1 | done | 1 |" in (out / "merged.md").read_text()
+    again = run_sweep(load_sweep(path), out)          # resume: nothing left to run
+    assert again["ran"] == 0
+    # a trial that fails (here: its data folder does not exist) is retried, then reported
+    bad = _sweep(tmp_path, '"data.dataset" = ["npz"]\n"data.data_dir" = ["/nonexistent.npz"]',
+                 "retries = 1")
+    assert main(["sweep", bad, "--out", str(tmp_path / "bad")]) == 1
+    trial = next(iter(json.loads((tmp_path / "bad" / "sweep.json").read_text())
+                      ["trials"].values()))
+    assert trial["status"] == "failed" and trial["attempts"] == 2
+    assert "nonexistent" in trial["error"]
+
+
+def test_ray_executor_runs_trials_on_a_local_cluster(tmp_path):
+    ray = pytest.importorskip("ray")
+    path = _sweep(tmp_path, '"bench.batch_sizes" = [[1], [2]]')
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        state = run_sweep(load_sweep(path), tmp_path / "out", executor="ray")
+    finally:
+        ray.shutdown()
+    assert [t["status"] for t in state["trials"].values()] == ["done", "done"]
+    merged = json.loads((tmp_path / "out" / "merged.json").read_text())
+    assert [r["pick"]["batch_size"] for r in merged["trials"]] == [1, 2]
+    assert merged["executor"] == "ray"
+    assert all(r["nice"] == 0 for r in merged["trials"])   # Ray's nice 15 undone
