@@ -60,6 +60,15 @@ def test_grid_expands_and_bad_sweeps_fail_before_any_work(tmp_path):
         load_sweep(_sweep(tmp_path, '"bench.threads" = [1]', 'executor = "slurm"'))
 
 
+def test_shipped_sweeps_are_valid():
+    from pathlib import Path
+
+    sweeps = sorted((Path(__file__).resolve().parents[2] / "sweeps").glob("*.toml"))
+    assert sweeps
+    for path in sweeps:
+        assert load_sweep(path).trials
+
+
 def test_local_sweep_runs_resumes_and_reports_failures(tmp_path):
     path = _sweep(tmp_path, '"bench.threads" = [1]', "retries = 1")
     out = tmp_path / "out"
