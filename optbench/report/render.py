@@ -119,7 +119,7 @@ def training_sections(result: BenchResult) -> list:
         seconds = [h["seconds"] for h in hist if "seconds" in h]
         last = next((h["val_accuracy"] for h in reversed(hist) if "val_accuracy" in h), None)
         teacher = (facts.other.get("config") or {}).get("teacher")
-        how = facts.method + (f" (teacher {teacher})" if teacher else "")
+        how = facts.method + (f" (teacher: {teacher})" if teacher else "")
         rows.append([name, how, str(len(hist)),
                      f"{last * 100:.2f}" if last is not None else "—",
                      f"{sum(seconds) / 60:.1f}" if len(seconds) == len(hist) else "—"])

@@ -63,7 +63,7 @@ def _as_array(inputs, manifest: Manifest) -> np.ndarray:
                            f"{type(inputs).__name__}")
     try:
         array = np.asarray(inputs, dtype=np.float64)
-    except (ValueError, TypeError, RecursionError):
+    except (ValueError, TypeError, RecursionError, OverflowError):
         raise RequestError(422, "\"inputs\" must be a rectangular nested list of numbers "
                            f"(items of shape {list(manifest.input_shape)}); got ragged lists "
                            "or non-numbers") from None

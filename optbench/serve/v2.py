@@ -72,8 +72,19 @@ def _split(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
     return body[:n], body[n:]
 
 
+def _params(obj: dict, where: str) -> dict:
+    params = obj.get("parameters")
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        raise RequestError(400, f"{where} \"parameters\" must be a JSON object")
+    return params
+
+
 def _tensor(spec: dict, tail: bytes, manifest, max_items: int) -> np.ndarray:
     name, shape, dtype = spec.get("name"), spec.get("shape"), spec.get("datatype")
+    if not isinstance(dtype, str):
+        raise RequestError(400, "the input needs \"datatype\": \"FP32\"")
     if name != INPUT:
         raise RequestError(400, f"unknown input {name!r}; model {manifest.name!r} takes "
                            f"{INPUT!r} (GET /v2/models/{manifest.name} lists it)")
@@ -90,11 +101,12 @@ def _tensor(spec: dict, tail: bytes, manifest, max_items: int) -> np.ndarray:
         raise RequestError(413, f"{shape[0]} items in one request; the limit is {max_items}. "
                            "Split the batch")
     count = math.prod(shape)
-    size = (spec.get("parameters") or {}).get("binary_data_size")
+    size = _params(spec, "the input's").get("binary_data_size")
     if size is not None:
         if dtype != "FP32":
             raise RequestError(400, f"binary input data must be FP32 for this model, got {dtype}")
-        if not isinstance(size, int) or size != count * 4 or len(tail) != size:
+        if (not isinstance(size, int) or isinstance(size, bool) or size != count * 4
+                or len(tail) != size):
             raise RequestError(400, f"binary_data_size {size!r} does not match the data: "
                                f"shape {shape} in FP32 is {count * 4} bytes and "
                                f"{len(tail)} bytes follow the JSON header")
@@ -116,7 +128,7 @@ def _json_data(data, dtype: str, count: int) -> np.ndarray:
                            "or binary data (parameters.binary_data_size)")
     try:
         array = np.asarray(data, dtype=np.float64).ravel()
-    except (ValueError, TypeError, RecursionError):
+    except (ValueError, TypeError, RecursionError, OverflowError):
         raise RequestError(400, "input \"data\" must be numbers (a flat list in row-major "
                            "order, or nested lists)") from None
     if array.size != count:
@@ -127,8 +139,7 @@ def _json_data(data, dtype: str, count: int) -> np.ndarray:
 
 def _wanted(request: dict) -> dict[str, bool]:
     """Output name -> binary? All outputs when none is named."""
-    params = request.get("parameters") or {}
-    default_binary = bool(params.get("binary_data_output", False))
+    default_binary = bool(_params(request, "the request's").get("binary_data_output", False))
     outputs = request.get("outputs")
     if outputs is None:
         return {name: default_binary for name in OUTPUTS}
@@ -136,11 +147,10 @@ def _wanted(request: dict) -> dict[str, bool]:
         raise RequestError(400, "\"outputs\" must be a list of {\"name\": ...} objects")
     wanted = {}
     for o in outputs:
-        if o.get("name") not in OUTPUTS:
+        if not isinstance(o.get("name"), str) or o["name"] not in OUTPUTS:
             raise RequestError(400, f"unknown output {o.get('name')!r}; outputs are "
                                f"{list(OUTPUTS)}")
-        wanted[o["name"]] = bool((o.get("parameters") or {}).get("binary_data",
-                                                                   default_binary))
+        wanted[o["name"]] = bool(_params(o, "an output's").get("binary_data", default_binary))
     return wanted
 
 

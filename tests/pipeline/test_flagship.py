@@ -60,7 +60,7 @@ def test_quick_run_reports_other_size_robustness_and_per_class(run):
     assert all(r["measurement"]["spec"]["input_shape"] == [1, 64, 64] for r in at64["rows"])
     assert "student-qat" in at64["skipped"]  # an int8 graph trained at 32x32: said, not faked
     rob = data["sections"]["robustness"]
-    assert rob["student-kd"]["mode"] == "white-box"
+    assert rob["student-kd@0"]["mode"] == "white-box"
     assert rob["student-int8-ort"]["mode"] == "transfer from student-pruned"
     assert set(rob["student-int8-ort"]["accuracy"]) == {"0.0", "0.01", "0.03"}
     per_class = data["quality"]["student-int8-ort / onnxruntime"]["per_class_accuracy"]

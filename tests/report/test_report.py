@@ -127,7 +127,7 @@ def test_training_runs_table_curves_and_the_verdict_over_seeds():
                         for s in (0, 1)},
                sections={"variants": variants, "targets": [target]})
     md = to_markdown(build_document(res))
-    assert "| kd@0 | distill (teacher teacher) | 3 | 92.00 | 1.5 |" in md
+    assert "| kd@0 | distill (teacher: teacher) | 3 | 92.00 | 1.5 |" in md
     assert "| pruned | prune-structured | 1 | 90.00 | 0.5 |" in md
     assert "| int8 | ptq" not in md
     assert "**kd adds 1.10 points**" in md and "p = 0.004" in md

@@ -90,6 +90,25 @@ def test_bad_requests_get_a_4xx_naming_the_problem(client, mutate, status, messa
     assert client.post("/v2/models/tiny/versions/7/infer", content=b"{}").status_code == 404
 
 
+@pytest.mark.parametrize("tensor, message", [
+    ({"datatype": ["FP32"]}, "needs \"datatype\""),
+    ({"parameters": [1]}, "\"parameters\" must be a JSON object"),
+    ({"data": [10 ** 400] * 64}, "must be numbers"),
+    ({"parameters": {"binary_data_size": True}}, "does not match"),
+])
+def test_malformed_json_fields_are_4xx_not_5xx(client, tensor, message):
+    spec = {"name": "input", "shape": [1, *SHAPE], "datatype": "FP32", "data": [0.0] * 64,
+            **tensor}
+    r = client.post("/v2/models/tiny/infer", content=json.dumps({"inputs": [spec]}))
+    assert r.status_code == 400 and message in r.json()["error"], r.text
+    r = client.post("/v2/models/tiny/infer", content=json.dumps({
+        "inputs": [{"name": "input", "shape": [1, *SHAPE], "datatype": "FP32",
+                    "data": [0.0] * 64}], "parameters": "x"}))
+    assert r.status_code == 400
+    r = client.post("/v1/models/tiny/predict", json={"inputs": [10 ** 400]})
+    assert r.status_code == 422
+
+
 def test_tritonclient_round_trip_against_a_live_server(tmp_path):
     """The real Triton HTTP client, unchanged: health, metadata, binary and JSON tensors, and
     a bad request's message."""
