@@ -42,6 +42,22 @@ class Config:
         return cls(**kwargs)
 
 
+def read_toml(path, what: str) -> dict:
+    """A TOML file as a dict, or an error naming the file (`what`: "recipe", "sweep file")."""
+    import tomllib
+    from pathlib import Path
+
+    from optbench.errors import MissingInputError
+
+    path = Path(path)
+    if not path.is_file():
+        raise MissingInputError(f"{what} not found: {path}")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+
+
 def check_positive(owner: str, **values: float) -> None:
     """Raise ConfigError naming the first field that is not > 0."""
     for name, value in values.items():

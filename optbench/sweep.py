@@ -33,9 +33,9 @@ import os
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
 
+from optbench.config import read_toml
 from optbench.errors import ConfigError, MissingInputError, OptbenchError
 from optbench.io import atomic_write_json, atomic_write_text
 
@@ -75,12 +75,7 @@ def load_sweep(path: str | os.PathLike) -> Sweep:
     from optbench.pipeline.recipe import Recipe, apply_quick
 
     path = Path(path)
-    if not path.is_file():
-        raise MissingInputError(f"sweep file not found: {path}")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    raw = read_toml(path, "sweep file")
     unknown = sorted(set(raw) - {"sweep", "grid"})
     if unknown:
         raise ConfigError(f"{path}: unknown section(s) {unknown}; a sweep has [sweep] and [grid]")
@@ -109,7 +104,7 @@ def load_sweep(path: str | os.PathLike) -> Sweep:
             recipe_path = Path(recipe_file)
         if not recipe_path.is_file():
             raise MissingInputError(f"{path}: recipe {recipe_file} not found")
-        base = tomllib.loads(recipe_path.read_text())
+        base = read_toml(recipe_path, "recipe")
         overlay = base.pop("quick", None)
         if quick:
             if overlay is None:

@@ -10,12 +10,11 @@ import dataclasses
 import hashlib
 import json
 import os
-import tomllib
 from pathlib import Path
 
 from optbench.bench import BenchConfig
-from optbench.config import Config, check_choice
-from optbench.errors import ConfigError, MissingInputError
+from optbench.config import Config, check_choice, read_toml
+from optbench.errors import ConfigError
 from optbench.pipeline.responsible import RobustnessSpec
 from optbench.pipeline.targets import TargetSpec
 from optbench.transforms import config_from_dict, config_to_dict
@@ -100,12 +99,7 @@ class Recipe:
     def from_toml(cls, path: str | os.PathLike, quick: bool = False) -> Recipe:
         """Read a recipe; quick=True applies its [quick] overrides (smaller data, fewer steps)."""
         path = Path(path)
-        if not path.is_file():
-            raise MissingInputError(f"recipe not found: {path}")
-        try:
-            data = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+        data = read_toml(path, "recipe")
         overrides = data.pop("quick", None)
         if quick:
             if overrides is None:
