@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from optbench.config import Config, check_choice, check_positive
-from optbench.errors import MissingInputError, OptbenchError
+from optbench.errors import ConfigError, MissingInputError, OptbenchError
 
 PATHS = ("v2-binary", "v2-json", "v1-png", "v1-json")
 SCENARIOS = ("single", "server", "offline")
@@ -54,7 +54,7 @@ class LoadSpec(Config):
         check_positive("LoadSpec", connections=self.connections, samples=self.samples,
                        duration_s=self.duration_s, timeout_s=self.timeout_s)
         if not self.model:
-            raise OptbenchError("LoadSpec.model: name the served model (GET /v1/models)")
+            raise ConfigError("LoadSpec.model: name the served model (GET /v1/models lists them)")
 
 
 class LoadTestError(OptbenchError):
@@ -202,7 +202,8 @@ def run_scenario(spec: LoadSpec, scenario: str, *, target_qps: float = 0.0,
     settings.min_duration_ms = int(spec.duration_s * 1000)
     if scenario == "server":
         if target_qps <= 0:
-            raise OptbenchError("the server scenario needs target_qps > 0")
+            raise ConfigError("the server scenario needs target_qps > 0 (or search for the "
+                              "peak rate: find_peak_rate, or optbench loadtest without --qps)")
         settings.scenario = lg.TestScenario.Server
         settings.server_target_qps = float(target_qps)
         settings.server_target_latency_ns = int(bound_ms * 1e6)
