@@ -74,3 +74,19 @@ def test_dockerfile_is_slim_non_root_cpu_only_with_healthcheck():
     assert any(line.startswith("HEALTHCHECK") for line in lines) and "/healthz" in text
     assert "download.pytorch.org/whl/cpu" in text
     assert '"optbench", "serve"' in text
+
+
+def test_ray_sweep_manifests_fit_the_sweep_command_and_the_image():
+    """deploy/k8s/ray-sweep.yaml: workers are whole-CPU Guaranteed pods whose Ray CPU count is
+    their limit (a timing trial holds a pod), the Job runs a sweep file the image ships, and
+    the image installs the ray extra."""
+    docs = {d["metadata"]["name"]: d for d in _docs(ROOT / "deploy" / "k8s" / "ray-sweep.yaml")}
+    worker = docs["optbench-ray-worker"]["spec"]["template"]["spec"]["containers"][0]
+    res = worker["resources"]
+    assert res["requests"]["cpu"] == res["limits"]["cpu"]
+    assert f"--num-cpus={res['limits']['cpu']}" in worker["command"]
+    job = docs["optbench-sweep"]["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert job[:2] == ["optbench", "sweep"] and (ROOT / job[2]).is_file()
+    assert job[job.index("--executor") + 1] == "ray"
+    image = (ROOT / "deploy" / "Dockerfile.ray").read_text()
+    assert '".[ray,openvino]"' in image and "COPY sweeps" in image and "USER 10001" in image
