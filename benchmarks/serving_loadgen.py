@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from live_server import serve  # noqa: E402
+from serving_load import raw_throughput  # noqa: E402  (the runtime alone, same threads)
 
 DESIGNS = {"batched": [], "naive": ["--no-batching"]}
 
@@ -29,20 +30,6 @@ DESIGNS = {"batched": [], "naive": ["--no-batching"]}
 def server_pids(port: int) -> tuple[int, ...]:
     out = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True)
     return tuple(sorted({int(part.split(",")[0]) for part in out.stdout.split("pid=")[1:]}))
-
-
-def raw_throughput(manifest: Path, batch: int, threads: int) -> float:
-    """Items/s of the artifact's runtime alone (no server) at `batch`."""
-    import torch
-
-    from optbench.artifact import load_artifact
-    from optbench.measure.timer import TimerConfig, time_callable
-
-    art = load_artifact(manifest, threads=threads)
-    prepared = art.session.prepare(torch.randn(batch, *art.manifest.input_shape))
-    m = time_callable(lambda: art.session.run(prepared), TimerConfig(min_time_s=2.0,
-                                                                     max_time_s=6.0))
-    return batch / m.median_s
 
 
 def one_server(manifest: Path, design: str, workers: int, paths: list[str], bounds: list[float],
