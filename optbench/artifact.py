@@ -180,7 +180,8 @@ class LoadedArtifact:
         return predict(self.session, batch)
 
     def preprocess_images(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 (N, H, W) grey images -> the model's input, as the manifest's transform says."""
+        """uint8 images, grey (N, H, W) or colour (N, H, W, 3) as the manifest's transform says
+        (its `rgb`), -> the model's input."""
         from optbench.data import ImageTransform
 
         if self.manifest.transform is None:

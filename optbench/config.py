@@ -58,6 +58,21 @@ def read_toml(path, what: str) -> dict:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
 
 
+def entry_point(target: str, what: str, form: str = "<package.module>:<function>"):
+    """The callable named `package.module:function` (a recipe's python: models and datasets),
+    or a ConfigError saying how to name it and where Python looked."""
+    import importlib
+
+    module_name, _, function = target.rpartition(":")
+    if not module_name or not function:
+        raise ConfigError(f"{what} {target!r}: name it as {form}")
+    try:
+        return getattr(importlib.import_module(module_name), function)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"{what} {target!r}: {exc}; the module must be importable (installed, "
+                          "or on PYTHONPATH) and define the function") from None
+
+
 def check_positive(owner: str, **values: float) -> None:
     """Raise ConfigError naming the first field that is not > 0."""
     for name, value in values.items():

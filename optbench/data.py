@@ -1,5 +1,6 @@
-"""Datasets: Fashion-MNIST from local files (or torchvision's download), your own images from
-an .npz file, and synthetic data.
+"""Datasets: Fashion-MNIST from local files (or torchvision's download), your own images (an
+.npz file, an image folder, or any Dataset your code returns), and synthetic data. Grey and
+colour (RGB) images are held as uint8 and prepared by an ImageTransform that artifacts record.
 
 Lookup order for Fashion-MNIST's idx files: (a) the directory the caller names, (b) the
 OPTBENCH_DATA_DIR environment variable, (c) the Debian package's /usr/share/datasets/fashion-mnist,
@@ -33,31 +34,72 @@ SPLITS = ("train", "val", "test")
 
 @dataclasses.dataclass(frozen=True)
 class ImageTransform(Config):
-    """uint8 HxW image -> float CxSxS tensor: scale to [0,1], resize, repeat channels, normalize."""
+    """uint8 images -> float CxSxS tensors: scale to [0,1], resize, normalize, match channels.
+
+    Grey images (rgb=False) are (H, W) or a batch (N, H, W); colour images (rgb=True) are
+    (H, W, 3) or (N, H, W, 3). `mean`/`std` are one value, or one per colour channel. Grey
+    images given to a 3-channel model are repeated across the channels; colour images need a
+    3-channel model."""
 
     size: int = 28
     channels: int = 1
-    mean: float = FASHION_MEAN
-    std: float = FASHION_STD
+    mean: float | tuple[float, ...] = FASHION_MEAN
+    std: float | tuple[float, ...] = FASHION_STD
+    rgb: bool = False
 
     def __post_init__(self):
-        check_positive("ImageTransform", size=self.size, std=self.std)
+        check_positive("ImageTransform", size=self.size)
         check_choice("ImageTransform", "channels", self.channels, (1, 3))
+        if self.rgb and self.channels != 3:
+            raise ConfigError("colour images need a 3-channel model: set channels = 3 (or "
+                              "convert the images to grayscale)")
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            if isinstance(value, (list, tuple)):
+                value = tuple(float(v) for v in value)
+                if len(value) != (3 if self.rgb else 1):
+                    raise ConfigError(f"ImageTransform.{name} has {len(value)} values; give one, "
+                                      f"or one per colour channel ({3 if self.rgb else 1})")
+                object.__setattr__(self, name, value[0] if len(value) == 1 else value)
+        check_positive("ImageTransform", **{f"std[{i}]": v for i, v in
+                                            enumerate(_as_tuple(self.std))})
+
+    def normalization(self) -> tuple[float | torch.Tensor, float | torch.Tensor]:
+        """(mean, std) to apply to a (N, C, H, W) pixel batch in [0, 1]: floats, or (1, 3, 1, 1)
+        tensors for per-channel values."""
+        def shaped(value):
+            return value if isinstance(value, float) else torch.tensor(value).view(1, -1, 1, 1)
+
+        return shaped(self.mean), shaped(self.std)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        """Works on one image (H, W) or a batch (N, H, W) of uint8."""
-        single = images.dim() == 2
-        x = (images.unsqueeze(0) if single else images).unsqueeze(1).float().div_(255.0)
+        """One uint8 image or a batch (shapes in the class doc) -> (C, S, S) or (N, C, S, S)."""
+        single = images.dim() == (3 if self.rgb else 2)
+        x = images.unsqueeze(0) if single else images
+        if self.rgb:
+            if x.dim() != 4 or x.shape[-1] != 3:
+                raise ConfigError(f"colour images must be (H, W, 3) or (N, H, W, 3) uint8, got "
+                                  f"shape {tuple(images.shape)}")
+            x = x.permute(0, 3, 1, 2)
+        else:
+            x = x.unsqueeze(1)
+        x = x.float().div_(255.0)
         if x.shape[-1] != self.size or x.shape[-2] != self.size:
             x = torch.nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear",
                                                 align_corners=False)
-        x = (x - self.mean) / self.std
+        mean, std = self.normalization()
+        x = (x - mean) / std
         x = x.expand(-1, self.channels, -1, -1).contiguous()
         return x[0] if single else x
 
 
+def _as_tuple(value) -> tuple[float, ...]:
+    return value if isinstance(value, tuple) else (value,)
+
+
 class ArrayDataset(Dataset):
-    """Images (uint8, N x H x W) and labels held in memory; the transform runs per item."""
+    """Images held in memory as uint8, grey (N, H, W) or colour (N, H, W, 3), with their labels;
+    the transform runs per item."""
 
     def __init__(self, images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor,
                  transform: ImageTransform | None = None, classes: tuple[str, ...] = ()):
@@ -65,7 +107,9 @@ class ArrayDataset(Dataset):
         self.labels = torch.as_tensor(labels, dtype=torch.int64)
         if len(self.images) != len(self.labels):
             raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
-        self.transform = transform or ImageTransform(size=self.images.shape[-1])
+        rgb = self.images.dim() == 4
+        self.transform = transform or ImageTransform(
+            size=self.images.shape[2], channels=3 if rgb else 1, rgb=rgb)
         self.classes = classes or tuple(str(i) for i in range(int(self.labels.max()) + 1))
 
     def __len__(self) -> int:
@@ -157,11 +201,12 @@ def take_subset(dataset: ArrayDataset, limit: int | None, seed: int = 0) -> Arra
     return dataset.subset(idx)
 
 
-def load_npz(path: str | os.PathLike, *, size: int | None = None, channels: int = 1,
+def load_npz(path: str | os.PathLike, *, size: int | None = None, channels: int = 0,
              val_fraction: float = 0.1, test_fraction: float = 0.2,
              seed: int = 0) -> dict[str, ArrayDataset]:
-    """Your own images from an .npz file: arrays `x` (N,H,W or N,H,W,1; uint8, or float in
-    [0, 1]) and `y` (integer class ids), split into seeded train/val/test; or `x_train`,
+    """Your own images from an .npz file: arrays `x` (grey N,H,W or N,H,W,1; colour N,H,W,3 or
+    N,3,H,W; uint8, or float in [0, 1]) and `y` (integer class ids), split into seeded
+    train/val/test; or `x_train`,
     `y_train`, `x_test`, `y_test` (val is then a seeded hold-out of train). Optional `classes`
     (strings) names the classes. Normalization (mean/std) is computed from the training split
     and kept in every split's transform, so artifacts record it. Loaded with
@@ -210,7 +255,8 @@ def load_npz(path: str | os.PathLike, *, size: int | None = None, channels: int 
 def _splits(data: dict, classes: tuple[str, ...], where: str, size: int | None, channels: int,
             val_fraction: float, test_fraction: float, seed: int) -> dict[str, ArrayDataset]:
     """{"all" | "train" [, "val"], "test"}: (uint8 images, labels) -> seeded train/val/test
-    ArrayDatasets sharing one transform normalized with the training split's mean/std."""
+    ArrayDatasets sharing one transform normalized with the training split's mean/std (per
+    channel for colour images). `size`/`channels` None/0: from the data."""
     rng = np.random.default_rng(seed)
     if "all" in data:
         x, y = data.pop("all")
@@ -233,13 +279,32 @@ def _splits(data: dict, classes: tuple[str, ...], where: str, size: int | None, 
         if len(data[part][1]) == 0:
             raise ConfigError(f"{where}: the {part} split is empty ({len(labels)} images in "
                               "all); add images or change val_fraction/test_fraction")
+    shapes = {part: data[part][0].shape[1:] for part in ("train", "val", "test")}
+    if len({s[2:] for s in shapes.values()}) > 1:
+        raise ConfigError(f"{where}: the splits mix grey and colour images {shapes}; give one "
+                          "kind (convert the grey ones to RGB, or all to grayscale)")
+    rgb = data["train"][0].ndim == 4
+    if rgb and channels == 1:
+        raise ConfigError(f"{where} holds colour images but channels = 1; set [data] channels "
+                          "= 3 (or leave it out: it follows the data), or convert the images "
+                          "to grayscale")
+    height, width = shapes["train"][:2]
+    if not size and (height != width or len({s[:2] for s in shapes.values()}) > 1):
+        raise ConfigError(f"{where}: images are {sorted({s[:2] for s in shapes.values()})} "
+                          "(height, width); set [data] image_size to resize them to one square "
+                          "size")
     train_x = data["train"][0].astype(np.float32) / 255.0
-    mean, std = float(train_x.mean()), float(train_x.std())
-    if std <= 0:
-        raise ConfigError(f"{where}: every training pixel is {mean:.3f}; the images carry no "
-                          "signal")
-    transform = ImageTransform(size=size or int(data["train"][0].shape[-1]), channels=channels,
-                               mean=round(mean, 4), std=round(std, 4))
+    axes = (0, 1, 2) if rgb else None
+    mean, std = train_x.mean(axis=axes), train_x.std(axis=axes)
+    if np.any(std <= 0):
+        raise ConfigError(f"{where}: every training pixel (of a channel) is the same value; the "
+                          "images carry no signal")
+
+    def rounded(v):
+        return tuple(round(float(c), 4) for c in v) if rgb else round(float(v), 4)
+
+    transform = ImageTransform(size=size or int(width), channels=channels or (3 if rgb else 1),
+                               mean=rounded(mean), std=rounded(std), rgb=rgb)
     return {part: ArrayDataset(data[part][0], data[part][1], transform, classes)
             for part in ("train", "val", "test")}
 
@@ -247,16 +312,17 @@ def _splits(data: dict, classes: tuple[str, ...], where: str, size: int | None, 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
 
-def load_image_folder(root: str | os.PathLike, *, size: int | None = None, channels: int = 1,
+def load_image_folder(root: str | os.PathLike, *, size: int | None = None, channels: int = 0,
                       val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0,
                       skip_corrupt: bool = False) -> dict[str, ArrayDataset]:
     """Your own images in torchvision's ImageFolder layout: ROOT/<class>/<image> (split with a
     seed), or ROOT/train/<class>/..., ROOT/test/<class>/... and optionally ROOT/val/<class>/....
-    PNG/JPEG/BMP, grayscale (RGB files whose channels are equal count as grayscale; colour is
-    refused for now). Every image is resized to `size` (without it all must share one size).
+    PNG/JPEG/BMP, grey or colour: if any image has colour the dataset is RGB (grey images are
+    repeated across the channels), otherwise grey (RGB files whose channels are equal count as
+    grey). Every image is resized to `size` (without it all must share one square size).
     Class names are the folder names; normalization comes from the training split. A file that
     cannot be read is an error naming it, or skipped with a warning listing it
-    (skip_corrupt=True)."""
+    (skip_corrupt=True; in a recipe [data] skip_corrupt = true)."""
     root = Path(root)
     if not root.is_dir():
         raise MissingInputError(f"image folder not found: {root}; set [data] data_dir to a "
@@ -292,55 +358,171 @@ def load_image_folder(root: str | os.PathLike, *, size: int | None = None, chann
                     continue
                 images.append(image)
                 labels.append(index[name])
-        shapes = sorted({im.shape for im in images})
-        if len(shapes) > 1:
-            raise ConfigError(f"{folder} holds images of {len(shapes)} sizes (e.g. "
-                              f"{shapes[:3]}); set [data] image_size to resize them")
-        data[part] = (np.stack(images) if images else np.zeros((0, 1, 1), np.uint8),
-                      np.asarray(labels, dtype=np.int64))
+        data[part] = (stack_images(images, str(folder)), np.asarray(labels, dtype=np.int64))
     if skipped:
         import warnings
 
         warnings.warn(f"skipped {len(skipped)} unreadable image file(s) under {root}: "
                       f"{', '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''}",
                       stacklevel=2)
+    _same_kind(data, str(root))
     return _splits(data, tuple(class_dirs), str(root), size, channels, val_fraction,
                    test_fraction, seed)
 
 
+def stack_images(images: list[np.ndarray], where: str) -> np.ndarray:
+    """uint8 images, grey (H, W) and/or colour (H, W, 3), of one size -> one array: grey
+    (N, H, W) if all are grey, else colour (N, H, W, 3) with the grey ones repeated."""
+    if not images:
+        return np.zeros((0, 1, 1), np.uint8)
+    sizes = sorted({im.shape[:2] for im in images})
+    if len(sizes) > 1:
+        raise ConfigError(f"{where} holds images of {len(sizes)} sizes (e.g. {sizes[:3]}); set "
+                          "[data] image_size to resize them")
+    if any(im.ndim == 3 for im in images):
+        images = [im if im.ndim == 3 else np.repeat(im[..., None], 3, axis=-1) for im in images]
+    return np.stack(images)
+
+
+def _same_kind(data: dict, where: str) -> None:
+    """Colour in any split makes every split colour (grey images repeated)."""
+    if any(x.ndim == 4 for x, _ in data.values()):
+        for part, (x, y) in data.items():
+            if x.ndim == 3 and len(x):
+                data[part] = (np.repeat(x[..., None], 3, axis=-1), y)
+
+
 def _read_image(file: Path, size: int | None, skip_corrupt: bool) -> np.ndarray | None:
+    """A grey (H, W) or colour (H, W, 3) uint8 image, resized to size x size if given."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(file) as im:
             im.load()
-            if im.mode not in ("L", "1"):
-                rgb = np.asarray(im.convert("RGB"))
-                if not (np.array_equal(rgb[..., 0], rgb[..., 1])
-                        and np.array_equal(rgb[..., 1], rgb[..., 2])):
-                    raise ConfigError(f"{file} is a colour image; optbench's image pipeline is "
-                                      "grayscale so far: convert the images to grayscale")
-            gray = im.convert("L")
-            if size:
-                gray = gray.resize((size, size), Image.BILINEAR)
-            return np.asarray(gray, dtype=np.uint8)
+            return pil_to_array(im, size)
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         if skip_corrupt:
             return None
         raise ConfigError(f"{file} cannot be read as an image ({type(exc).__name__}: {exc}); "
-                          "remove or replace it (the Python API's load_image_folder("
-                          "skip_corrupt=True) skips such files and lists them)") from None
+                          "remove or replace it, or skip such files and list them with "
+                          "[data] skip_corrupt = true (API: skip_corrupt=True)") from None
+
+
+def pil_to_array(im, size: int | None = None) -> np.ndarray:
+    """A PIL image -> uint8 grey (H, W), or colour (H, W, 3) unless its channels are equal."""
+    from PIL import Image
+
+    if im.mode in ("L", "1", "I;16", "I", "F"):
+        out = im.convert("L")
+    else:
+        out = im.convert("RGB")
+        rgb = np.asarray(out)
+        if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]):
+            out = out.convert("L")
+    if size:
+        out = out.resize((size, size), Image.BILINEAR)
+    return np.asarray(out, dtype=np.uint8)
+
+
+def load_python_dataset(entry: str, *, size: int | None = None, channels: int = 0,
+                        val_fraction: float = 0.1, test_fraction: float = 0.2,
+                        seed: int = 0) -> dict[str, ArrayDataset]:
+    """Any dataset your code builds: `entry` names a function `package.module:function` that
+    returns a torch Dataset (split here with a seed like the other sources), a (train, test) or
+    (train, val, test) tuple, or a dict with those keys. Items are (image, label) with raw,
+    un-normalized images: PIL images, uint8 arrays/tensors (H, W), (H, W, C) or (C, H, W), or
+    floats in [0, 1]. optbench computes the normalization from the training split and records it
+    in the artifacts, so the server prepares uploads the same way; the data are held in memory.
+    Class names come from the dataset's `classes` attribute where it has one."""
+    from optbench.config import entry_point
+
+    fn = entry_point(entry, "[data] python dataset")
+    try:
+        returned = fn()
+    except Exception as exc:  # the user's code: say whose failure it is
+        raise ConfigError(f"python dataset {entry!r} raised {type(exc).__name__}: {exc}"
+                          ) from exc
+    if isinstance(returned, dict):
+        unknown = set(returned) - set(SPLITS)
+        if unknown or not {"train", "test"} <= set(returned):
+            raise ConfigError(f"python dataset {entry!r} returned a dict with keys "
+                              f"{sorted(returned)}; give train and test (val optional)")
+        parts = dict(returned)
+    elif isinstance(returned, (tuple, list)):
+        if len(returned) not in (2, 3):
+            raise ConfigError(f"python dataset {entry!r} returned {len(returned)} datasets; "
+                              "give one, (train, test) or (train, val, test)")
+        parts = dict(zip(("train", "test") if len(returned) == 2 else SPLITS, returned,
+                         strict=True))
+    else:
+        parts = {"all": returned}
+    classes: tuple[str, ...] = ()
+    data = {}
+    for part, dataset in parts.items():
+        if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
+            raise ConfigError(f"python dataset {entry!r}: its {part} part is a "
+                              f"{type(dataset).__name__}, not a Dataset (__len__ and "
+                              "__getitem__ returning (image, label))")
+        images, labels = [], []
+        for i in range(len(dataset)):
+            image, label = _item(dataset[i], f"python dataset {entry!r} {part}[{i}]", size)
+            images.append(image)
+            labels.append(label)
+        data[part] = (stack_images(images, f"python dataset {entry!r} {part}"),
+                      _npz_labels(np.asarray(labels), f"python dataset {entry!r} {part} labels"))
+        classes = classes or tuple(str(c) for c in getattr(dataset, "classes", ()) or ())
+    _same_kind(data, entry)
+    top = max(int(y.max()) for _, y in data.values() if len(y)) + 1
+    if len(classes) < top:
+        classes = tuple(str(k) for k in range(top))
+    return _splits(data, classes, f"python dataset {entry!r}", size, channels, val_fraction,
+                   test_fraction, seed)
+
+
+def _item(item, where: str, size: int | None) -> tuple[np.ndarray, int]:
+    """One (image, label) -> (uint8 grey (H, W) or colour (H, W, 3), int)."""
+    if not isinstance(item, (tuple, list)) or len(item) < 2:
+        raise ConfigError(f"{where} is a {type(item).__name__}; items must be (image, label)")
+    image, label = item[0], item[1]
+    try:
+        label = int(label)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: label {label!r} is not an integer class id") from None
+    if hasattr(image, "mode") and hasattr(image, "convert"):   # a PIL image
+        return pil_to_array(image, size), label
+    x = image.numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    if x.ndim == 3 and x.shape[0] in (1, 3) and x.shape[-1] not in (1, 3):
+        x = np.moveaxis(x, 0, -1)        # (C, H, W) -> (H, W, C)
+    if x.ndim == 3 and x.shape[-1] == 1:
+        x = x[..., 0]
+    if not (x.ndim == 2 or (x.ndim == 3 and x.shape[-1] == 3)):
+        raise ConfigError(f"{where}: image of shape {x.shape}; give (H, W), (H, W, C) or "
+                          "(C, H, W) with 1 or 3 channels")
+    if np.issubdtype(x.dtype, np.floating):
+        if x.size and (np.isnan(x).any() or x.min() < 0 or x.max() > 1):
+            raise ConfigError(f"{where}: float pixels must lie in [0, 1] (found "
+                              f"{np.nanmin(x):.3g}..{np.nanmax(x):.3g}, or NaN). Return raw "
+                              "images, not normalized ones: optbench normalizes them itself and "
+                              "records it, so the server prepares uploads the same way")
+        x = np.round(x * 255).astype(np.uint8)
+    elif x.dtype != np.uint8:
+        raise ConfigError(f"{where}: pixels of dtype {x.dtype}; give uint8 0..255 or float in "
+                          "[0, 1]")
+    if size and x.shape[:2] != (size, size):
+        from PIL import Image
+
+        x = np.asarray(Image.fromarray(x).resize((size, size), Image.BILINEAR), dtype=np.uint8)
+    return x, label
 
 
 def _npz_images(x: np.ndarray, where: str) -> np.ndarray:
     if x.ndim == 4 and x.shape[-1] == 1:
         x = x[..., 0]
-    if x.ndim == 4 and x.shape[-1] == 3:
-        raise ConfigError(f"{where} holds RGB images {x.shape}; optbench's image pipeline is "
-                          "grayscale so far: convert them (e.g. x.mean(-1)) or keep one channel")
-    if x.ndim != 3:
-        raise ConfigError(f"{where} has shape {x.shape}; images must be (N, H, W) or "
-                          "(N, H, W, 1)")
+    elif x.ndim == 4 and x.shape[1] == 3 and x.shape[-1] != 3:
+        x = np.moveaxis(x, 1, -1)                    # (N, 3, H, W) -> (N, H, W, 3)
+    if not (x.ndim == 3 or (x.ndim == 4 and x.shape[-1] == 3)):
+        raise ConfigError(f"{where} has shape {x.shape}; images must be grey (N, H, W) or "
+                          "(N, H, W, 1), or colour (N, H, W, 3) or (N, 3, H, W)")
     if x.dtype == np.uint8:
         return x
     if np.issubdtype(x.dtype, np.floating):

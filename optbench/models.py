@@ -118,19 +118,12 @@ def _timm(name: str, num_classes: int, in_channels: int, weights: str | None) ->
 
 
 def _python(target: str, num_classes: int, in_channels: int, weights: str | None) -> nn.Module:
-    import importlib
+    from optbench.config import entry_point
 
-    module_name, _, function = target.rpartition(":")
-    if not module_name or not function:
-        raise ConfigError(f"python:{target}: name it as python:<package.module>:<function>")
     if weights:
         raise ConfigError("weights apply to torchvision and timm models; load your own "
                           "weights with a checkpoint")
-    try:
-        fn = getattr(importlib.import_module(module_name), function)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"python:{target}: {exc}; the module must be importable (installed, "
-                          "or on PYTHONPATH) and define the function") from None
+    fn = entry_point(target, "python: model", form="python:<package.module>:<function>")
     model = fn(num_classes=num_classes, in_channels=in_channels)
     if not isinstance(model, nn.Module):
         raise ConfigError(f"python:{target} returned {type(model).__name__}, not an "

@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from optbench.data import load_fashion_mnist, load_image_folder
@@ -56,7 +57,8 @@ def test_train_and_test_folders_and_resizing(tmp_path, real):
     ("empty", "no class sub-folders"),
     ("one_class", "at least two classes"),
     ("empty_class", "holds no images"),
-    ("colour", "colour image.*grayscale so far"),
+    ("colour_as_grey", "holds colour images but channels = 1.*set \\[data\\] channels"),
+    ("non_square", r"images are \[\(28, 20\)\].*set \[data\] image_size"),
     ("corrupt", "cannot be read as an image.*skip_corrupt"),
     ("train_only", "not both train/ and test/"),
     ("unknown_test_class", "a class the training folder does not have"),
@@ -69,11 +71,13 @@ def test_bad_data_gets_an_error_naming_the_problem(tmp_path, real, case, message
         (root / "notes.txt").write_text("no images here")
     if case == "one_class":
         _write(root, [(im, "coat") for im, _ in real[:10]])
-    if case in ("empty_class", "colour", "corrupt"):
+    if case == "non_square":
+        _write(root, [(im[:, :20], name) for im, name in real[:20]])
+    if case in ("empty_class", "colour_as_grey", "corrupt"):
         _write(root, real[:20])
         if case == "empty_class":
             (root / "shirt").mkdir()
-        if case == "colour":
+        if case == "colour_as_grey":
             rgb = np.stack([real[0][0], real[0][0] // 2, real[0][0]], -1)
             Image.fromarray(rgb).save(root / "coat" / "colour.png")
         if case == "corrupt":
@@ -85,7 +89,8 @@ def test_bad_data_gets_an_error_naming_the_problem(tmp_path, real, case, message
         _write(root, [(real[0][0], "shirt")], "test")
     error = MissingInputError if case == "missing" else ConfigError
     with pytest.raises(error, match=message):
-        load_image_folder(root, size=28)
+        load_image_folder(root, size=None if case == "non_square" else 28,
+                          channels=1 if case == "colour_as_grey" else 0)
 
 
 def test_corrupt_files_are_skipped_only_when_asked(tmp_path, real):
@@ -103,6 +108,27 @@ def test_an_rgb_file_with_equal_channels_counts_as_grayscale(tmp_path, real):
     rgb = np.repeat(real[0][0][..., None], 3, -1)
     Image.fromarray(rgb).save(root / "coat" / "gray-as-rgb.png")
     assert sum(len(s) for s in load_image_folder(root).values()) == 21
+
+
+def test_one_colour_image_makes_the_dataset_rgb(tmp_path, real):
+    """Colour anywhere: every image becomes (H, W, 3) (grey ones repeated), the colour one keeps
+    its channels, normalization is per channel, and the model takes 3 channels."""
+    root = _write(tmp_path / "imgs", real[:20])
+    rgb = np.stack([real[0][0], real[0][0] // 2, 255 - real[0][0]], -1)
+    Image.fromarray(rgb).save(root / "coat" / "colour.png")
+    splits = load_image_folder(root, seed=0, test_fraction=0.05)
+    everything = np.concatenate([splits[s].images.numpy() for s in ("train", "val", "test")])
+    assert everything.shape[1:] == (28, 28, 3)
+    assert any(np.array_equal(im, rgb) for im in everything)
+    tf = splits["train"].transform
+    assert tf.rgb and tf.channels == 3 and len(tf.mean) == 3 and len(tf.std) == 3
+    train = splits["train"].images.numpy() / 255.0
+    assert tf.mean == pytest.approx(tuple(train.mean(axis=(0, 1, 2))), abs=1e-4)
+    x = splits["train"].batch(0, 4)
+    assert x.shape == (4, 3, 28, 28)
+    mean, std = tf.normalization()
+    expected = (torch.from_numpy(train[:4]).permute(0, 3, 1, 2).float() - mean) / std
+    assert torch.allclose(x, expected, atol=1e-5)
 
 
 def test_a_recipe_runs_on_an_image_folder(tmp_path, real):

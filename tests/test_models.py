@@ -100,13 +100,13 @@ def test_small_input_is_for_the_zoo_only():
 
 
 def test_a_recipe_model_can_start_from_a_checkpoint(tmp_path):
-    from optbench.pipeline.recipe import ModelConfig
+    from optbench.pipeline.recipe import DataConfig, ModelConfig
     from optbench.pipeline.run import _build
 
     source = build_model("torchvision:regnet_x_400mf", num_classes=3, in_channels=1)
     torch.save(source.state_dict(), tmp_path / "w.pt")
     spec = ModelConfig(arch="torchvision:regnet_x_400mf", num_classes=3,
                        checkpoint=str(tmp_path / "w.pt"))
-    model = _build(spec, channels=1)
+    model = _build("net", spec, DataConfig(channels=1), num_classes=3).model
     for a, b in zip(model.state_dict().values(), source.state_dict().values(), strict=True):
         assert torch.equal(a, b)

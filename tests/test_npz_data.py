@@ -44,21 +44,35 @@ def test_given_splits_and_float_images_are_kept(tmp_path):
     assert splits["train"].classes == ("0", "1", "2")
 
 
+def test_colour_arrays_channels_last_or_first(tmp_path):
+    x, y = _images()
+    rgb = np.stack([x, x // 2, 255 - x], -1)
+    for name, array in (("last", rgb), ("first", np.moveaxis(rgb, -1, 1))):
+        np.savez(tmp_path / f"{name}.npz", x=array, y=y)
+        splits = load_npz(tmp_path / f"{name}.npz", seed=0)
+        assert splits["train"].images.shape[1:] == (12, 12, 3)
+        tf = splits["train"].transform
+        assert tf.rgb and tf.channels == 3 and tf.mean[2] > tf.mean[1]
+        assert splits["test"].batch(0, 2).shape == (2, 3, 12, 12)
+    with pytest.raises(ConfigError, match="colour images but channels = 1"):
+        load_npz(tmp_path / "last.npz", channels=1)
+
+
 @pytest.mark.parametrize("arrays, message", [
     ({"images": "x", "labels": "y"}, r"has arrays \['images', 'labels'\].*needs x and y"),
-    ({"x": "x3", "y": "y"}, "RGB images.*grayscale so far"),
+    ({"x": "x2", "y": "y"}, r"images must be grey \(N, H, W\)"),
     ({"x": "x_bad_range", "y": "y"}, r"must lie in \[0, 1\]"),
     ({"x": "x_int32", "y": "y"}, "dtype int32"),
     ({"x": "x", "y": "y_short"}, "120 images but .* 119 labels"),
     ({"x": "x", "y": "y_float"}, "integer class ids"),
     ({"x": "x", "y": "y_negative"}, "negative class ids"),
     ({"x": "x", "y": "y_one"}, "at least two classes"),
-    ({"x": "x_flat", "y": "y"}, r"images must be \(N, H, W\)"),
+    ({"x": "x_flat", "y": "y"}, r"images must be grey \(N, H, W\)"),
     ({"x": "x", "y": "y", "classes": "two_names"}, "classes names 2 classes"),
 ])
 def test_bad_data_gets_an_error_naming_the_problem(tmp_path, arrays, message):
     x, y = _images()
-    made = {"x": x, "y": y, "x3": np.repeat(x[..., None], 3, -1),
+    made = {"x": x, "y": y, "x2": np.repeat(x[..., None], 2, -1),
             "x_bad_range": x.astype(np.float32), "x_int32": x.astype(np.int32),
             "y_short": y[:-1], "y_float": y.astype(float), "y_negative": y - 1,
             "y_one": np.zeros_like(y), "x_flat": x.reshape(120, -1),

@@ -23,9 +23,9 @@ REAPPLIED = ("ptq-pt2e", "ptq-ort-static", "ptq-ort-dynamic", "export-onnx", "re
 
 def variants_at_size(recipe, variants: dict[str, Variant], measured: list[str], splits: dict,
                      size: int, workdir: Path) -> tuple[list[Variant], dict[str, str]]:
-    from optbench.data import ArrayDataset, ImageTransform, take_subset
+    from optbench.data import ArrayDataset, take_subset
 
-    tf = ImageTransform(size=size, channels=recipe.data.channels)
+    tf = dataclasses.replace(splits["test"].transform, size=size)   # the data's normalization
 
     def resized(ds, limit):
         ds = take_subset(ds, limit)

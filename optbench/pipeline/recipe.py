@@ -22,19 +22,21 @@ from optbench.transforms import config_from_dict, config_to_dict
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig(Config):
-    dataset: str = "fashion-mnist"      # fashion-mnist | npz | image-folder | synthetic
-    image_size: int = 32
-    channels: int = 1
+    dataset: str = "fashion-mnist"      # fashion-mnist | npz | image-folder | python | synthetic
+    image_size: int = 0                 # 0 = the data's own (fashion-mnist, synthetic: 32)
+    channels: int = 0                   # 0 = the data's own: 3 for colour, 1 for grey
     train_limit: int = 0                # 0 = all
     val_limit: int = 1000
     test_limit: int = 0
     calib_limit: int = 512
     data_dir: str = ""   # fashion-mnist: its folder; npz: the .npz file; image-folder: its root
+    entry: str = ""      # python: package.module:function returning the Dataset(s)
+    skip_corrupt: bool = False          # image-folder: skip unreadable files (listed) or fail
     seed: int = 0
 
     def __post_init__(self):
         check_choice("DataConfig", "dataset", self.dataset,
-                     ("fashion-mnist", "npz", "image-folder", "synthetic"))
+                     ("fashion-mnist", "npz", "image-folder", "python", "synthetic"))
         if self.dataset == "npz" and not self.data_dir:
             raise ConfigError("[data] dataset = \"npz\" needs data_dir = \"path/to/file.npz\" "
                               "(arrays x and y, or x_train, y_train, x_test, y_test)")
@@ -42,12 +44,30 @@ class DataConfig(Config):
             raise ConfigError("[data] dataset = \"image-folder\" needs data_dir = \"folder\" "
                               "(one sub-folder of images per class, or train/ and test/ "
                               "holding those)")
-        check_choice("DataConfig", "channels", self.channels, (1, 3))
+        if self.dataset == "python" and ":" not in self.entry:
+            raise ConfigError("[data] dataset = \"python\" needs entry = "
+                              "\"package.module:function\" (a function returning a torch "
+                              "Dataset of (image, label), or a (train, val, test) triple)")
+        if self.entry and self.dataset != "python":
+            raise ConfigError(f"[data] entry is for dataset = \"python\"; dataset is "
+                              f"{self.dataset!r}")
+        if self.skip_corrupt and self.dataset != "image-folder":
+            raise ConfigError("[data] skip_corrupt applies to dataset = \"image-folder\"")
+        check_choice("DataConfig", "channels", self.channels, (0, 1, 3))
+        if self.image_size < 0:
+            raise ConfigError(f"[data] image_size must be > 0 (or 0 for the data's own size), "
+                              f"got {self.image_size}")
+
+    @property
+    def default_size(self) -> int:
+        """image_size, or what the built-in datasets use when it is left out."""
+        return self.image_size or (32 if self.dataset in ("fashion-mnist", "synthetic") else 0)
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig(Config):
-    # a zoo name, torchvision:<name>, timm:<name> or python:<package.module>:<function>
+    # a zoo name, torchvision:<name>, timm:<name>, python:<package.module>:<function>, or
+    # onnx:<path.onnx> (a starting point for the methods that work on ONNX)
     arch: str = "resnet18"
     num_classes: int = 10
     small_input: bool = False           # = stem "small"
@@ -61,6 +81,10 @@ class ModelConfig(Config):
         if ":" not in self.arch:
             check_choice("ModelConfig", "arch", self.arch, ZOO)
         resolve_stem(self.stem, self.small_input)
+        if self.arch.startswith("onnx:") and (self.checkpoint or self.weights or self.stem
+                                              or self.small_input):
+            raise ConfigError("an onnx: model is used as it is; checkpoint, weights and stem "
+                              "apply to torch models")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +118,7 @@ class Recipe:
     references: tuple[str, ...] = ()    # variants every other is compared with in the report
     robustness: RobustnessSpec | None = None   # robust accuracy of every measured variant
     targets: tuple[TargetSpec, ...] = ()       # checked after measuring; shown in the report
+    bench_shape_from_data: bool = True  # [bench] input_shape left out: it follows the data
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike, quick: bool = False) -> Recipe:
@@ -134,12 +159,17 @@ class Recipe:
                                  if "robustness" in data else None),
                      targets=tuple(_parse(TargetSpec, raw, f"{source} [[targets]] #{i + 1}")
                                    for i, raw in enumerate(_seeded_targets(
-                                       data.get("targets", []), seeded))))
+                                       data.get("targets", []), seeded))),
+                     bench_shape_from_data="input_shape" not in data.get("bench", {}))
         recipe.validate(source)
         return recipe
 
     def validate(self, source: str = "recipe") -> None:
+        from optbench.transforms.base import onnx_methods
+
         known = set(self.models)
+        # ONNX starting points, and everything made from them, are files, not torch modules
+        files = {n for n, m in self.models.items() if m.arch.startswith("onnx:")}
         previous = next(iter(self.models))
         for step in self.steps:
             if step.name in known:
@@ -153,6 +183,17 @@ class Recipe:
             if teacher and teacher not in known:
                 raise ConfigError(f"{source}: step {step.name!r} names teacher {teacher!r}; "
                                   f"it must be a model or an earlier step: {sorted(known)}")
+            method = type(step.config).method
+            if source_name in files and not getattr(step.config, "takes_onnx", False):
+                raise ConfigError(f"{source}: step {step.name!r} ({method}) needs a torch model, "
+                                  f"but its input {source_name!r} is an ONNX file; on ONNX "
+                                  f"use {', '.join(onnx_methods())}, or start from the torch "
+                                  "model (a zoo name, torchvision:, timm: or python:)")
+            if teacher in files:
+                raise ConfigError(f"{source}: step {step.name!r} names teacher {teacher!r}, an "
+                                  "ONNX file; a teacher must be a torch model")
+            if source_name in files:
+                files.add(step.name)
             known.add(step.name)
             previous = step.name
         for name in self.measure_models:
@@ -174,6 +215,17 @@ class Recipe:
             if name not in known:
                 raise ConfigError(f"{source}: [search] inputs names {name!r}, which is not a "
                                   f"model or step: {sorted(known)}")
+
+    def with_data(self, transform) -> Recipe:
+        """This recipe with the loaded data's size and channels (an ImageTransform) where it left
+        them out, and [bench] input_shape following them unless it was given."""
+        data = dataclasses.replace(self.data, image_size=self.data.image_size or transform.size,
+                                   channels=self.data.channels or transform.channels)
+        bench = self.bench
+        if self.bench_shape_from_data:
+            bench = dataclasses.replace(bench, input_shape=(data.channels, data.image_size,
+                                                            data.image_size))
+        return dataclasses.replace(self, data=data, bench=bench)
 
     def input_of(self, index: int) -> str:
         step = self.steps[index]
@@ -321,6 +373,7 @@ def _step(raw: dict, index: int, source: str) -> Step:
 
 def _bench(raw: dict, data: dict, source: str) -> BenchConfig:
     raw = dict(raw)
-    size = data.get("image_size", DataConfig.image_size)
-    raw.setdefault("input_shape", [data.get("channels", DataConfig.channels), size, size])
+    # a placeholder where the data decide (0): Recipe.with_data sets it once they are loaded
+    size = data.get("image_size") or 32
+    raw.setdefault("input_shape", [data.get("channels") or 1, size, size])
     return _parse(BenchConfig, raw, f"{source} [bench]")

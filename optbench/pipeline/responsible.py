@@ -53,7 +53,7 @@ def robustness_stage(variants: dict[str, Variant], measured: list[str],
 
     n = min(spec.limit, len(test_data))
     images, labels = test_data.batch(0, n), test_data.labels[:n]
-    mean, std = test_data.transform.mean, test_data.transform.std
+    mean, std = test_data.transform.normalization()   # floats, or per-channel tensors
     pixels = to_pixels(images, mean, std)
     crafted: dict[tuple[str, float], torch.Tensor] = {}
     out = {}

@@ -39,13 +39,15 @@ def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True
     """Run the steps (training resumes from OUT/work checkpoints), measure, report.
     `recipe_changed=True` continues in a folder started by another version of the recipe."""
     out = Path(out_dir)
+    fingerprint = recipe.fingerprint()   # of the recipe as written
     splits = load_data(recipe.data)
+    recipe = recipe.with_data(splits["test"].transform)
     ctx = Context(example_input=splits["test"].batch(0, 2), calib_data=splits["calib"],
                   train_data=splits["train"], val_data=splits["val"], workdir=out / "work",
                   progress=progress)
-    variants = {name: Variant(name, model=_build(spec, recipe.data.channels), lineage=(name,))
+    variants = {name: _build(name, spec, recipe.data, len(splits["test"].classes))
                 for name, spec in recipe.models.items()}
-    state = _State(out / "state.json", recipe.fingerprint(), recipe_changed)
+    state = _State(out / "state.json", fingerprint, recipe_changed)
     for i, step in enumerate(recipe.steps):
         parent = variants[recipe.input_of(i)]
         teacher = getattr(step.config, "teacher", None)
@@ -64,7 +66,7 @@ def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True
         sections = bench.sections
         sections.variants = variant_records(variants, measured)
         sections.diagnosis = result.diagnosis
-        sections.recipe_fingerprint = recipe.fingerprint()
+        sections.recipe_fingerprint = fingerprint
         sections.class_names = list(splits["test"].classes)
         if recipe.references:
             sections.references = compare_to_references(bench, recipe.references)
@@ -78,7 +80,7 @@ def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True
 
         save()  # now, so a failure in a later stage (search) loses no measurement
         result.artifacts = export_artifacts(variants, measured, bench, recipe, out / "artifacts",
-                                            splits["test"].classes)
+                                            splits["test"], fingerprint)
         if recipe.robustness:
             from optbench.pipeline.responsible import robustness_stage  # noqa: I001
 
@@ -99,14 +101,15 @@ def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True
 
 
 def export_artifacts(variants: dict[str, Variant], measured: list[str], bench: BenchResult,
-                     recipe: Recipe, out: Path, class_names: tuple[str, ...]) -> dict[str, Path]:
+                     recipe: Recipe, out: Path, test_data, version: str) -> dict[str, Path]:
     """A deployable artifact (ONNX file or OpenVINO IR + manifest with checksums and the
-    measured figures) for every measured variant that is one: what `optbench serve` loads."""
+    measured figures) for every measured variant that is one: what `optbench serve` loads.
+    The manifest carries the data's transform (size, channels, colour, normalization) and class
+    names, so the server prepares uploads as the model was trained."""
     from optbench.artifact import save_artifact
-    from optbench.data import ImageTransform
 
     d = recipe.data
-    transform = ImageTransform(size=d.image_size, channels=d.channels)
+    transform, class_names = test_data.transform, tuple(test_data.classes)
     paths = {}
     for name in measured:
         v = variants[name]
@@ -117,7 +120,7 @@ def export_artifacts(variants: dict[str, Variant], measured: list[str], bench: B
             out / name, name=name, **files,
             input_shape=(d.channels, d.image_size, d.image_size), transform=transform,
             class_names=class_names, lineage=v.lineage, metrics=variant_figures(bench, name),
-            version=recipe.fingerprint(), int8=v.facts.int8_mode)
+            version=version, int8=v.facts.int8_mode)
     return paths
 
 
@@ -162,24 +165,36 @@ def variant_records(variants: dict[str, Variant], measured: list[str]
 
 
 def load_data(config: DataConfig) -> dict:
-    from optbench.data import ImageTransform, load_fashion_mnist, synthetic_dataset, take_subset
+    from optbench.data import (
+        ImageTransform,
+        load_fashion_mnist,
+        load_image_folder,
+        load_npz,
+        load_python_dataset,
+        synthetic_dataset,
+        take_subset,
+    )
 
+    size = config.default_size or None
     if config.dataset == "synthetic":
-        full = synthetic_dataset(n=2048, size=config.image_size, seed=config.seed)
+        tf = ImageTransform(size=size, channels=config.channels or 1, mean=0.3, std=0.35)
+        full = synthetic_dataset(n=2048, size=size, seed=config.seed, transform=tf)
         split = {"train": full.subset(range(0, 1536)), "val": full.subset(range(1536, 1792)),
                  "test": full.subset(range(1792, 2048))}
-    elif config.dataset in ("npz", "image-folder"):
-        from optbench.data import load_image_folder, load_npz
-
-        loader = load_npz if config.dataset == "npz" else load_image_folder
-        split = loader(config.data_dir, size=config.image_size, channels=config.channels,
-                       seed=config.seed)
+    elif config.dataset in ("npz", "image-folder", "python"):
+        common = dict(size=size, channels=config.channels, seed=config.seed)
+        if config.dataset == "npz":
+            split = load_npz(config.data_dir, **common)
+        elif config.dataset == "image-folder":
+            split = load_image_folder(config.data_dir, skip_corrupt=config.skip_corrupt, **common)
+        else:
+            split = load_python_dataset(config.entry, **common)
         limits = {"train": config.train_limit, "val": config.val_limit,
                   "test": config.test_limit}
         split = {name: take_subset(ds, limits[name] or None, config.seed)
                  for name, ds in split.items()}
     else:
-        tf = ImageTransform(size=config.image_size, channels=config.channels)
+        tf = ImageTransform(size=size, channels=config.channels or 1)
         kw = dict(root=config.data_dir or None, transform=tf, seed=config.seed)
         split = {"train": load_fashion_mnist("train", limit=config.train_limit or None, **kw),
                  "val": load_fashion_mnist("val", limit=config.val_limit or None, **kw),
@@ -212,15 +227,61 @@ class _State:
         atomic_write_json(self.path, self.data)
 
 
-def _build(spec: ModelConfig, channels: int):
+def _build(name: str, spec: ModelConfig, data: DataConfig, num_classes: int) -> Variant:
+    """A model of the recipe as a Variant: built (and loaded from its checkpoint), or an .onnx
+    starting point (onnx:PATH) for the methods that work on ONNX."""
+    if spec.arch.startswith("onnx:"):
+        path = onnx_start(spec.arch.removeprefix("onnx:"), name, data, num_classes)
+        return Variant(name, onnx_path=path, runtimes=("onnxruntime",), lineage=(name,),
+                       info={"source": "onnx"})
     from optbench.models import build_model, load_model
 
-    kwargs = dict(num_classes=spec.num_classes, in_channels=channels,
+    kwargs = dict(num_classes=spec.num_classes, in_channels=data.channels,
                   weights=spec.weights or None, small_input=spec.small_input,
                   stem=spec.stem)
     if spec.checkpoint:   # a trained starting point, loaded with weights_only=True
-        return load_model(spec.arch, checkpoint=spec.checkpoint, **kwargs)
-    return build_model(spec.arch, **kwargs)
+        model = load_model(spec.arch, checkpoint=spec.checkpoint, **kwargs)
+    else:
+        model = build_model(spec.arch, **kwargs)
+    return Variant(name, model=model, lineage=(name,))
+
+
+def onnx_start(path: str, name: str, data: DataConfig, num_classes: int) -> Path:
+    """Check that an .onnx starting point fits the data: one input (N, C, H, W) whose C (and H,
+    W where fixed) match, and outputs no fewer than the data's classes."""
+    import onnx
+
+    from optbench.errors import MissingInputError
+
+    file = Path(path)
+    if not file.is_file():
+        raise MissingInputError(f"[models.{name}] arch = \"onnx:{path}\": file not found")
+    try:
+        graph = onnx.load(str(file), load_external_data=False).graph
+    except Exception as exc:  # protobuf decode errors have no common base
+        raise ConfigError(f"[models.{name}] {file} is not a readable ONNX model "
+                          f"({type(exc).__name__}: {exc})") from None
+    inits = {i.name for i in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in inits]
+    if len(inputs) != 1:
+        raise ConfigError(f"[models.{name}] {file} has {len(inputs)} inputs; optbench feeds one "
+                          "image batch (N, C, H, W)")
+
+    def dims(value_info):
+        return [d.dim_value or None for d in value_info.type.tensor_type.shape.dim]
+
+    shape = dims(inputs[0])
+    want = [None, data.channels, data.image_size, data.image_size]
+    if len(shape) != 4 or any(s is not None and s != w for s, w in zip(shape[1:], want[1:],
+                                                                         strict=True)):
+        raise ConfigError(f"[models.{name}] {file} takes input {shape} but the data are "
+                          f"{want[1:]} (C, H, W); set [data] channels/image_size to match, or "
+                          "export the model for this input")
+    out = dims(graph.output[0]) if graph.output else []
+    if out and out[-1] is not None and out[-1] < num_classes:
+        raise ConfigError(f"[models.{name}] {file} outputs {out[-1]} scores but the data have "
+                          f"{num_classes} classes")
+    return file
 
 
 def _jsonable(value):

@@ -92,7 +92,8 @@ def _key(key) -> str | None:
 
 
 def parse_image(body: bytes, manifest: Manifest, max_pixels: int, preprocess) -> np.ndarray:
-    """PNG/JPEG bytes -> (1, *input_shape), converted as the manifest's transform says."""
+    """PNG/JPEG bytes -> (1, *input_shape), converted as the manifest's transform says (grey or
+    colour, resized to its size, normalized with its mean/std)."""
     from PIL import Image, UnidentifiedImageError
 
     if not body:
@@ -109,11 +110,12 @@ def parse_image(body: bytes, manifest: Manifest, max_pixels: int, preprocess) ->
                 raise RequestError(413, f"image is {img.width}x{img.height} pixels; the limit "
                                    f"is {max_pixels} pixels (about {int(math.sqrt(max_pixels))}"
                                    " square)")
-            grey = np.asarray(img.convert("L"), dtype=np.uint8)
+            colour = bool(manifest.transform.get("rgb"))   # as the model was trained
+            pixels = np.asarray(img.convert("RGB" if colour else "L"), dtype=np.uint8)
     except RequestError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
             Image.DecompressionBombError) as exc:
         raise RequestError(415, f"body is not a readable PNG or JPEG image ({exc})") from None
-    x = preprocess(torch.from_numpy(grey.copy())[None]).numpy()
+    x = preprocess(torch.from_numpy(pixels.copy())[None]).numpy()
     return x.astype(np.dtype(manifest.input_dtype), copy=False)

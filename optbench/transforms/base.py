@@ -125,5 +125,11 @@ def register(config_cls: type) -> Callable[[Handler], Handler]:
 def require_module(variant: Variant, method: str) -> nn.Module:
     if variant.model is None:
         raise ConfigError(f"method {method!r} needs a torch model, but variant {variant.name!r} "
-                          "is only an ONNX file; apply it before exporting")
+                          "is only an ONNX file; apply it before exporting, or use a method "
+                          f"that works on ONNX ({', '.join(onnx_methods())})")
     return variant.model
+
+
+def onnx_methods() -> list[str]:
+    """The methods that accept an ONNX file as their input (config class `takes_onnx`)."""
+    return sorted(name for name, cls in _METHODS.items() if getattr(cls, "takes_onnx", False))

@@ -28,6 +28,7 @@ from optbench.transforms.guard import Int8Guard, check_int8
 @dataclasses.dataclass(frozen=True)
 class NncfQuantConfig(Config):
     method: ClassVar[str] = "ptq-nncf"
+    takes_onnx: ClassVar[bool] = True     # works on an .onnx starting point
     subset_size: int = 300               # calibration images (NNCF's default)
     preset: str = "default"              # default (NNCF picks) | performance | mixed
     # default: NNCF's activation ranges (the mean over images of each image's min and max);

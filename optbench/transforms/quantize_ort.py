@@ -35,6 +35,7 @@ DYNAMIC_ON_CONV_WARNING = ("dynamic int8 computes activation scales at run time 
 @dataclasses.dataclass(frozen=True)
 class OrtStaticQuantConfig(Config):
     method: ClassVar[str] = "ptq-ort-static"
+    takes_onnx: ClassVar[bool] = True     # works on an .onnx starting point
     calibration_batches: int = 8
     batch_size: int = 32
     calibrate_method: str = "minmax"     # minmax | percentile | entropy
@@ -58,6 +59,7 @@ class OrtStaticQuantConfig(Config):
 @dataclasses.dataclass(frozen=True)
 class OrtDynamicQuantConfig(Config):
     method: ClassVar[str] = "ptq-ort-dynamic"
+    takes_onnx: ClassVar[bool] = True     # works on an .onnx starting point
     opset: int = 18
     int8_mode: str = "auto"   # auto | u8s8 | u8s8-reduce-range | u8u8 (see optbench.isa)
     guard: Int8Guard = Int8Guard()
