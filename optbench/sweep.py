@@ -161,8 +161,11 @@ def run_sweep(sweep: Sweep, out: str | os.PathLike, executor: str | None = None,
 
     def record(trial_id: str, result: dict) -> None:
         entry = state["trials"][trial_id]
-        entry["attempts"] += result.pop("attempts", 1)
+        result.pop("attempts", None)
         entry.update(result)
+        # every start of the trial's first phase, counted in its folder: this sees the
+        # retries Ray makes on its own after a worker died, which the driver never hears of
+        entry["attempts"] = trial_starts(out / "trials" / trial_id)
         atomic_write_json(state_path, state)
 
     started = time.perf_counter()
@@ -199,6 +202,9 @@ def _run_trial(folder: Path, phase: str = "all", threads: int = 0) -> dict:
         env["OMP_NUM_THREADS"] = str(threads)
     nice = _normal_priority()
     start = time.perf_counter()
+    with open(folder / "starts.jsonl", "a") as log:   # one line per start, see trial_starts
+        log.write(json.dumps({"phase": phase, "node": platform.node(), "pid": os.getpid(),
+                              "time": time.time()}) + "\n")
     proc = subprocess.run([sys.executable, "-m", "optbench.sweep", str(folder), phase],
                           capture_output=True, text=True, env=env)
     atomic_write_text(folder / f"{phase}.log", proc.stdout[-20000:] + proc.stderr[-20000:])
@@ -208,6 +214,15 @@ def _run_trial(folder: Path, phase: str = "all", threads: int = 0) -> dict:
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
     return {**result, "status": "failed", "error": tail[0][:500],
             "returncode": proc.returncode}
+
+
+def trial_starts(folder: Path) -> int:
+    """How many times the trial's first phase (all, or steps) was started, by any executor."""
+    path = folder / "starts.jsonl"
+    if not path.is_file():
+        return 0
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return sum(1 for entry in lines if entry["phase"] in ("all", "steps"))
 
 
 def _normal_priority() -> int:
@@ -270,11 +285,29 @@ def _run_on_ray(trials: list[Trial], out: Path, retries: int, address: str | Non
         record(trial.id, {**result, "attempts": attempt + 1})
 
 
+def _die_with_parent() -> None:
+    """Linux: this trial is killed when the process that started it dies (a Ray worker killed
+    for memory, a lost node), instead of running on orphaned beside the retry that Ray starts
+    in the same folder."""
+    import ctypes
+    import signal
+
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)       # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):       # not Linux: nothing to set
+        return
+    if os.getppid() != parent:              # it died before prctl took effect
+        os._exit(1)
+
+
 def _trial_main(folder: str, phase: str) -> int:
     """`python -m optbench.sweep TRIAL_DIR PHASE`: run one trial's recipe in this process."""
     from optbench.pipeline.recipe import Recipe
     from optbench.pipeline.run import run_recipe
 
+    _die_with_parent()
     folder = Path(folder)
     spec = json.loads((folder / "trial.json").read_text())
     recipe = Recipe.from_dict(spec["data"], source=f"trial {spec['label']}")

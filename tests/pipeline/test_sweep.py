@@ -3,6 +3,7 @@ the local executor and a real local Ray cluster; resume skips finished trials; f
 retried and reported; one merged table."""
 
 import json
+import os
 
 import pytest
 
@@ -91,16 +92,46 @@ def test_local_sweep_runs_resumes_and_reports_failures(tmp_path):
     assert "nonexistent" in trial["error"]
 
 
-def test_ray_executor_runs_trials_on_a_local_cluster(tmp_path):
+KILLER = '''
+import os
+import signal
+from pathlib import Path
+
+from optbench.models import build_model
+
+
+def net(num_classes, in_channels):
+    """resnet18; the first time it is built, the process that started this trial (the Ray
+    worker) is killed, as an out-of-memory kill or a lost node would."""
+    marker = Path(os.environ["OPTBENCH_TEST_KILL_MARKER"])
+    if not marker.exists():
+        marker.write_text(str(os.getppid()))
+        os.kill(os.getppid(), signal.SIGKILL)
+    return build_model("resnet18", num_classes=num_classes, in_channels=in_channels)
+'''
+
+
+def test_ray_runs_trials_and_retries_a_killed_worker(tmp_path, monkeypatch):
+    """A real local Ray cluster: the trial's worker is killed once, Ray retries the task, the
+    trial ends done with both starts counted, timed at nice 0 (Ray's nice 15 undone)."""
     ray = pytest.importorskip("ray")
-    path = _sweep(tmp_path, '"bench.batch_sizes" = [[1]]')
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    (tmp_path / "sweep_killer.py").write_text(KILLER)
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}:{os.environ.get('PYTHONPATH', '')}")
+    monkeypatch.setenv("OPTBENCH_TEST_KILL_MARKER", str(tmp_path / "killed"))
+    path = _sweep(tmp_path, '"bench.batch_sizes" = [[1]]', extra="retries = 1")
+    (tmp_path / "base.toml").write_text(RECIPE.replace('arch = "resnet18"',
+                                                       'arch = "python:sweep_killer:net"'))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)   # workers inherit env
     try:
         state = run_sweep(load_sweep(path), tmp_path / "out", executor="ray")
     finally:
         ray.shutdown()
-    assert [t["status"] for t in state["trials"].values()] == ["done"]
+    assert (tmp_path / "killed").is_file()                   # a worker really was killed
+    (trial,) = state["trials"].values()
+    assert trial["status"] == "done", trial
+    assert trial["attempts"] == 2                             # Ray's own retry, counted
+    assert "| done | 2 |" in (tmp_path / "out" / "merged.md").read_text()
     merged = json.loads((tmp_path / "out" / "merged.json").read_text())
     assert [r["pick"]["batch_size"] for r in merged["trials"]] == [1]
     assert merged["executor"] == "ray"
-    assert all(r["nice"] == 0 for r in merged["trials"])   # Ray's nice 15 undone
+    assert all(r["nice"] == 0 for r in merged["trials"])
