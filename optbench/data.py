@@ -448,7 +448,7 @@ def load_python_dataset(entry: str, *, size: int | None = None, channels: int = 
             raise ConfigError(f"python dataset {entry!r} returned a dict with keys "
                               f"{sorted(returned)}; give train and test (val optional)")
         parts = dict(returned)
-    elif isinstance(returned, (tuple, list)):
+    elif isinstance(returned, tuple):             # splits; a list is one dataset of items
         if len(returned) not in (2, 3):
             raise ConfigError(f"python dataset {entry!r} returned {len(returned)} datasets; "
                               "give one, (train, test) or (train, val, test)")
@@ -460,12 +460,14 @@ def load_python_dataset(entry: str, *, size: int | None = None, channels: int = 
     data = {}
     for part, dataset in parts.items():
         if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
-            raise ConfigError(f"python dataset {entry!r}: its {part} part is a "
-                              f"{type(dataset).__name__}, not a Dataset (__len__ and "
-                              "__getitem__ returning (image, label))")
+            what = "it returned" if part == "all" else f"its {part} part is"
+            raise ConfigError(f"python dataset {entry!r}: {what} a {type(dataset).__name__}, "
+                              "not a Dataset (__len__ and __getitem__ returning (image, "
+                              "label))")
         images, labels = [], []
         for i in range(len(dataset)):
-            image, label = _item(dataset[i], f"python dataset {entry!r} {part}[{i}]", size)
+            where = f"python dataset {entry!r} {'' if part == 'all' else part + ' '}item {i}"
+            image, label = _item(dataset[i], where, size)
             images.append(image)
             labels.append(label)
         data[part] = (stack_images(images, f"python dataset {entry!r} {part}"),
@@ -500,8 +502,9 @@ def _item(item, where: str, size: int | None) -> tuple[np.ndarray, int]:
                           "(C, H, W) with 1 or 3 channels")
     if np.issubdtype(x.dtype, np.floating):
         if x.size and (np.isnan(x).any() or x.min() < 0 or x.max() > 1):
-            raise ConfigError(f"{where}: float pixels must lie in [0, 1] (found "
-                              f"{np.nanmin(x):.3g}..{np.nanmax(x):.3g}, or NaN). Return raw "
+            found = "NaN" if np.isnan(x).any() else f"{x.min():.3g}..{x.max():.3g}"
+            raise ConfigError(f"{where}: float pixels must lie in [0, 1] (found {found}). "
+                              "Return raw "
                               "images, not normalized ones: optbench normalizes them itself and "
                               "records it, so the server prepares uploads the same way")
         x = np.round(x * 255).astype(np.uint8)
@@ -527,9 +530,9 @@ def _npz_images(x: np.ndarray, where: str) -> np.ndarray:
         return x
     if np.issubdtype(x.dtype, np.floating):
         if x.size and (np.nanmin(x) < 0 or np.nanmax(x) > 1 or np.isnan(x).any()):
-            raise ConfigError(f"{where}: float images must lie in [0, 1] (found "
-                              f"{np.nanmin(x):.3g}..{np.nanmax(x):.3g}, or NaN); scale them, "
-                              "or save uint8 0..255")
+            found = "NaN" if np.isnan(x).any() else f"{x.min():.3g}..{x.max():.3g}"
+            raise ConfigError(f"{where}: float images must lie in [0, 1] (found {found}); "
+                              "scale them, or save uint8 0..255")
         return np.round(x * 255).astype(np.uint8)
     raise ConfigError(f"{where} has dtype {x.dtype}; images must be uint8 (0..255) or float "
                       "in [0, 1]")

@@ -80,6 +80,10 @@ MODULE = textwrap.dedent('''
         raise RuntimeError("no data today")
 
 
+    def pairs():
+        return [(np.full((8, 8), 40 * (i % 2), np.uint8), i % 2) for i in range(30)]
+
+
     def tiny_net(num_classes, in_channels):
         return torch.nn.Sequential(
             torch.nn.Conv2d(in_channels, 8, 3, padding=1), torch.nn.BatchNorm2d(8),
@@ -108,19 +112,21 @@ def test_one_dataset_is_split_with_a_seed_and_named_classes(entry):
     assert np.array_equal(again["test"].images, splits["test"].images)
 
 
-@pytest.mark.parametrize("fn, sizes", [("triple", [200, 50, 60]), ("as_dict", [180, 20, 60])])
+@pytest.mark.parametrize("fn, sizes", [("triple", [200, 50, 60]), ("as_dict", [180, 20, 60]),
+                                       ("pairs", [22, 2, 6])])
 def test_given_splits_and_float_chw_images(entry, fn, sizes):
     splits = load_python_dataset(entry(fn), size=20, seed=0)
     assert [len(splits[s]) for s in ("train", "val", "test")] == sizes
-    assert splits["test"].images.shape[1:] == (20, 20, 3)   # resized, channels last
-    assert splits["test"].batch(0, 2).shape == (2, 3, 20, 20)
+    colour = fn != "pairs"     # a list of (grey array, label) pairs is one dataset
+    assert splits["test"].images.shape[1:] == ((20, 20, 3) if colour else (20, 20))
+    assert splits["test"].batch(0, 2).shape == (2, 3 if colour else 1, 20, 20)
 
 
 @pytest.mark.parametrize("fn, message", [
     ("normalized", r"float pixels must lie in \[0, 1\].*Return raw images, not normalized"),
     ("five_channels", r"image of shape \(16, 16, 5\)"),
     ("bad_label", "label 'cat' is not an integer class id"),
-    ("not_a_dataset", "is a int, not a Dataset"),
+    ("not_a_dataset", "returned a int, not a Dataset"),
     ("broken", "raised RuntimeError: no data today"),
     ("missing_function", "has no attribute 'missing_function'"),
 ])
