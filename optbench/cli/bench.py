@@ -15,7 +15,8 @@ def add_parsers(sub) -> None:
     b = sub.add_parser("bench", help="measure a model across runtimes and batch sizes",
                        description="Measure latency, memory, size (and accuracy with --data) of "
                        "a zoo model, a training checkpoint, or an .onnx file.")
-    b.add_argument("model", help="zoo name (resnet18, resnet50, mobilenet_v2, ...) or an .onnx "
+    b.add_argument("model", help="zoo name (resnet18, resnet50, mobilenet_v2, ...), "
+                   "torchvision:<name>, timm:<name>, python:<module>:<function>, or an .onnx "
                    "path")
     b.add_argument("--checkpoint", help="weights for a zoo model: an optbench training "
                    "checkpoint or a state dict (.pt), loaded with weights_only=True")
@@ -40,8 +41,17 @@ def add_parsers(sub) -> None:
     b.add_argument("--memory", choices=("shared", "process"), default=default(B, "memory"),
                    help="process: each entry's memory in a fresh process of its own (exact "
                    "attribution, first call apart); shared: in this process (quick)")
-    b.add_argument("--data", action="store_true", help="also measure accuracy on Fashion-MNIST")
-    b.add_argument("--data-dir", help="folder with Fashion-MNIST idx files")
+    b.add_argument("--data", action="store_true",
+                   help="also measure accuracy on the test split of --dataset")
+    b.add_argument("--dataset", default="fashion-mnist",
+                   choices=("fashion-mnist", "image-folder", "npz", "python"),
+                   help="what --data reads (as a recipe's [data] dataset): image-folder and npz "
+                   "take --data-dir, python takes --entry; their test split is the given test "
+                   "part, or the seeded 20%% split of --seed")
+    b.add_argument("--data-dir", help="Fashion-MNIST's idx folder, the image folder, or the "
+                   ".npz file")
+    b.add_argument("--entry", default="", help="python datasets: package.module:function")
+    b.add_argument("--seed", type=int, default=0, help="the split seed of your dataset")
     b.add_argument("--eval-limit", type=int, default=0, help="test images for --data (0 = all)")
     b.add_argument("--out", default="results/bench", help="folder for result.json/.csv/.md")
     b.set_defaults(func=bench)
@@ -80,13 +90,14 @@ def bench(args) -> int:
                            in_channels=config.input_shape[0], weights=args.weights,
                            checkpoint=args.checkpoint)
     eval_data = None
-    if args.data:
-        from optbench.data import ImageTransform, load_fashion_mnist
+    if args.data:   # the recipes' own loader: same sources, splits and normalization
+        from optbench.pipeline.recipe import DataConfig
+        from optbench.pipeline.run import load_data
 
-        channels, size = config.input_shape[0], config.input_shape[-1]
-        eval_data = load_fashion_mnist("test", args.data_dir,
-                                       ImageTransform(size=size, channels=channels),
-                                       limit=args.eval_limit or None)
+        data = DataConfig(dataset=args.dataset, data_dir=args.data_dir or "", entry=args.entry,
+                          image_size=config.input_shape[-1], channels=config.input_shape[0],
+                          test_limit=args.eval_limit, seed=args.seed)
+        eval_data = load_data(data)["test"]
     result = bench(model, config, label=Path(args.model).stem, eval_data=eval_data)
     paths = save_bench(result, args.out)
     print(paths["md"].read_text())

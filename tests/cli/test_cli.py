@@ -78,3 +78,28 @@ def test_flag_defaults_are_the_config_classes_defaults():
     d = DemoConfig()
     assert (demo.model, demo.epochs, demo.train_limit, demo.max_time) == (
         d.model, d.epochs, d.train_limit, d.max_time_s)
+
+
+def test_bench_measures_accuracy_on_your_image_folder(tmp_path):
+    """`optbench bench --data --dataset image-folder`: a model outside the zoo, scored on the
+    test split of a colour image folder read by the recipes' own loader."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for k, name in enumerate(("red", "green")):
+        (tmp_path / "imgs" / name).mkdir(parents=True)
+        for i in range(15):
+            x = rng.integers(0, 60, (10, 10, 3), dtype=np.uint8)
+            x[..., k] += 150
+            Image.fromarray(x).save(tmp_path / "imgs" / name / f"{i}.jpg")
+    code = main(["bench", "torchvision:shufflenet_v2_x0_5", "--num-classes", "2",
+                 "--input-shape", "3,16,16", "--runtimes", "onnxruntime", "--batch-sizes", "1",
+                 "--min-time", "0.02", "--max-time", "0.1", "--data", "--dataset",
+                 "image-folder", "--data-dir", str(tmp_path / "imgs"), "--out",
+                 str(tmp_path / "out")])
+    assert code == 0
+    data = json.loads((tmp_path / "out" / "result.json").read_text())
+    (quality,) = data["quality"].values()
+    assert quality["n"] == 6      # the seeded 20% test split of 30 images
+    assert len(quality["per_class_accuracy"]) == 2
