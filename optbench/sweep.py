@@ -342,38 +342,127 @@ def trial_pick(report_path: Path, budget_points: float) -> dict | None:
 
 
 def write_merged(sweep: Sweep, out: Path, state: dict) -> None:
+    """merged.json, merged.csv, merged.md and merged.html: every trial with its status and pick,
+    and the best pick per model and batch size."""
     rows = []
     for t in sweep.trials:
         entry = state["trials"][t.id]
         pick = trial_pick(out / "trials" / t.id / "run" / "report.json", sweep.budget_points)
-        rows.append({"id": t.id, "label": t.label, "status": entry["status"],
-                     "attempts": entry.get("attempts", 0), "node": entry.get("node"),
-                     "nice": entry.get("nice"),
+        rows.append({"id": t.id, "label": t.label, "model": _model_of(t.data),
+                     "status": entry["status"], "attempts": entry.get("attempts", 0),
+                     "node": entry.get("node"), "nice": entry.get("nice"),
                      "seconds": entry.get("seconds"), "error": entry.get("error"),
                      "pick": pick})
-    atomic_write_json(out / "merged.json", {"machine_kind": sweep.machine_kind,
-                                            "executor": state.get("executor"),
-                                            "budget_points": sweep.budget_points,
-                                            "trials": rows})
-    lines = [f"# Sweep: {len(rows)} trials on {sweep.machine_kind!r} "
-             f"({state.get('executor')} executor)", "",
-             f"Each trial's pick: the fastest variant at its smallest batch size within "
-             f"{sweep.budget_points:g} top-1 points of the trial's most accurate variant. "
-             "Latencies of different trials come from different runs (and, on a cluster, "
-             "possibly different nodes: see CPU): compare them as such, not as ratios.", "",
-             "| trial | status | attempts | pick | runtime | batch | median ms | top-1 | CPU | "
-             "seconds |", "|---|---|---:|---|---|---:|---:|---:|---|---:|"]
-    for r in rows:
-        p = r["pick"] or {}
-        status = r["status"] + (f" ({r['error']})" if r["status"] == "failed" else "")
-        if r.get("nice"):
-            status += f" (ran at nice {r['nice']}: its timing competed at low priority)"
-        lines.append(f"| {r['label']} | {status} | {r['attempts']} | {p.get('variant', '—')} | "
-                     f"{p.get('runtime', '—')} | {p.get('batch_size', '—')} | "
-                     + (f"{p['median_ms']:.3f} | {p['top1'] * 100:.2f} | {p['cpu']} | "
-                        if p else "— | — | — | ")
-                     + (f"{r['seconds']:.0f} |" if r["seconds"] else "— |"))
-    atomic_write_text(out / "merged.md", "\n".join(lines) + "\n")
+    merged = {"machine_kind": sweep.machine_kind, "executor": state.get("executor"),
+              "budget_points": sweep.budget_points, "wall_s": state.get("wall_s"),
+              "trials": rows}
+    atomic_write_json(out / "merged.json", merged)
+    write_merged_files([merged], out, "merged")
+
+
+def merge_sweeps(folders: list[str | os.PathLike], out: str | os.PathLike) -> Path:
+    """One report over sweeps run on different machine kinds (each folder's merged.json):
+    `optbench sweep-merge DIR... --out OUT`. Returns the Markdown file."""
+    payloads = []
+    for folder in folders:
+        path = Path(folder) / "merged.json"
+        if not path.is_file():
+            raise MissingInputError(f"{path} not found: merge folders that `optbench sweep` "
+                                    "wrote (each has merged.json)")
+        payloads.append(json.loads(path.read_text()))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "sweeps.json", {"sweeps": payloads})
+    return write_merged_files(payloads, out, "sweeps")
+
+
+def _model_of(recipe: dict) -> str:
+    return ", ".join(str(m.get("arch", "?")) for m in recipe.get("models", {}).values())
+
+
+def best_per_model(trials: list[dict]) -> list[dict]:
+    """Per model and batch size, the fastest pick among the trials whose pick is within the
+    trials' own budgets of that group's most accurate pick. Its latency and the others' come
+    from different trials (different runs, maybe nodes): the choice is by median, not a ratio."""
+    groups: dict[tuple, list[dict]] = {}
+    for t in trials:
+        if t["status"] == "done" and t.get("pick"):
+            groups.setdefault((t["model"], t["pick"]["batch_size"]), []).append(t)
+    best = []
+    for (model, batch), members in sorted(groups.items()):
+        top = max(m["pick"]["top1"] for m in members)
+        within = [m for m in members
+                  if (top - m["pick"]["top1"]) * 100 <= m.get("budget_points", 1.0)]
+        winner = min(within, key=lambda m: m["pick"]["median_ms"])
+        best.append({"model": model, "batch_size": batch, "trial": winner["label"],
+                     "of": len(members), **winner["pick"]})
+    return best
+
+
+def write_merged_files(payloads: list[dict], out: Path, stem: str) -> Path:
+    """The merged report through the report code (one document, Markdown and HTML) and a CSV of
+    every trial, grouped by machine kind."""
+    import csv
+    import io
+
+    from optbench.report.document import Document, Para, Section, Table, to_html, to_markdown
+
+    blocks: list = [Para(
+        "Each trial's pick: the fastest variant at its smallest batch size within the accuracy "
+        "budget of the trial's most accurate variant. Latencies of different trials come from "
+        "different runs (on a cluster, possibly different nodes of one kind: see CPU); they are "
+        "compared as medians, never divided into ratios. Machine kinds are never compared with "
+        "each other.")]
+    csv_rows = []
+    for payload in payloads:
+        kind, budget = payload.get("machine_kind"), payload.get("budget_points", 1.0)
+        trials = [{**t, "budget_points": budget} for t in payload["trials"]]
+        best = best_per_model(trials)
+        done = sum(t["status"] == "done" for t in trials)
+        wall = payload.get("wall_s")
+        blocks.append(Section(f"{kind}: best per model ({payload.get('executor')} executor)", [
+            Para(f"{done} of {len(trials)} trials done"
+                 + (f"; {wall:.0f} s of wall time in the last run" if wall else "") + "."),
+            Table(["model", "batch", "pick", "runtime", "median ms", "top-1 %", "from trial",
+                   "trials", "CPU"],
+                  [[b["model"], str(b["batch_size"]), b["variant"], b["runtime"],
+                    f"{b['median_ms']:.3f}", f"{b['top1'] * 100:.2f}", b["trial"], str(b["of"]),
+                    b["cpu"] or "?"] for b in best], align="llllrrllr"[:9])],
+            open=True, highlight=True))
+        table = []
+        for t in trials:
+            p = t.get("pick") or {}
+            status = t["status"] + (f" ({t.get('error')})" if t["status"] == "failed" else "")
+            if t.get("nice"):
+                status += f" (ran at nice {t['nice']}: its timing competed at low priority)"
+            table.append([t["label"], status, str(t["attempts"]), p.get("variant", "—"),
+                          p.get("runtime", "—"), str(p.get("batch_size", "—")),
+                          f"{p['median_ms']:.3f}" if p else "—",
+                          f"{p['top1'] * 100:.2f}" if p else "—", p.get("cpu") or "—",
+                          f"{t['seconds']:.0f}" if t.get("seconds") else "—"])
+            csv_rows.append({"machine_kind": kind, "executor": payload.get("executor"),
+                             "trial": t["label"], "model": t["model"], "status": t["status"],
+                             "attempts": t["attempts"], "node": t.get("node"),
+                             "seconds": t.get("seconds"), "pick": p.get("variant"),
+                             "runtime": p.get("runtime"), "batch_size": p.get("batch_size"),
+                             "median_ms": p.get("median_ms"), "top1": p.get("top1"),
+                             "cpu": p.get("cpu"), "isa": " ".join(p.get("isa", []))})
+        blocks.append(Section(f"{kind}: every trial", [
+            Table(["trial", "status", "attempts", "pick", "runtime", "batch", "median ms",
+                   "top-1 %", "CPU", "seconds"], table, align="llrlllrrlr")], open=True))
+    kinds = sorted({str(p.get("machine_kind")) for p in payloads})
+    doc = Document(f"Sweep: {sum(len(p['trials']) for p in payloads)} trials on "
+                   f"{', '.join(kinds)}", blocks)
+    atomic_write_text(out / f"{stem}.html", to_html(doc))
+    buffer = io.StringIO()
+    if csv_rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(csv_rows[0]))
+        writer.writeheader()
+        writer.writerows(csv_rows)
+    atomic_write_text(out / f"{stem}.csv", buffer.getvalue())
+    md = out / f"{stem}.md"
+    atomic_write_text(md, to_markdown(doc))
+    return md
 
 
 if __name__ == "__main__":

@@ -41,6 +41,13 @@ def add_parsers(sub) -> None:
     sw.add_argument("--address", default=None, help="Ray cluster address (auto, "
                     "ray://host:port); default: a local Ray instance")
     sw.set_defaults(func=sweep_verb)
+    sm = sub.add_parser("sweep-merge", help="one report over sweeps run on different machine "
+                        "kinds", description="Reads each folder's merged.json (written by "
+                        "`optbench sweep`) and writes OUT/sweeps.md, .html, .csv, .json: per "
+                        "machine kind, the best pick per model and every trial.")
+    sm.add_argument("folders", nargs="+", help="sweep output folders")
+    sm.add_argument("--out", required=True, help="output folder")
+    sm.set_defaults(func=sweep_merge_verb)
     env = sub.add_parser("env", help="print the machine description stored with every result")
     env.set_defaults(func=show_env)
 
@@ -102,3 +109,10 @@ def sweep_verb(args) -> int:
     print(f"{len(sweep.trials) - len(failed)} of {len(sweep.trials)} trials done"
           + (f"; {len(failed)} failed (see OUT/trials/ID/*.log)" if failed else ""))
     return 1 if failed else 0
+
+
+def sweep_merge_verb(args) -> int:
+    from optbench.sweep import merge_sweeps
+
+    print(merge_sweeps(args.folders, args.out).read_text())
+    return 0

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from optbench.cli import main
-from optbench.errors import ConfigError
+from optbench.errors import ConfigError, MissingInputError
 from optbench.sweep import load_sweep, run_sweep
 
 RECIPE = """
@@ -80,6 +80,8 @@ def test_local_sweep_runs_resumes_and_reports_failures(tmp_path):
     assert all(r["pick"]["variant"] in ("trained", "sparse") for r in merged["trials"])
     assert all(r["pick"]["isa"] is not None for r in merged["trials"])
     assert "| base threads=1 | done | 1 |" in (out / "merged.md").read_text()
+    assert "best per model" in (out / "merged.html").read_text()
+    assert (out / "merged.csv").read_text().startswith("machine_kind,executor,trial,model")
     again = run_sweep(load_sweep(path), out)          # resume: nothing left to run
     assert again["ran"] == 0
     # a trial that fails (here: its data folder does not exist) is retried, then reported
@@ -90,6 +92,40 @@ def test_local_sweep_runs_resumes_and_reports_failures(tmp_path):
                       ["trials"].values()))
     assert trial["status"] == "failed" and trial["attempts"] == 2
     assert "nonexistent" in trial["error"]
+
+
+def _trial(label, model, batch, top1, ms, status="done"):
+    pick = {"variant": label, "runtime": "onnxruntime", "batch_size": batch, "median_ms": ms,
+            "top1": top1, "best_top1": top1, "cpu": "EPYC", "isa": ["avx2"]}
+    return {"id": label, "label": label, "model": model, "status": status, "attempts": 1,
+            "seconds": 1.0, "pick": pick if status == "done" else None}
+
+
+def test_best_per_model_and_a_merge_across_machine_kinds(tmp_path):
+    """Per model and batch: the fastest pick within the budget of the group's most accurate;
+    failed trials and other batch sizes do not compete; kinds are reported side by side."""
+    from optbench.sweep import best_per_model, merge_sweeps
+
+    trials = [_trial("a-fast-but-worse", "resnet18", 1, 0.80, 1.0),
+              _trial("a-slow", "resnet18", 1, 0.90, 3.0),
+              _trial("a-mid", "resnet18", 1, 0.895, 2.0),
+              _trial("a-batch8", "resnet18", 8, 0.90, 9.0),
+              _trial("b-failed", "mobilenet_v2", 1, 0, 0, status="failed"),
+              _trial("b", "mobilenet_v2", 1, 0.85, 1.5)]
+    best = best_per_model([{**t, "budget_points": 1.0} for t in trials])
+    assert [(b["model"], b["batch_size"], b["trial"]) for b in best] == [
+        ("mobilenet_v2", 1, "b"), ("resnet18", 1, "a-mid"), ("resnet18", 8, "a-batch8")]
+    for kind in ("epyc-avx2", "spr-amx"):
+        (tmp_path / kind).mkdir()
+        (tmp_path / kind / "merged.json").write_text(json.dumps(
+            {"machine_kind": kind, "executor": "ray", "budget_points": 1.0,
+             "trials": trials}))
+    md = merge_sweeps([tmp_path / "epyc-avx2", tmp_path / "spr-amx"], tmp_path / "all")
+    text = md.read_text()
+    assert "## epyc-avx2: best per model" in text and "## spr-amx: best per model" in text
+    assert text.count("| resnet18 | 1 | a-mid |") == 2
+    with pytest.raises(MissingInputError, match="merged.json"):
+        merge_sweeps([tmp_path / "nothing"], tmp_path / "x")
 
 
 KILLER = '''
