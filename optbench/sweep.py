@@ -115,8 +115,10 @@ def load_sweep(path: str | os.PathLike) -> Sweep:
             data = copy.deepcopy(base)
             for key, value in overrides.items():
                 _set(data, key, value, f"{path} [grid] {key!r}")
-            digest = hashlib.sha256(json.dumps([str(recipe_path), overrides],
-                                               sort_keys=True).encode()).hexdigest()[:10]
+            # the id names the trial's whole recipe, so an edited base recipe makes new trials
+            # (a resumed sweep never skips a trial because an older recipe finished it)
+            digest = hashlib.sha256(json.dumps([str(recipe_path), data], sort_keys=True,
+                                               default=str).encode()).hexdigest()[:10]
             trial = Trial(f"t{len(trials):03d}-{digest}", str(recipe_path), overrides, data)
             Recipe.from_dict(data, source=f"trial {trial.label}")   # validate now
             trials.append(trial)
@@ -266,6 +268,7 @@ def _run_on_ray(trials: list[Trial], out: Path, retries: int, address: str | Non
     node_cpus = min(n["Resources"].get("CPU", 1.0) for n in ray.nodes() if n.get("Alive"))
     measure = measure_task(node_cpus)
     pending = {steps.remote(str(out / "trials" / t.id)): (t, "steps", 0) for t in trials}
+    steps_seconds: dict[str, float] = {}
     while pending:
         done, _ = ray.wait(list(pending), num_returns=1)
         ref = done[0]
@@ -280,8 +283,11 @@ def _run_on_ray(trials: list[Trial], out: Path, retries: int, address: str | Non
             pending[task.remote(folder)] = (trial, phase, attempt + 1)
             continue
         if phase == "steps" and result["status"] == "steps-done":
+            steps_seconds[trial.id] = result.get("seconds", 0.0)
             pending[measure.remote(folder)] = (trial, "measure", 0)
             continue
+        if "seconds" in result:   # the trial's time: its steps task plus its measurement task
+            result["seconds"] += steps_seconds.get(trial.id, 0.0)
         record(trial.id, {**result, "attempts": attempt + 1})
 
 

@@ -147,3 +147,20 @@ def test_a_recipe_runs_on_an_image_folder(tmp_path, real):
                              "max_steps_per_epoch": 2}}]})
     result = run_recipe(recipe, tmp_path / "out", progress=False)
     assert result.bench.sections.class_names == ["bag", "coat", "sandal"]
+
+
+def test_a_recipe_may_give_the_normalization(tmp_path, real):
+    from optbench.pipeline.recipe import DataConfig
+    from optbench.pipeline.run import load_data
+
+    root = _write(tmp_path / "imgs", real)
+    splits = load_data(DataConfig(dataset="image-folder", data_dir=str(root), mean=(0.5,),
+                                  std=(0.25,)))
+    assert {(s.transform.mean, s.transform.std) for s in splits.values()} == {(0.5, 0.25)}
+    x = splits["test"].batch(0, 1)
+    assert torch.allclose(x, (splits["test"].images[:1].float()[:, None] / 255 - 0.5) / 0.25)
+    with pytest.raises(ConfigError, match="given together"):
+        DataConfig(mean=(0.5,))
+    with pytest.raises(ConfigError, match="grey: give 1"):
+        load_data(DataConfig(dataset="image-folder", data_dir=str(root), mean=(0.5, 0.5, 0.5),
+                             std=(0.2, 0.2, 0.2)))

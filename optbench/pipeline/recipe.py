@@ -32,6 +32,8 @@ class DataConfig(Config):
     data_dir: str = ""   # fashion-mnist: its folder; npz: the .npz file; image-folder: its root
     entry: str = ""      # python: package.module:function returning the Dataset(s)
     skip_corrupt: bool = False          # image-folder: skip unreadable files (listed) or fail
+    mean: tuple[float, ...] = ()        # normalization; () = computed from the training split
+    std: tuple[float, ...] = ()         # (one value, or one per colour channel)
     seed: int = 0
 
     def __post_init__(self):
@@ -54,6 +56,12 @@ class DataConfig(Config):
         if self.skip_corrupt and self.dataset != "image-folder":
             raise ConfigError("[data] skip_corrupt applies to dataset = \"image-folder\"")
         check_choice("DataConfig", "channels", self.channels, (0, 1, 3))
+        if len(self.mean) != len(self.std) or len(self.mean) not in (0, 1, 3):
+            raise ConfigError(f"[data] mean and std are given together, one value each or one "
+                              f"per colour channel; got mean {list(self.mean)}, std "
+                              f"{list(self.std)}")
+        if any(v <= 0 for v in self.std):
+            raise ConfigError(f"[data] std must be > 0, got {list(self.std)}")
         if self.image_size < 0:
             raise ConfigError(f"[data] image_size must be > 0 (or 0 for the data's own size), "
                               f"got {self.image_size}")

@@ -84,6 +84,10 @@ def test_local_sweep_runs_resumes_and_reports_failures(tmp_path):
     assert (out / "merged.csv").read_text().startswith("machine_kind,executor,trial,model")
     again = run_sweep(load_sweep(path), out)          # resume: nothing left to run
     assert again["ran"] == 0
+    # an edited base recipe is another trial: the resumed sweep runs it, not the old result
+    before = {t.id for t in load_sweep(path).trials}
+    (tmp_path / "base.toml").write_text(RECIPE.replace("ratio = 0.5", "ratio = 0.25"))
+    assert {t.id for t in load_sweep(path).trials}.isdisjoint(before)
     # a trial that fails (here: its data folder does not exist) is retried, then reported
     bad = _sweep(tmp_path, '"data.dataset" = ["npz"]\n"data.data_dir" = ["/nonexistent.npz"]',
                  "retries = 1")
