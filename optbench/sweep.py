@@ -265,7 +265,14 @@ def _run_on_ray(trials: list[Trial], out: Path, retries: int, address: str | Non
         return measure
 
     # a timing task asks for every CPU of the smallest node, so it holds a whole node
-    node_cpus = min(n["Resources"].get("CPU", 1.0) for n in ray.nodes() if n.get("Alive"))
+    sizes = sorted({n["Resources"].get("CPU", 1.0) for n in ray.nodes() if n.get("Alive")})
+    node_cpus = sizes[0]
+    if len(sizes) > 1:   # then it holds a small node whole but may share a bigger one
+        import warnings
+
+        warnings.warn(f"Ray nodes of different sizes ({sizes} CPUs): a timing task asks for "
+                      f"{node_cpus:g} CPUs and may share a bigger node with another; run one "
+                      "sweep per machine kind (nodes of one size)", stacklevel=2)
     measure = measure_task(node_cpus)
     pending = {steps.remote(str(out / "trials" / t.id)): (t, "steps", 0) for t in trials}
     steps_seconds: dict[str, float] = {}
