@@ -10,6 +10,7 @@ OPTBENCH_DATA_DIR environment variable, (c) the Debian package's /usr/share/data
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gzip
 import os
 import struct
@@ -57,7 +58,7 @@ class ImageTransform(Config):
             value = getattr(self, name)
             if isinstance(value, (list, tuple)):
                 value = tuple(float(v) for v in value)
-                if len(value) != (3 if self.rgb else 1):
+                if len(value) not in (1, 3 if self.rgb else 1):
                     raise ConfigError(f"ImageTransform.{name} has {len(value)} values; give one, "
                                       f"or one per colour channel ({3 if self.rgb else 1})")
                 object.__setattr__(self, name, value[0] if len(value) == 1 else value)
@@ -66,7 +67,11 @@ class ImageTransform(Config):
 
     def normalization(self) -> tuple[float | torch.Tensor, float | torch.Tensor]:
         """(mean, std) to apply to a (N, C, H, W) pixel batch in [0, 1]: floats, or (1, 3, 1, 1)
-        tensors for per-channel values."""
+        tensors for per-channel values (made once: this runs per item and per request)."""
+        return self._normalization
+
+    @functools.cached_property
+    def _normalization(self):
         def shaped(value):
             return value if isinstance(value, float) else torch.tensor(value).view(1, -1, 1, 1)
 
