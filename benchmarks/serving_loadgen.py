@@ -6,7 +6,8 @@ Per design and path: SingleStream (one query at a time: the latency floor), Offl
 once: throughput), and the Server scenario (Poisson arrivals): the highest rate whose p99 stays
 under each bound, then a confirmation run at 80% of the tightest bound's peak (the p99/p50 there
 is the tail-stall check). Before any server starts, the artifact's runtime alone is timed at
-batch 1 and 32 (same threads) so served/raw throughput is a same-machine ratio.
+batch 1 and 32 with as many threads as each design's server runs in all (workers x threads), so
+served/raw throughput is a same-machine ratio at equal runtime threads.
 
     python benchmarks/serving_loadgen.py ARTIFACT/manifest.json --out results/serving/int8
 """
@@ -60,6 +61,9 @@ def one_server(manifest: Path, design: str, workers: int, paths: list[str], boun
                 peaks[bound] = peak
                 rows.append({**where, "scenario": "server-peak", "bound_ms": bound,
                              "tried_qps": [r["target_qps"] for r in search["runs"]],
+                             "tried_errors": sum(sum(r["request_errors"].values())
+                                                 for r in search["runs"]),
+                             "tried_min_requests": min(r["requests_ok"] for r in search["runs"]),
                              **({k: peak[k] for k in ("target_qps", "p50_ms", "p99_ms",
                                                       "generator_cores", "server_cores",
                                                       "requests_ok", "request_errors")
@@ -79,8 +83,12 @@ def render(rows: list[dict], raw: dict, meta: dict) -> str:
              f"Command: `{meta['command']}` at commit {meta['commit']}.", "",
              f"Machine: {meta['cpu']} (ISA: {_isa(meta['isa'])}), {meta['cpus']} logical CPUs "
              "shared by the "
-             f"server and the load generator; runtime threads {meta['threads']}. Raw runtime "
-             f"(no server): {raw['1']:.0f} items/s at batch 1, {raw['32']:.0f} at batch 32.", "",
+             f"server and the load generator; runtime threads {meta['threads']} per worker. "
+             "Raw runtime (no server, items/s): "
+             + "; ".join(f"{t} thread{'s' if t != '1' else ''}: {r['1']:.0f} at batch 1, "
+                         f"{r['32']:.0f} at batch 32" for t, r in sorted(raw.items())) + ". "
+             "Served / raw compares a row's rate with the raw batch-32 rate at the same number "
+             "of runtime threads (workers x threads).", "",
              "| design | workers | path | scenario | rate (q/s) | p50 ms | p99 ms | p99/p50 "
              "| errors | server cores | generator cores | served / raw (b32) |",
              "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -96,14 +104,47 @@ def render(rows: list[dict], raw: dict, meta: dict) -> str:
                  f"{rate:.0f}" if rate else "none met", _f(p50), _f(p99),
                  f"{p99 / p50:.1f}" if p50 and p99 else "—", str(errors),
                  _f(r.get("server_cores")), _f(r.get("generator_cores")),
-                 f"{rate / raw['32']:.2f}" if rate else "—"]
+                 f"{rate / raw[str(r['workers'] * meta['threads'])]['32']:.2f}"
+                 if rate else "—"]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", *targets(rows, raw, meta)]
     lines += ["", "Latencies are LoadGen's: from when a query was scheduled to its answer. "
               "Rates: SingleStream and server-80% the completed rate, Offline the samples per "
               "second, server-peak the highest target rate LoadGen judged VALID (p99 under the "
               "bound, no request error) among those tried by bisection. Cores = CPU seconds / "
               "wall seconds of the process (the server's worker processes summed)."]
     return "\n".join(lines) + "\n"
+
+
+def targets(rows: list[dict], raw: dict, meta: dict) -> list[str]:
+    """Issue #16's targets, checked on this run: the tail (p99 <= 3x p50 at 80% of the peak,
+    binary tensors, batching on), served/raw throughput on binary tensors (Offline, at equal
+    runtime threads), and no request error in any Server-scenario run, bisection included."""
+    out = ["## Targets", ""]
+    for r in rows:
+        if (r["design"], r["path"], r["scenario"]) == ("batched", "v2-binary", "server-80%"):
+            ratio = r["p99_ms"] / r["p50_ms"]
+            out.append(f"- Tail, batched, {r['workers']} worker(s), v2-binary, at 80% of the "
+                       f"{r['bound_ms']:g} ms peak: p99/p50 = {ratio:.2f} (target ≤ 3): "
+                       f"**{'met' if ratio <= 3 else 'missed'}**.")
+    for r in rows:
+        if r["path"] == "v2-binary" and r["scenario"] == "offline":
+            ratio = r["samples_per_s"] / raw[str(r["workers"] * meta["threads"])]["32"]
+            goal = meta.get("raw_target")
+            verdict = (f" (target ≥ {goal:g}): **{'met' if ratio >= goal else 'missed'}**"
+                       if goal else "")
+            out.append(f"- Served / raw throughput, {r['design']}, {r['workers']} worker(s), "
+                       f"v2-binary Offline: {ratio:.2f}{verdict}.")
+    server = [r for r in rows if r["scenario"] in ("server-peak", "server-80%")]
+    errors = sum(sum((r.get("request_errors") or {}).values()) + r.get("tried_errors", 0)
+                 for r in server)
+    tried = sum(len(r.get("tried_qps", [])) for r in server) + \
+        sum(r["scenario"] == "server-80%" for r in server)
+    fewest = min([r.get("tried_min_requests", r.get("requests_ok", 0)) for r in server],
+                 default=0)
+    out.append(f"- Request errors over all {tried} Server-scenario runs (each ≥ {fewest:,} "
+               f"requests): {errors}: **{'met' if errors == 0 and tried else 'missed'}**.")
+    return out
 
 
 def _isa(isa) -> str:
@@ -127,15 +168,19 @@ def main(argv=None) -> int:
     p.add_argument("--duration-s", type=float, default=10.0)
     p.add_argument("--min-queries", type=int, default=10_000)
     p.add_argument("--steps", type=int, default=6, help="bisection steps per bound")
+    p.add_argument("--raw-target", type=float, default=0.0,
+                   help="served/raw throughput target to check (issue #16: 0.5 for a heavy "
+                        "model, 0.25 for the int8 student)")
     args = p.parse_args(argv)
     manifest = Path(args.manifest)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    raw = {str(b): raw_throughput(manifest, b, args.threads) for b in (1, 32)}
+    workers_list = [int(w) for w in args.workers.split(",")]
+    raw = {str(t): {str(b): raw_throughput(manifest, b, t) for b in (1, 32)}
+           for t in sorted({w * args.threads for w in workers_list})}
     rows = []
     bounds = [float(b) for b in args.bounds_ms.split(",")]
-    for design, workers in itertools.product(args.designs.split(","),
-                                             [int(w) for w in args.workers.split(",")]):
+    for design, workers in itertools.product(args.designs.split(","), workers_list):
         rows += one_server(manifest, design, workers, args.paths.split(","), bounds, args)
     from optbench import env
     from optbench.io import atomic_write_json, atomic_write_text
@@ -144,7 +189,7 @@ def main(argv=None) -> int:
     meta = {"artifact": str(manifest), "command": " ".join(sys.orig_argv),
             "commit": (e.get("git_commit") or "?")[:12], "cpu": e.get("cpu_model"),
             "isa": e.get("isa") or e.get("cpu_flags"), "cpus": e.get("logical_cpus"),
-            "threads": args.threads}
+            "threads": args.threads, "raw_target": args.raw_target}
     atomic_write_json(out / "loadgen.json", {"meta": meta, "raw_items_per_s": raw,
                                              "rows": rows})
     atomic_write_text(out / "loadgen.md", render(rows, raw, meta))

@@ -58,3 +58,34 @@ def test_loadgen_scenarios_drive_a_live_server(tmp_path):
                      "--duration-s", "0.3", "--connections", "4", "--out", str(out)]) == 0
         assert json.loads(out.read_text())["requests_ok"] > 0
         assert main(["loadtest", url, "--model", "nope", "--scenario", "single"]) == 2
+
+
+def test_loadgen_report_checks_the_targets_at_equal_runtime_threads():
+    """The LoadGen matrix's report: served/raw compares with the raw runtime at the server's
+    total runtime threads (2 workers x 1 thread against 2 threads), the tail target reads the
+    batched v2 run at 80% of the peak, and an error in any bisection run misses the error
+    target."""
+    import serving_loadgen
+
+    raw = {"1": {"1": 100.0, "32": 400.0}, "2": {"1": 180.0, "32": 800.0}}
+    meta = {"artifact": "a/manifest.json", "command": "x", "commit": "abc", "cpu": "cpu",
+            "isa": {"avx2": True}, "cpus": 2, "threads": 1, "raw_target": 0.5}
+    where = {"design": "batched", "path": "v2-binary"}
+    rows = [{**where, "workers": 1, "scenario": "offline", "samples_per_s": 300.0,
+             "p50_ms": 5.0, "p99_ms": 9.0},
+            {**where, "workers": 2, "scenario": "offline", "samples_per_s": 300.0,
+             "p50_ms": 5.0, "p99_ms": 9.0},
+            {**where, "workers": 1, "scenario": "server-peak", "bound_ms": 15.0,
+             "target_qps": 250.0, "p50_ms": 4.0, "p99_ms": 14.0, "tried_qps": [200.0, 250.0],
+             "tried_errors": 0, "tried_min_requests": 10_000},
+            {**where, "workers": 1, "scenario": "server-80%", "bound_ms": 15.0,
+             "completed_qps": 200.0, "p50_ms": 4.0, "p99_ms": 13.0, "requests_ok": 10_000,
+             "request_errors": {}}]
+    text = serving_loadgen.render(rows, raw, meta)
+    assert "v2-binary Offline: 0.75 (target ≥ 0.5): **met**" in text          # 300 / 400
+    assert "2 worker(s), v2-binary Offline: 0.38 (target ≥ 0.5): **missed**" in text  # / 800
+    assert "p99/p50 = 3.25 (target ≤ 3): **missed**" in text
+    assert "over all 3 Server-scenario runs (each ≥ 10,000 requests): 0: **met**" in text
+    rows[2]["tried_errors"] = 1
+    assert "runs (each ≥ 10,000 requests): 1: **missed**" in serving_loadgen.render(rows, raw,
+                                                                                   meta)
