@@ -47,7 +47,8 @@ def one_server(manifest: Path, design: str, workers: int, paths: list[str], boun
                             duration_s=args.duration_s, min_queries=args.min_queries)
             requests = build_requests(spec)
             where = {"design": design, "workers": workers, "path": path}
-            run_scenario(spec, "single", requests=requests)   # warm-up, not recorded
+            run_scenario(spec, "single", requests=requests,   # warm-up, not recorded
+                         calibrate=False)
             for scenario in ("single", "offline"):
                 rows.append({**where, **run_scenario(spec, scenario, requests=requests,
                                                      server_pids=pids)})

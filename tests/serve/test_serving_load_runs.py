@@ -51,6 +51,13 @@ def test_loadgen_scenarios_drive_a_live_server(tmp_path):
                        min_queries=20)
         single = run_scenario(png, "single")
         assert single["requests_ok"] >= 20 and single["request_errors"] == {}
+        # sized for 50 ms queries, a ~1 ms server ends before the minimum duration: the run is
+        # repeated once, sized from what it measured, and that one meets the duration
+        short = run_scenario(png, "single", expected_ms=50, calibrate=False)
+        assert short["min_duration_met"] is False and short["result"] == "INVALID"
+        sized = run_scenario(png, "single", expected_ms=50)
+        assert sized["min_duration_met"] is True and "calibrated_from" in sized
+        assert sized["requests_ok"] > short["requests_ok"]
         search = find_peak_rate(spec, bound_ms=50, low_qps=20, high_qps=200, steps=2)
         assert len(search["runs"]) == 2
         out = tmp_path / "offline.json"
@@ -89,3 +96,20 @@ def test_loadgen_report_checks_the_targets_at_equal_runtime_threads():
     rows[2]["tried_errors"] = 1
     assert "runs (each ≥ 10,000 requests): 1: **missed**" in serving_loadgen.render(rows, raw,
                                                                                    meta)
+
+
+def test_loadgen_summary_says_which_condition_failed():
+    from optbench.loadtest import parse_summary
+
+    text = """Scenario : SingleStream
+Result is : INVALID
+  Min duration satisfied : NO
+  Min queries satisfied : Yes
+  Early stopping satisfied: Yes
+50.00 percentile latency (ns)   : 2002068
+99.00 percentile latency (ns)   : 3910542
+"""
+    out = parse_summary(text)
+    assert out["valid"] is False and out["min_duration_met"] is False
+    assert out["min_queries_met"] is True and out["early_stopping_met"] is True
+    assert out["p50_ms"] == 2.002068 and out["p99_ms"] == 3.910542
