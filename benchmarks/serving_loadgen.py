@@ -95,7 +95,8 @@ def render(rows: list[dict], raw: dict, meta: dict) -> str:
              "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         rate = (r.get("samples_per_s") if r["scenario"] == "offline"
-                else r.get("completed_qps") if r["scenario"] in ("single", "server-80%")
+                else 1000 / r["mean_ms"] if r["scenario"] == "single" and r.get("mean_ms")
+                else r.get("completed_qps") if r["scenario"] == "server-80%"
                 else r.get("target_qps"))
         label = r["scenario"] + (f" (p99 ≤ {r['bound_ms']:g} ms)" if "bound_ms" in r
                                  and r["scenario"] == "server-peak" else "")
@@ -110,10 +111,11 @@ def render(rows: list[dict], raw: dict, meta: dict) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", *targets(rows, raw, meta)]
     lines += ["", "Latencies are LoadGen's: from when a query was scheduled to its answer. "
-              "Rates: SingleStream and server-80% the completed rate, Offline the samples per "
-              "second, server-peak the highest target rate LoadGen judged VALID (p99 under the "
-              "bound, no request error) among those tried by bisection. Cores = CPU seconds / "
-              "wall seconds of the process (the server's worker processes summed)."]
+              "Rates: SingleStream 1000 / its mean latency (one query at a time), "
+              "server-80% the completed rate, Offline the samples per second, server-peak "
+              "the highest target rate LoadGen judged VALID (p99 under the bound, no request "
+              "error) among those tried by bisection. Cores = CPU seconds / wall seconds of "
+              "the process (the server's worker processes summed)."]
     return "\n".join(lines) + "\n"
 
 
@@ -156,9 +158,18 @@ def _f(v) -> str:
     return f"{v:.2f}" if isinstance(v, float) else "—"
 
 
+def rerender(folder: Path) -> str:
+    """loadgen.md again from the loadgen.json beside it (the markdown is only a view)."""
+    data = json.loads((Path(folder) / "loadgen.json").read_text())
+    return render(data["rows"], data["raw_items_per_s"], data["meta"])
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("manifest", help="artifact manifest.json to serve")
+    p.add_argument("manifest", help="artifact manifest.json to serve (or, with --rerender, a "
+                                    "folder holding loadgen.json)")
+    p.add_argument("--rerender", action="store_true",
+                   help="rewrite FOLDER/loadgen.md from FOLDER/loadgen.json; serve nothing")
     p.add_argument("--out", default="results/serving")
     p.add_argument("--paths", default="v1-png,v2-binary")
     p.add_argument("--designs", default="batched,naive")
@@ -173,6 +184,11 @@ def main(argv=None) -> int:
                    help="served/raw throughput target to check (issue #16: 0.5 for a heavy "
                         "model, 0.25 for the int8 student)")
     args = p.parse_args(argv)
+    if args.rerender:
+        from optbench.io import atomic_write_text
+
+        atomic_write_text(Path(args.manifest) / "loadgen.md", rerender(Path(args.manifest)))
+        return 0
     manifest = Path(args.manifest)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -308,13 +308,15 @@ class _CpuMeter:
         import psutil
 
         self.me = psutil.Process()
-        self.servers = []
-        for pid in server_pids:
+        found = {}   # by pid: a multi-worker server's supervisor and its workers all listen
+        for pid in server_pids:   # on the port, and the workers are its children too
             try:
                 p = psutil.Process(pid)
-                self.servers += [p, *p.children(recursive=True)]
+                for q in (p, *p.children(recursive=True)):
+                    found.setdefault(q.pid, q)
             except psutil.NoSuchProcess:
                 pass
+        self.servers = list(found.values())
         self.start_me = _cpu(self.me)
         self.start_servers = [_cpu(p) for p in self.servers]
 

@@ -113,3 +113,37 @@ Result is : INVALID
     assert out["valid"] is False and out["min_duration_met"] is False
     assert out["min_queries_met"] is True and out["early_stopping_met"] is True
     assert out["p50_ms"] == 2.002068 and out["p99_ms"] == 3.910542
+
+
+@pytest.mark.parametrize("folder", sorted(p.parent for p in (Path(__file__).resolve()
+                                                           .parents[2] / "results/serving")
+                                          .rglob("loadgen.json")))
+def test_committed_loadgen_tables_are_the_rendering_of_their_json(folder):
+    import serving_loadgen
+
+    assert (folder / "loadgen.md").read_text() == serving_loadgen.rerender(folder), \
+        f"python benchmarks/serving_loadgen.py {folder} --rerender"
+
+
+def test_cpu_meter_counts_each_server_process_once():
+    """A server with 2 workers: the supervisor and both workers listen on the port and the
+    workers are also the supervisor's children; each must be counted once (they were counted
+    twice, so 2-worker servers showed more cores than the machine has)."""
+    import subprocess
+
+    from optbench.loadtest import _CpuMeter
+
+    code = ("import subprocess, sys, time; c = subprocess.Popen([sys.executable, '-c', "
+            "'import time; time.sleep(60)']); print(c.pid, flush=True); time.sleep(60)")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(parent.stdout.readline())
+        meter = _CpuMeter((parent.pid, child))
+        assert sorted(p.pid for p in meter.servers) == sorted([parent.pid, child])
+    finally:
+        import psutil
+
+        for p in psutil.Process(parent.pid).children(recursive=True):
+            p.kill()
+        parent.kill()
+        parent.wait()
