@@ -6,9 +6,9 @@
 #   - its int8 student (`student-int8-ort`: pruned MobileNetV2, ONNX Runtime static int8), over
 #     v1 PNG uploads and v2 binary tensors;
 #   - its fp32 teacher as ONNX (`teacher-onnx`: ResNet50 with the small-pool stem), the heavier
-#     model where inference dominates, batched, over v2 binary tensors at a 50 ms bound (each
-#     of its runs is 10,000 requests at 100-200 per second: the PNG path, the naive design and
-#     the 15 ms bound would triple the 20 minutes it takes).
+#     model where inference dominates, batched, over v2 binary tensors, SingleStream and Offline
+#     only: it serves ~150 queries/s, so each 10,000-query Server run takes 1-7 minutes and a
+#     peak search takes most of an hour per server.
 # SRC is a run folder of recipes/fashion_resnet50_to_mobilenet.toml. Latency does not depend on
 # the weights, so by default the recipe's quick run provides the artifacts (same networks, a few
 # training steps; its accuracy is meaningless); SRC=runs/flagship2 serves the trained ones.
@@ -24,5 +24,5 @@ LD_PRELOAD=$PRELOAD .venv/bin/python benchmarks/serving_loadgen.py \
     --out results/serving/int8-student
 LD_PRELOAD=$PRELOAD .venv/bin/python benchmarks/serving_loadgen.py \
     "$SRC/artifacts/teacher-onnx/manifest.json" --paths v2-binary --designs batched \
-    --bounds-ms 50 --steps 4 \
+    --bounds-ms none \
     --raw-target 0.5 --out results/serving/teacher-onnx
