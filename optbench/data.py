@@ -127,6 +127,10 @@ class ArrayDataset(Dataset):
         """Transformed images[start:start+size] as one tensor (for examples and calibration)."""
         return self.transform(self.images[start:start + size])
 
+    def with_transform(self, transform: ImageTransform) -> ArrayDataset:
+        """The same images and labels, prepared by another transform (size, normalization)."""
+        return ArrayDataset(self.images, self.labels, transform, self.classes)
+
     def subset(self, indices: np.ndarray) -> ArrayDataset:
         idx = torch.as_tensor(indices, dtype=torch.int64)
         return ArrayDataset(self.images[idx], self.labels[idx], self.transform, self.classes)

@@ -23,13 +23,12 @@ REAPPLIED = ("ptq-pt2e", "ptq-ort-static", "ptq-ort-dynamic", "export-onnx", "re
 
 def variants_at_size(recipe, variants: dict[str, Variant], measured: list[str], splits: dict,
                      size: int, workdir: Path) -> tuple[list[Variant], dict[str, str]]:
-    from optbench.data import ArrayDataset, take_subset
+    from optbench.data import take_subset
 
     tf = dataclasses.replace(splits["test"].transform, size=size)   # the data's normalization
 
     def resized(ds, limit):
-        ds = take_subset(ds, limit)
-        return ArrayDataset(ds.images, ds.labels, tf, ds.classes)
+        return take_subset(ds, limit).with_transform(tf)
 
     ctx = Context(example_input=tf(splits["test"].images[:2]),
                   calib_data=resized(splits["calib"], len(splits["calib"])),

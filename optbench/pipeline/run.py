@@ -200,16 +200,12 @@ def load_data(config: DataConfig) -> dict:
                  "val": load_fashion_mnist("val", limit=config.val_limit or None, **kw),
                  "test": load_fashion_mnist("test", limit=config.test_limit or None, **kw)}
     if config.mean:   # normalization given: it replaces the computed (or built-in) one
-        import dataclasses as dc
-
-        from optbench.data import ArrayDataset
-
         tf = split["train"].transform
         if len(config.mean) not in (1, 3 if tf.rgb else 1):
             raise ConfigError(f"[data] mean has {len(config.mean)} values; the images are "
                               f"{'colour: give 1 or 3' if tf.rgb else 'grey: give 1'}")
-        tf = dc.replace(tf, mean=config.mean, std=config.std)
-        split = {k: ArrayDataset(ds.images, ds.labels, tf, ds.classes) for k, ds in split.items()}
+        tf = dataclasses.replace(tf, mean=config.mean, std=config.std)
+        split = {k: ds.with_transform(tf) for k, ds in split.items()}
     split["calib"] = take_subset(split["train"], config.calib_limit or None, config.seed + 7)
     return split
 
