@@ -8,7 +8,7 @@ cannot slow the generator down and hide its own tail (no coordinated omission, u
     run_scenario(spec, "server", target_qps=500, bound_ms=15)
     find_peak_rate(spec, bound_ms=15)     # the highest rate whose p99 stays under 15 ms
 
-Queries go over HTTP from a pool of threads, each holding one keep-alive connection. The
+Queries go over HTTP from one event loop holding a pool of keep-alive connections. The
 generator shares the machine with the server on a small VM: its CPU is measured and reported
 beside the result, because a saturated generator would cap the rate it can offer.
 Needs `pip install mlcommons-loadgen` (the `loadtest` extra).
@@ -16,11 +16,11 @@ Needs `pip install mlcommons-loadgen` (the `loadtest` extra).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import http.client
 import io
 import json
-import queue
 import re
 import tempfile
 import threading
@@ -132,61 +132,134 @@ def _get_json(spec: LoadSpec, path: str) -> dict:
 
 
 class _Sender:
-    """Threads with keep-alive connections; each finished query is reported to LoadGen."""
+    """The system under test as LoadGen sees it: one event loop, on its own thread, holding
+    `connections` keep-alive HTTP/1.1 connections. LoadGen's issue callback hands queries to the
+    loop; each answered query is reported back at once. One loop rather than a thread per
+    connection, with each request's bytes made in advance: the generator shares the machine
+    with the server it measures, so every microsecond of CPU it spends per query is taken from
+    the server (a thread pool of http.client connections cost ~250 us a query, ~0.7 of 2 cores
+    at 2,800 queries/s)."""
 
     def __init__(self, spec: LoadSpec, requests: list, lg):
-        self.spec, self.requests, self.lg = spec, requests, lg
-        self.queue: queue.Queue = queue.Queue()
-        self.errors: dict[str, int] = {}
-        self.ok = 0
-        self.lock = threading.Lock()
+        self.spec, self.lg = spec, lg
         host = urllib.parse.urlsplit(spec.url)
         self.host, self.port = host.hostname, host.port or 80
-        self.threads = [threading.Thread(target=self._work, daemon=True)
-                        for _ in range(spec.connections)]
-        for t in self.threads:
-            t.start()
+        self.raw = [_raw_request(f"{self.host}:{self.port}", *r) for r in requests]
+        self.errors: dict[str, int] = {}
+        self.ok = 0
+        self.loop = _new_loop()
+        self.queue: asyncio.Queue | None = None
+        ready = threading.Event()
+        self.thread = threading.Thread(target=self._main, args=(ready,), daemon=True)
+        self.thread.start()
+        ready.wait()
 
-    def issue(self, samples) -> None:
-        for s in samples:
-            self.queue.put(s)
+    def _main(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.queue = asyncio.Queue()
+        self.workers = [self.loop.create_task(self._work())
+                        for _ in range(self.spec.connections)]
+        ready.set()
+        self.loop.run_forever()
 
-    def _work(self) -> None:
+    def issue(self, samples) -> None:   # LoadGen's thread
+        items = [(s.id, s.index) for s in samples]
+        self.loop.call_soon_threadsafe(self._enqueue, items)
+
+    def _enqueue(self, items) -> None:
+        for item in items:
+            self.queue.put_nowait(item)
+
+    async def _work(self) -> None:
         conn = None
-        while True:
-            sample = self.queue.get()
-            if sample is None:
-                return
-            path, body, headers = self.requests[sample.index % len(self.requests)]
-            outcome = None
-            for attempt in (0, 1):   # one reconnect: a server may close an idle connection
-                try:
-                    if conn is None:
-                        conn = http.client.HTTPConnection(self.host, self.port,
-                                                          timeout=self.spec.timeout_s)
-                    conn.request("POST", path, body, headers)
-                    r = conn.getresponse()
-                    r.read()
-                    outcome = "ok" if r.status == 200 else f"HTTP {r.status}"
-                    break
-                except (OSError, http.client.HTTPException) as exc:
-                    conn.close()
-                    conn = None
-                    outcome = type(exc).__name__
-                    if attempt:
+        try:
+            while (sample := await self.queue.get()) is not None:
+                query_id, index = sample
+                raw = self.raw[index % len(self.raw)]
+                outcome = None
+                for attempt in (0, 1):   # one reconnect: a server may close an idle connection
+                    try:
+                        async with asyncio.timeout(self.spec.timeout_s):
+                            if conn is None:
+                                conn = await asyncio.open_connection(self.host, self.port)
+                            status, keep = await _exchange(*conn, raw)
+                        outcome = "ok" if status == 200 else f"HTTP {status}"
+                        if not keep:
+                            conn = _close(conn)
                         break
-            with self.lock:
+                    except Exception as exc:  # noqa: BLE001  any failure is this query's error,
+                        # and the query must still be reported, or LoadGen waits forever
+                        conn = _close(conn)
+                        outcome = type(exc).__name__
+                        if attempt:
+                            break
                 if outcome == "ok":
                     self.ok += 1
                 else:
                     self.errors[outcome] = self.errors.get(outcome, 0) + 1
-            self.lg.QuerySamplesComplete([self.lg.QuerySampleResponse(sample.id, 0, 0)])
+                self.lg.QuerySamplesComplete([self.lg.QuerySampleResponse(query_id, 0, 0)])
+        finally:
+            _close(conn)
 
     def close(self) -> None:
-        for _ in self.threads:
-            self.queue.put(None)
-        for t in self.threads:
-            t.join(5)
+        async def stop():
+            for _ in self.workers:
+                self.queue.put_nowait(None)
+            await asyncio.wait(self.workers, timeout=5)
+            self.loop.stop()
+
+        asyncio.run_coroutine_threadsafe(stop(), self.loop)
+        self.thread.join(10)
+        if not self.thread.is_alive():
+            self.loop.close()
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop  # the serve extra installs it; plain asyncio otherwise
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def _raw_request(host: str, path: str, body: bytes, headers: dict) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", f"host: {host}", f"content-length: {len(body)}",
+             *(f"{k}: {v}" for k, v in headers.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    raw: bytes) -> tuple[int, bool]:
+    """Send one request and read its whole response: (status, connection kept alive)."""
+    writer.write(raw)
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split(None, 2)[1])
+    length, chunked, keep = None, False, True
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"transfer-encoding":
+            chunked = b"chunked" in value.lower()
+        elif name == b"connection":
+            keep = value.strip().lower() != b"close"
+    if chunked:
+        while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+            await reader.readexactly(size + 2)
+        await reader.readuntil(b"\r\n")   # the empty line after the last chunk (no trailers)
+    elif length is not None:
+        await reader.readexactly(length)
+    else:                                  # the body ends when the server closes
+        await reader.read()
+        keep = False
+    return status, keep
+
+
+def _close(conn) -> None:
+    if conn is not None:
+        conn[1].close()
 
 
 def run_scenario(spec: LoadSpec, scenario: str, *, target_qps: float = 0.0,

@@ -5,6 +5,7 @@ Names follow Prometheus conventions: counters end in `_total`, durations are `_s
 
 from __future__ import annotations
 
+import numpy as np
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE  # noqa: F401  (re-exported)
 from prometheus_client import (
     CollectorRegistry,
@@ -69,9 +70,13 @@ class ServeMetrics:
         self.batch_size.labels(model=model).observe(size)
         self.inference.labels(model=model).observe(seconds)
 
-    def record_predictions(self, model: str, class_names: list[str]) -> None:
-        for name in class_names:
-            self.predictions.labels(model=model, class_name=name).inc()
+    def record_predictions(self, model: str, class_names, indices) -> None:
+        """Count a batch's predicted classes (`indices` into `class_names`), one update per
+        class present."""
+        counts = np.bincount(np.asarray(indices, dtype=np.int64))
+        for i in np.flatnonzero(counts):
+            name = class_names[i] if i < len(class_names) else str(i)
+            self.predictions.labels(model=model, class_name=name).inc(int(counts[i]))
 
     def record_drift(self, model: str, report) -> None:
         """Publish a monitor.drift.DriftReport's per-feature statistics."""

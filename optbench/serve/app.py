@@ -7,8 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import logging
+import re
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 from typing import NamedTuple
 
 import numpy as np
@@ -96,7 +101,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app.state.ab = {r.name: ABRouter(r, seed=settings.seed, log_path=settings.ab_log)
                     for r in settings.ab_routes}
     _install_error_handlers(app)
-    app.add_middleware(_MetricsMiddleware, metrics=metrics)
+    app.add_middleware(_V2InferFastPath, state=app.state)
+    # added last, so outermost: it also counts the fast path's requests
+    app.add_middleware(_MetricsMiddleware, metrics=metrics, models=manifests)
     _add_routes(app)
     _add_v2_routes(app)
     return app
@@ -111,6 +118,16 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message, "status": status}, status_code=status)
 
 
+def _error_body(status: int, message: str) -> tuple[bytes, dict[str, str]]:
+    """What `_error` sends, for the pure-ASGI fast path."""
+    return (json.dumps({"error": message, "status": status}, separators=(",", ":")).encode(),
+            {"content-type": "application/json"})
+
+
+def _internal(exc: Exception) -> str:
+    return f"internal error ({type(exc).__name__}); the server log has the traceback"
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestError)
     async def request_error(request: Request, exc: RequestError):
@@ -122,8 +139,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):  # a bug, not bad input
-        return _error(500, f"internal error ({type(exc).__name__}); the server log has the "
-                      "traceback")
+        return _error(500, _internal(exc))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
@@ -133,10 +149,13 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 class _MetricsMiddleware:
     """Pure ASGI middleware (cheaper than @app.middleware): counts and times every request by
-    route template and model, and tracks requests in flight."""
+    route template and model, and tracks requests in flight. The model label is a loaded
+    model's name or "", never a name a client made up (unbounded label values would grow the
+    registry without limit); each label set's series are looked up once, then cached."""
 
-    def __init__(self, app, metrics: ServeMetrics):
-        self.app, self.metrics = app, metrics
+    def __init__(self, app, metrics: ServeMetrics, models):
+        self.app, self.metrics, self.models = app, metrics, models
+        self._series: dict[tuple[str, str, int], tuple] = {}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -156,10 +175,15 @@ class _MetricsMiddleware:
             route = scope.get("route")
             endpoint = getattr(route, "path", "unmatched")
             model = scope.get("path_params", {}).get("name", "") if route else ""
-            self.metrics.requests.labels(model=model, endpoint=endpoint,
-                                         status=str(status[0])).inc()
-            self.metrics.latency.labels(model=model, endpoint=endpoint).observe(
-                time.perf_counter() - start)
+            key = (model if model in self.models else "", endpoint, status[0])
+            series = self._series.get(key)
+            if series is None:
+                series = self._series[key] = (
+                    self.metrics.requests.labels(model=key[0], endpoint=endpoint,
+                                                 status=str(status[0])),
+                    self.metrics.latency.labels(model=key[0], endpoint=endpoint))
+            series[0].inc()
+            series[1].observe(time.perf_counter() - start)
 
 
 def _add_routes(app: FastAPI) -> None:
@@ -252,18 +276,10 @@ def _add_v2_routes(app: FastAPI) -> None:
         return {"name": name, "ready": True}
 
     async def infer(name: str, request: Request, version: str | None = None):
-        model = _served(state, name)
-        if version is not None and version != str(model.manifest.version):
-            raise RequestError(404, f"model {name!r} has version "
-                               f"{model.manifest.version!r}, not {version!r}")
-        with model.batcher.arriving():
-            body = await _read_body(request, state.settings.max_upload_bytes)
-            x, meta = v2.parse_request(body, request.headers.get(v2.HEADER_LENGTH),
-                                       model.manifest, state.settings.max_items)
-        pred = await _infer(model, x, state)
-        content, headers = v2.encode_response(
-            name, model.manifest.version, {"logits": pred.logits, "probabilities": pred.probs},
-            meta)
+        async def body(limit: int) -> bytes:
+            return await _read_body(request, limit)
+
+        content, headers = await _v2_infer(state, name, version, body, request.headers)
         return Response(content, headers=headers)
 
     @app.post("/v2/models/{name}/infer", openapi_extra=_V2_BODY)
@@ -273,6 +289,86 @@ def _add_v2_routes(app: FastAPI) -> None:
     @app.post("/v2/models/{name}/versions/{version}/infer", openapi_extra=_V2_BODY)
     async def v2_infer_version(name: str, version: str, request: Request):
         return await infer(name, request, version)
+
+
+async def _v2_infer(state, name: str, version: str | None,
+                    read_body: Callable[[int], Awaitable[bytes]],
+                    headers: Mapping[str, str]) -> tuple[bytes, dict[str, str]]:
+    """One v2 inference, shared by the FastAPI route and the fast path: (body, headers)."""
+    model = _served(state, name)
+    if version is not None and version != str(model.manifest.version):
+        raise RequestError(404, f"model {name!r} has version {model.manifest.version!r}, "
+                           f"not {version!r}")
+    with model.batcher.arriving():
+        limit = state.settings.max_upload_bytes
+        _check_declared(headers, limit)
+        body = await read_body(limit)
+        x, meta = v2.parse_request(body, headers.get(v2.HEADER_LENGTH), model.manifest,
+                                   state.settings.max_items)
+    pred = await _infer(model, x, state)
+    return v2.encode_response(name, model.manifest.version,
+                              {"logits": pred.logits, "probabilities": pred.probs}, meta)
+
+
+class _V2InferFastPath:
+    """Pure ASGI in front of FastAPI for the hot endpoint, `POST /v2/models/{name}/infer`
+    (and its `versions/{version}` form): the same `_v2_infer` the FastAPI routes call, without
+    Starlette's route matching, FastAPI's dependency solving and the Request/Response objects,
+    which together cost several times a small int8 model's inference per request. Errors get
+    the same JSON body as the app's handlers; everything else passes through to FastAPI.
+    `_MetricsMiddleware` sits outside and counts these requests under the route's template."""
+
+    _PATH = re.compile(r"/v2/models/([^/]+)/(?:versions/([^/]+)/)?infer")
+    _ROUTES = {False: SimpleNamespace(path="/v2/models/{name}/infer"),
+               True: SimpleNamespace(path="/v2/models/{name}/versions/{version}/infer")}
+
+    def __init__(self, app, state):
+        self.app, self.state = app, state
+
+    async def __call__(self, scope, receive, send):
+        match = None
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path, root = scope["path"], scope.get("root_path", "")
+            match = self._PATH.fullmatch(path[len(root):] if path.startswith(root) else path)
+        if match is None:
+            return await self.app(scope, receive, send)
+        name, version = match.groups()
+        scope["route"] = self._ROUTES[version is not None]
+        scope["path_params"] = {"name": name, **({"version": version} if version else {})}
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+
+        async def read_body(limit: int) -> bytes:
+            chunks, size, more = [], 0, True
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise _ClientGone
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise RequestError(413, f"body exceeds the limit of {limit} bytes")
+                chunks.append(chunk)
+                more = message.get("more_body", False)
+            return b"".join(chunks)
+
+        try:
+            content, extra = await _v2_infer(self.state, name, version, read_body, headers)
+            status = 200
+        except _ClientGone:
+            return
+        except RequestError as exc:
+            status, content, extra = exc.status, *_error_body(exc.status, exc.message)
+        except Exception as exc:  # a bug, not bad input: logged like the app's handler does
+            logging.getLogger("optbench.serve").exception("POST %s failed", scope["path"])
+            status, content, extra = 500, *_error_body(500, _internal(exc))
+        await send({"type": "http.response.start", "status": status, "headers": [
+            (b"content-length", str(len(content)).encode()),
+            *((k.encode("latin-1"), v.encode("latin-1")) for k, v in extra.items())]})
+        await send({"type": "http.response.body", "body": content})
+
+
+class _ClientGone(Exception):
+    """The client disconnected before its request body arrived: nobody to answer."""
 
 
 def _model_summary(m) -> dict:
@@ -317,10 +413,14 @@ async def _read_inputs(request: Request, model: ServedModel, settings: ServeSett
                        "multipart/form-data with a 'file' field")
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+def _check_declared(headers: Mapping[str, str], limit: int) -> None:
+    declared = headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise RequestError(413, f"body of {declared} bytes exceeds the limit of {limit} bytes")
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    _check_declared(request.headers, limit)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -353,35 +453,22 @@ class _Prediction(NamedTuple):
 
 async def _infer(model: ServedModel, x: np.ndarray, state) -> _Prediction:
     try:
-        logits = await asyncio.wait_for(model.batcher.submit(x),
-                                        state.settings.request_timeout_s)
+        out = await asyncio.wait_for(model.batcher.submit(x), state.settings.request_timeout_s)
     except TimeoutError:
         raise RequestError(503, f"inference did not finish within "
                            f"{state.settings.request_timeout_s} s; the server is overloaded, "
                            "retry later") from None
-    logits = np.asarray(logits)
-    probs = _softmax(logits.astype(np.float64))
-    indices = probs.argmax(1)
-    pred = _Prediction(probs, indices, _class_names(model.manifest, indices), logits)
-    state.metrics.record_predictions(model.name, pred.names)
+    names = model.manifest.class_names
+    pred = _Prediction(out.probs, out.indices,
+                       [names[i] if i < len(names) else str(i) for i in out.indices.tolist()],
+                       out.logits)
     if model.drift is not None:
-        window = model.drift.add(x, probs)
+        window = model.drift.add(x, out.probs)
         if window is not None:  # the statistics run off the event loop
             report = await asyncio.get_running_loop().run_in_executor(
                 None, model.drift.check, window)
             state.metrics.record_drift(model.name, report)
     return pred
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def _class_names(manifest, indices) -> list[str]:
-    names = manifest.class_names
-    return [names[i] if i < len(names) else str(i) for i in map(int, indices)]
 
 
 def _answer(model: ServedModel, pred: _Prediction) -> dict:

@@ -51,13 +51,15 @@ class Batcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def submit(self, items: np.ndarray) -> np.ndarray:
-        """Queue (n, ...) items; returns their (n, ...) outputs once their batch has run."""
+    def submit(self, items: np.ndarray) -> asyncio.Future:
+        """Queue (n, ...) items; the future gets their rows of the output (an array, or each
+        field of a tuple of arrays) once their batch has run. Cancelling it (a timeout) drops
+        the request from a batch that has not run yet."""
         if self._queue is None:
             raise RuntimeError("Batcher.start() was not called (the app's lifespan does it)")
         future = asyncio.get_running_loop().create_future()
-        await self._queue.put((items, future))
-        return await future
+        self._queue.put_nowait((items, future))
+        return future
 
     async def _loop(self) -> None:
         while True:
@@ -105,8 +107,16 @@ class Batcher:
         offset = 0
         for x, future in live:
             if not future.done():
-                future.set_result(outputs[offset:offset + len(x)])
+                future.set_result(_rows(outputs, offset, offset + len(x)))
             offset += len(x)
+
+
+def _rows(outputs, start: int, stop: int):
+    """Rows [start, stop) of an output array, or of each array in a (named) tuple of them."""
+    if isinstance(outputs, tuple):
+        rows = [o[start:stop] for o in outputs]
+        return type(outputs)(*rows) if hasattr(outputs, "_fields") else tuple(rows)
+    return outputs[start:stop]
 
 
 class Direct:

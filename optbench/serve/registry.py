@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ class ServedModel:
     def manifest(self) -> Manifest:
         return self.artifact.manifest
 
-    def forward(self, items: np.ndarray) -> np.ndarray:
+    def forward(self, items: np.ndarray) -> Outputs:
         return _forward(self.artifact, items)
 
     def warm_up(self, rounds: int = 3) -> None:
@@ -41,10 +41,27 @@ class ServedModel:
         self.warmed_up = True
 
 
-def _forward(artifact: LoadedArtifact, items: np.ndarray) -> np.ndarray:
-    """Logits for (n, *input_shape); runs on a worker thread."""
+class Outputs(NamedTuple):
+    """One forward pass's rows: what every endpoint answers with. The batcher hands each
+    request its own rows of every field."""
+
+    logits: np.ndarray    # (n, classes), as the runtime returned them
+    probs: np.ndarray     # (n, classes) float64 softmax
+    indices: np.ndarray   # (n,) predicted class
+
+
+def _forward(artifact: LoadedArtifact, items: np.ndarray) -> Outputs:
+    """Logits, softmax and argmax for (n, *input_shape), once per batch; runs on the inference
+    thread, so the event loop only parses requests and writes answers."""
+    if not items.flags.writeable:   # a request's bytes, viewed without a copy
+        items = items.copy()
     with torch.inference_mode():
-        return artifact.predict(torch.from_numpy(items))
+        logits = np.asarray(artifact.predict(torch.from_numpy(items)))
+    z = logits.astype(np.float64)
+    z -= z.max(axis=1, keepdims=True)
+    probs = np.exp(z)
+    probs /= probs.sum(axis=1, keepdims=True)
+    return Outputs(logits, probs, probs.argmax(1))
 
 
 def check_manifests(settings: ServeSettings) -> dict[str, Manifest]:
@@ -92,7 +109,11 @@ def load_models(settings: ServeSettings, metrics: ServeMetrics,
         def on_batch(n, s, _name=name):
             metrics.record_batch(_name, n, s)
 
-        run = functools.partial(_forward, artifact)
+        def run(items, _artifact=artifact, _name=name, _classes=m.class_names):
+            out = _forward(_artifact, items)
+            metrics.record_predictions(_name, _classes, out.indices)
+            return out
+
         batcher = (Batcher(run, executors["inference"], settings.max_batch,
                            settings.max_wait_ms / 1000.0, on_batch) if settings.batching
                    else Direct(run, executors["naive"], on_batch))

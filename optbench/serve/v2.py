@@ -110,7 +110,7 @@ def _tensor(spec: dict, tail: bytes, manifest, max_items: int) -> np.ndarray:
             raise RequestError(400, f"binary_data_size {size!r} does not match the data: "
                                f"shape {shape} in FP32 is {count * 4} bytes and "
                                f"{len(tail)} bytes follow the JSON header")
-        array = np.frombuffer(tail, dtype="<f4").reshape(shape).copy()   # writable for torch
+        array = np.frombuffer(tail, dtype="<f4").reshape(shape)   # a view: copied per batch
     else:
         if tail:
             raise RequestError(400, f"{len(tail)} bytes follow the JSON header but no input "

@@ -54,12 +54,15 @@ def test_requests_still_arriving_are_waited_for():
         b, sizes = _batcher(max_batch=8, max_wait_s=60.0)
         b.start()
 
+        async def first():              # a request whose body had arrived: queued at once
+            return await b.submit(np.ones((1, 2)))
+
         async def late():
             with b.arriving():          # body being read: the batch should wait for it
                 await asyncio.sleep(0.05)
             return await b.submit(np.ones((1, 2)))
 
-        results = await asyncio.wait_for(asyncio.gather(b.submit(np.ones((1, 2))), late()), 10)
+        results = await asyncio.wait_for(asyncio.gather(first(), late()), 10)
         await b.stop()
         return results, sizes
 

@@ -147,3 +147,67 @@ def test_cpu_meter_counts_each_server_process_once():
             p.kill()
         parent.kill()
         parent.wait()
+
+
+def test_loadgen_sender_reads_every_response_shape_and_counts_failures():
+    """The generator's own HTTP/1.1 client against a scripted server: a sized body, a chunked
+    body, an error status that closes the connection, and a connection dropped without an
+    answer. Every query is reported to LoadGen once, and each outcome is counted."""
+    import asyncio
+    import threading
+    from types import SimpleNamespace
+
+    from optbench.loadtest import LoadSpec, _Sender
+
+    answers = [b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello",
+               b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n"
+               b"0\r\n\r\n",
+               b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 2\r\n"
+               b"\r\nno",
+               None, None]   # dropped twice: the query is retried once, then counted
+    seen, port, ready = [], [], threading.Event()
+
+    async def handle(reader, writer):
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:
+                return writer.close()
+            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length")))
+            seen.append(await reader.readexactly(length))
+            answer = answers[len(seen) - 1]
+            if answer is None:
+                return writer.close()
+            writer.write(answer)
+            if b"close" in answer:
+                return writer.close()
+
+    def run_server():
+        loop = asyncio.new_event_loop()
+        server = loop.run_until_complete(asyncio.start_server(handle, "127.0.0.1", 0))
+        port.append(server.sockets[0].getsockname()[1])
+        ready.set()
+        loop.run_forever()
+
+    threading.Thread(target=run_server, daemon=True).start()
+    ready.wait(5)
+    done, finished = [], threading.Event()
+
+    def complete(responses):
+        done.extend(r.id for r in responses)
+        if len(done) == 4:
+            finished.set()
+
+    lg = SimpleNamespace(QuerySamplesComplete=complete,
+                         QuerySampleResponse=lambda qid, ptr, size: SimpleNamespace(id=qid))
+    spec = LoadSpec(f"http://127.0.0.1:{port[0]}", "m", connections=1, timeout_s=5)
+    sender = _Sender(spec, [("/x", b"body!", {"content-type": "a/b"})], lg)
+    try:
+        for qid in range(4):   # one connection: the queries go in order
+            sender.issue([SimpleNamespace(id=qid, index=0)])
+        assert finished.wait(10), f"only {done} reported"
+    finally:
+        sender.close()
+    assert sorted(done) == [0, 1, 2, 3] and seen == [b"body!"] * 5
+    assert sender.ok == 2 and sender.errors == {"HTTP 503": 1, "IncompleteReadError": 1}

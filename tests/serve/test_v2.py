@@ -90,6 +90,30 @@ def test_bad_requests_get_a_4xx_naming_the_problem(client, mutate, status, messa
     assert client.post("/v2/models/tiny/versions/7/infer", content=b"{}").status_code == 404
 
 
+def test_the_hot_path_is_counted_like_any_route_and_a_failure_is_a_500(client):
+    """POST /v2/models/{name}/infer skips FastAPI's routing: its requests still appear in
+    /metrics under the route template; a name no model has is not a label value; a forward
+    pass that raises answers 500 with the app's error body, and the server goes on."""
+    x = np.zeros((1, *SHAPE), np.float32)
+    body, headers = _binary_request(x)
+    assert client.post("/v2/models/tiny/infer", content=body, headers=headers).status_code == 200
+    client.post("/v2/models/made-up-name/infer", content=body, headers=headers)
+    text = client.get("/metrics").text
+    assert ('optbench_requests_total{endpoint="/v2/models/{name}/infer",model="tiny",'
+            'status="200"}') in text
+    assert 'endpoint="/v2/models/{name}/infer",model="",status="404"' in text
+    assert "made-up-name" not in text
+    batcher = client.app.state.models["tiny"].batcher
+    run = batcher.run
+    batcher.run = lambda items: 1 / 0
+    try:
+        r = client.post("/v2/models/tiny/infer", content=body, headers=headers)
+    finally:
+        batcher.run = run
+    assert r.status_code == 500 and "ZeroDivisionError" in r.json()["error"]
+    assert client.post("/v2/models/tiny/infer", content=body, headers=headers).status_code == 200
+
+
 @pytest.mark.parametrize("tensor, message", [
     ({"datatype": ["FP32"]}, "needs \"datatype\""),
     ({"parameters": [1]}, "\"parameters\" must be a JSON object"),
