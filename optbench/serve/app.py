@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from optbench.monitor.metrics import CONTENT_TYPE, ServeMetrics
@@ -114,12 +114,13 @@ def app_from_env() -> FastAPI:
     return create_app(ServeSettings.from_env())
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message, "status": status}, status_code=status)
+def _error(status: int, message: str) -> Response:
+    content, headers = _error_body(status, message)
+    return Response(content, status_code=status, headers=headers)
 
 
 def _error_body(status: int, message: str) -> tuple[bytes, dict[str, str]]:
-    """What `_error` sends, for the pure-ASGI fast path."""
+    """Every error's body: {"error": message, "status": status}."""
     return (json.dumps({"error": message, "status": status}, separators=(",", ":")).encode(),
             {"content-type": "application/json"})
 
@@ -276,8 +277,8 @@ def _add_v2_routes(app: FastAPI) -> None:
         return {"name": name, "ready": True}
 
     async def infer(name: str, request: Request, version: str | None = None):
-        async def body(limit: int) -> bytes:
-            return await _read_body(request, limit)
+        async def body(limit: int) -> bytes:   # the declared length is checked by _v2_infer
+            return await _collect(request.stream(), limit)
 
         content, headers = await _v2_infer(state, name, version, body, request.headers)
         return Response(content, headers=headers)
@@ -337,19 +338,17 @@ class _V2InferFastPath:
         scope["path_params"] = {"name": name, **({"version": version} if version else {})}
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
 
-        async def read_body(limit: int) -> bytes:
-            chunks, size, more = [], 0, True
+        async def chunks():
+            more = True
             while more:
                 message = await receive()
                 if message["type"] == "http.disconnect":
                     raise _ClientGone
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > limit:
-                    raise RequestError(413, f"body exceeds the limit of {limit} bytes")
-                chunks.append(chunk)
                 more = message.get("more_body", False)
-            return b"".join(chunks)
+                yield message.get("body", b"")
+
+        async def read_body(limit: int) -> bytes:
+            return await _collect(chunks(), limit)
 
         try:
             content, extra = await _v2_infer(self.state, name, version, read_body, headers)
@@ -419,15 +418,20 @@ def _check_declared(headers: Mapping[str, str], limit: int) -> None:
         raise RequestError(413, f"body of {declared} bytes exceeds the limit of {limit} bytes")
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    _check_declared(request.headers, limit)
-    chunks, size = [], 0
-    async for chunk in request.stream():
+async def _collect(chunks, limit: int) -> bytes:
+    """A body from its chunks, refused (413) once it passes `limit` bytes."""
+    parts, size = [], 0
+    async for chunk in chunks:
         size += len(chunk)
         if size > limit:
             raise RequestError(413, f"body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    body = b"".join(chunks)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    _check_declared(request.headers, limit)
+    body = await _collect(request.stream(), limit)
     request._body = body  # lets request.form() parse what was already read
     return body
 
