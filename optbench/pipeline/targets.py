@@ -21,6 +21,7 @@ import dataclasses
 
 from optbench.config import Config, check_choice
 from optbench.errors import ConfigError
+from optbench.measure.compare import ratio_between
 from optbench.results import BenchResult, fastest_rows
 
 METRICS = ("speedup", "size_ratio", "accuracy_delta_points", "top1")
@@ -168,7 +169,10 @@ def _speedup(report: BenchResult, spec: TargetSpec):
     detail = {"runtime": var.runtime, "reference_runtime_used": ref.runtime}
     if var.speedup.baseline == ref.entry:  # timed against it: its bootstrap CI holds
         ci = var.speedup.speedup
-        detail["ci95"] = [ci.low, ci.high]
+    else:  # both timed in the same interleaved rounds (and processes) of this batch size
+        ci = ratio_between(var.entry, ref.entry, {var.entry: var.measurement,
+                                                  ref.entry: ref.measurement}).speedup
+    detail["ci95"] = [ci.low, ci.high]
     return ref.median_s / var.median_s, detail
 
 

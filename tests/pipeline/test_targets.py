@@ -40,11 +40,33 @@ def test_speedup_against_a_named_runtime_carries_the_measured_ci():
     assert t["measured"] == pytest.approx(25.0) and t["met"] and t["ci95"] == [24.0, 26.0]
 
 
-def test_speedup_against_the_fastest_reference_has_no_ci_it_did_not_measure():
+def test_speedup_against_the_fastest_reference_gets_its_ci_from_the_shared_rounds():
     t = _one(variant="small", reference="big", metric="speedup", at_least=20.0)
     assert t["measured"] == pytest.approx(12.5) and not t["met"]
-    assert t["short_by"] == pytest.approx(7.5) and "ci95" not in t
+    assert t["short_by"] == pytest.approx(7.5) and t["ci95"] == pytest.approx([12.5, 12.5])
     assert t["runtime"] == "onnxruntime" and t["reference_runtime_used"] == "torch-compile"
+
+
+def test_a_ratio_between_two_non_baseline_rows_is_paired_by_round():
+    """Neither row is the run's baseline, so the CI is computed from their own samples, paired
+    by the interleaved round: a drift of the machine that slows both in a round cancels."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    mood = 1.0 + 0.5 * rng.random(60)              # each round's slowdown, shared by both
+    big = 0.050 * mood
+    small = 0.004 * mood * (1.0 + 0.01 * rng.standard_normal(60))
+    rows = [_row("big", "torch-eager", 0.1), _row("big", "torch-compile", 0.0, samples=big),
+            _row("small", "onnxruntime", 0.0, samples=small)]
+    spec = TargetSpec(variant="small", reference="big", metric="speedup", at_least=12.0)
+    paired = evaluate_targets(result(rows=rows), (spec,))[0]
+    low, high = paired["ci95"]
+    assert low < paired["measured"] < high and (high - low) / paired["measured"] < 0.04
+    assert paired["verdict"] == "met"
+    shuffled = [*rows[:2], _row("small", "onnxruntime", 0.0, samples=rng.permutation(small))]
+    unpaired = evaluate_targets(result(rows=shuffled), (spec,))[0]
+    low_u, high_u = unpaired["ci95"]      # the pairing broken: the drift no longer cancels
+    assert (high_u - low_u) > 3 * (high - low) and unpaired["verdict"] == "undecided"
 
 
 def test_speedup_at_another_size_and_a_missing_size_is_said():
@@ -78,7 +100,7 @@ def test_verdicts_have_three_values():
                   reference_runtime="torch-eager")
     assert missed["verdict"] == "missed" and "**missed**" in "\n".join(target_lines([missed]))
     no_ci = _one(variant="small", reference="big", metric="speedup", at_least=20.0)
-    assert no_ci["verdict"] == "missed"   # no CI against the compiled reference: point estimate
+    assert no_ci["verdict"] == "missed"   # one sample per row: a CI of one point, 12.5x
 
 
 def _predictions(n_wrong_small: int, n_wrong_big: int, n: int = 1000) -> dict:
