@@ -127,6 +127,24 @@ def test_shipped_recipes_are_valid():
         Recipe.from_toml(path)
 
 
+def test_the_composition_recipe_trains_its_teacher_as_the_flagship_does():
+    """The composition recipe says: copy the flagship's teacher checkpoint in and it resumes.
+    It only does if the data, the model and the training config are the flagship's (a
+    checkpoint written with another training config is refused): a drift is caught here."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "recipes"
+    flagship = Recipe.from_toml(root / "fashion_resnet50_to_mobilenet.toml")
+    other = Recipe.from_toml(root / "composition_teacher.toml")
+
+    def teacher(recipe):
+        step = next(s for s in recipe.steps if s.name == "teacher")
+        return step.to_dict(), recipe.models[step.input].to_dict()
+
+    assert teacher(other) == teacher(flagship)
+    assert other.data.to_dict() == flagship.data.to_dict()
+
+
 def test_quick_overrides_data_bench_and_every_training_config(tmp_path):
     text = RECIPE + """
 [quick]
