@@ -61,7 +61,7 @@ def measure_at_size(recipe, variants, measured, splits, size: int, out: Path) ->
     config = dataclasses.replace(recipe.bench, input_shape=(recipe.data.channels, size, size),
                                  batch_sizes=recipe.bench.extra_batch_sizes)
     bench = measure_variants(resized, config, eval_data=None)
-    refs = [r for r in recipe.references if r in {v.name for v in resized}]
+    refs = [r for r in recipe.compared_with if r in {v.name for v in resized}]
     return AtSize(size=size, rows=bench.rows, sizes=bench.sizes, skipped=skipped,
                   references=compare_to_references(bench, tuple(refs)),
                   config=config.to_dict())

@@ -128,6 +128,13 @@ class Recipe:
     targets: tuple[TargetSpec, ...] = ()       # checked after measuring; shown in the report
     bench_shape_from_data: bool = True  # [bench] input_shape left out: it follows the data
 
+    @property
+    def compared_with(self) -> tuple[str, ...]:
+        """What the report compares every variant with: `references`, then each target's
+        reference not among them (so the answer shows the trade-off of every target's pair)."""
+        return tuple(dict.fromkeys([*self.references,
+                                    *(t.reference for t in self.targets if t.reference)]))
+
     @classmethod
     def from_toml(cls, path: str | os.PathLike, quick: bool = False) -> Recipe:
         """Read a recipe; quick=True applies its [quick] overrides (smaller data, fewer steps)."""

@@ -68,8 +68,8 @@ def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True
         sections.diagnosis = result.diagnosis
         sections.recipe_fingerprint = fingerprint
         sections.class_names = list(splits["test"].classes)
-        if recipe.references:
-            sections.references = compare_to_references(bench, recipe.references)
+        if recipe.compared_with:
+            sections.references = compare_to_references(bench, recipe.compared_with)
         from optbench.report import save_bench
 
         def save() -> None:

@@ -36,7 +36,8 @@ def test_quick_run_writes_every_report_file(run):
     assert variants["student-pruned"]["info"]["config"]["teacher"] == "teacher"
     refs = data["sections"]["references"]
     assert {(c["variant"], c["reference"]) for c in refs} >= {
-        ("student-int8-ort", "teacher"), ("student-int8-ort", "student-scratch@1")}
+        ("student-int8-ort", "teacher"), ("student-int8-ort", "student-scratch@1"),
+        ("student-int8-ort", "teacher-onnx")}   # a target's reference, compared with too
     md = (run / "report.md").read_text()
     assert "## Against the references" in md and "## Diagnosis" in md
     assert "## Seeds" in md and "## Training runs" in md

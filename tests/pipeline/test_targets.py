@@ -150,6 +150,18 @@ train = { epochs = 1 }
 """
 
 
+def test_every_target_reference_is_compared_with_after_the_recipe_references(tmp_path):
+    path = tmp_path / "r.toml"
+    path.write_text('references = ["trained"]\n' + RECIPE
+                    + '[[steps]]\nname = "onnx"\nmethod = "export-onnx"\n'
+                    '[[steps]]\nname = "sparse"\nmethod = "prune-unstructured"\n'
+                    '[[targets]]\nvariant = "sparse"\nreference = "onnx"\n'
+                    '[[targets]]\nvariant = "onnx"\nreference = "trained"\n')
+    recipe = Recipe.from_toml(path)
+    assert recipe.references == ("trained",)
+    assert recipe.compared_with == ("trained", "onnx")
+
+
 @pytest.mark.parametrize("target, message", [
     ('variant = "nope"\nreference = "trained"', "not a measured variant"),
     ('variant = "trained"\nreference = "trained"\nmetric = "speed"', "metric"),
