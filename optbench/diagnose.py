@@ -71,8 +71,11 @@ def causes(facts: VariantFacts, row: Row, parent_row: Row, env: dict) -> list[st
                                     if mode else ""))
     if facts.dtype == "bfloat16" and isa and not (isa.get("avx512_bf16")
                                                         or isa.get("amx_bf16")):
-        out.append("this CPU lacks AVX512-BF16/AMX: bf16 is emulated and slow")
-    if facts.dtype and row.runtime == "torch-eager":
+        # torch.compile does not rescue it: on an AVX2-only EPYC bf16 under compile ran at
+        # 0.06x of fp32 under compile (results/peers_avx2), so no advice to compile it
+        out.append("this CPU lacks AVX512-BF16/AMX: bf16 is emulated and slow on every "
+                   "runtime; keep fp32 (or int8) on this CPU")
+    elif facts.dtype and row.runtime == "torch-eager":
         out.append(f"{facts.dtype} autocast in eager mode pays a cast around every op; run "
                    "it through torch-compile, which fuses the casts")
     odd = {k: v for k, v in facts.channels.items() if v % MULTIPLE}
