@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from optbench.bench import BenchConfig, Entry, bench_entries
 from optbench.config import Config
 from optbench.errors import ConfigError, RuntimeUnavailableError
@@ -74,17 +76,24 @@ def search(model, ctx: Context, config: SearchConfig | None = None,
     base_acc = accuracy["fp32 / torch-eager"]
     rows = [_row(r, accuracy[r.entry], base_acc, config) for r in result.rows]
     measured = {(r.entry, r.batch_size): r.measurement for r in result.rows}
-    best = {bs: pick([r for r in rows if r["batch_size"] == bs], measured)
+    best = {bs: pick([r for r in rows if r["batch_size"] == bs], measured,
+                     result.predictions)
             for bs in bench_config.batch_sizes}
     return SearchResult(baseline_accuracy=base_acc, candidates=rows, best=best, bench=result,
                         skipped=skipped)
 
 
-def pick(rows: list[dict], measured: dict) -> dict | None:
-    """The fastest candidate within budget; when others' speed-up CIs over it contain 1.0
-    (tied on speed), the most accurate of the tied. Rows: one batch size's candidates;
-    `measured`: (entry, batch) -> Measurement, for the paired/process CI between two rows."""
+def pick(rows: list[dict], measured: dict, predictions: dict | None = None,
+         alpha: float = 0.05) -> dict | None:
+    """The fastest candidate within budget. When others' speed-up CIs over it contain 1.0
+    (tied on speed), a tied candidate replaces it only if it is *significantly* more accurate:
+    exact McNemar test on the paired per-example predictions, p < alpha. Without predictions, or
+    with a difference the test cannot tell from chance, the fastest stays (an untested 0.2-point
+    edge on a random-weight model once chose the slower path). Rows: one batch size's
+    candidates; `measured`: (entry, batch) -> Measurement, for the paired/process CI between
+    two rows; `predictions`: entry -> top-1 class per example, plus "labels"."""
     from optbench.measure.compare import ratio_between
+    from optbench.stats import mcnemar_exact_p
 
     ok = [r for r in rows if r["within_budget"] and r["variant"] != "fp32"]
     if not ok:
@@ -99,11 +108,31 @@ def pick(rows: list[dict], measured: dict) -> dict | None:
         ci = ratio_between("b", "a", pair).speedup      # > 1: b is faster than a
         if ci.low <= 1.0 <= ci.high:
             tied.append(r)
-    chosen = max(tied, key=lambda r: (r["top1_accuracy"], -r["median_s"]))
+
+    def better_p(r) -> float | None:     # McNemar p of r against the fastest, if r is better
+        preds = predictions or {}
+        if r is fastest or r["top1_accuracy"] <= fastest["top1_accuracy"] or not (
+                r["entry"] in preds and fastest["entry"] in preds and "labels" in preds):
+            return None
+        truth = np.asarray(preds["labels"])
+        a = np.asarray(preds[r["entry"]]) == truth
+        b = np.asarray(preds[fastest["entry"]]) == truth
+        return mcnemar_exact_p(int((a & ~b).sum()), int((b & ~a).sum()))
+
+    tests = {r["entry"]: better_p(r) for r in tied}
+    better = [r for r in tied if tests[r["entry"]] is not None and tests[r["entry"]] < alpha]
+    chosen = max(better, key=lambda r: (r["top1_accuracy"], -r["median_s"])) if better \
+        else fastest
+    untested = [r["entry"] for r in tied if r is not fastest
+                and r["top1_accuracy"] > fastest["top1_accuracy"] and tests[r["entry"]] is None]
     return {**chosen, "tied_with": [r["entry"] for r in tied if r is not chosen],
+            "accuracy_tests": {k: v for k, v in tests.items() if v is not None},
+            "accuracy_untested": untested,
             "decided_by": ("speed" if len(tied) == 1 else
-                           "accuracy (tied on speed)" if chosen is not fastest else
-                           "speed and accuracy (tied on speed)")}
+                           "accuracy (tied on speed; McNemar p = "
+                           f"{tests[chosen['entry']]:.3g})" if chosen is not fastest else
+                           "speed (tied on speed; no tied candidate significantly more "
+                           "accurate)")}
 
 
 def _cannot_run_here(raw: dict) -> str | None:

@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 from optbench.io import atomic_write_text  # noqa: E402
 from optbench.measure.compare import ratio_between  # noqa: E402
 from optbench.report.document import Document, Para, Section, Table, to_markdown  # noqa: E402
+from optbench.report.store import load_predictions  # noqa: E402
 from optbench.results import load_report  # noqa: E402
 from optbench.search import pick  # noqa: E402
 
@@ -53,6 +54,8 @@ def summarize(folder: Path, budget: float | None) -> dict:
     base_acc = result.quality[f"{model} / torch-eager"].top1_accuracy
     table, out = [], {"model": model, "budget_points": budget, "batches": {}}
     measured = {(r.entry, r.batch_size): r.measurement for r in rows}
+    npz = folder / "predictions.npz"        # paired accuracy tests for the pick's tie-break
+    predictions = load_predictions(npz) if npz.is_file() else None
     for batch in sorted({r.batch_size for r in rows}):
         here = [r for r in rows if r.batch_size == batch]
         cands = []
@@ -71,8 +74,9 @@ def summarize(folder: Path, budget: float | None) -> dict:
             cands.append(entry)
         searchable = [c for c in cands if c["role"] == "optbench"
                       or c["variant"] in CANDIDATE_PEERS]
-        after = pick(searchable, measured)
-        before = pick([c for c in searchable if c["runtime"] != "openvino"], measured)
+        after = pick(searchable, measured, predictions)
+        before = pick([c for c in searchable if c["runtime"] != "openvino"], measured,
+                      predictions)
         peers = [c for c in cands if c["role"] in ("peer", "fp32")]
         best_peer = min(peers, key=lambda c: c["median_s"])
         verdict = None

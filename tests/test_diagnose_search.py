@@ -127,7 +127,7 @@ def _timed(entry, samples, accuracy):
     return row, m
 
 
-def test_search_pick_lets_accuracy_decide_only_when_speed_is_tied():
+def test_search_pick_lets_accuracy_decide_only_when_speed_is_tied_and_it_is_significant():
     from optbench.search import pick
 
     rng = np.random.default_rng(0)
@@ -136,9 +136,26 @@ def test_search_pick_lets_accuracy_decide_only_when_speed_is_tied():
     same, m_same = _timed("same", 0.0101 * (1 + noise[::-1]), 0.85)   # within noise, better
     slow, m_slow = _timed("slow", 0.020 * (1 + noise), 0.90)           # 2x slower, best
     measured = {("fast", 1): m_fast, ("same", 1): m_same, ("slow", 1): m_slow}
-    chosen = pick([fast, same, slow], measured)
+    # 200 examples: "same" right on 170 (85%), "fast" on 160 (80%)
+    labels = np.zeros(200, int)
+    clear = {"labels": labels, "fast": np.r_[np.zeros(160, int), np.ones(40, int)],
+             "same": np.r_[np.zeros(170, int), np.ones(30, int)]}   # 10 discordant, all one way
+    chosen = pick([fast, same, slow], measured, clear)
     assert chosen["entry"] == "same" and chosen["tied_with"] == ["fast"]
-    assert chosen["decided_by"] == "accuracy (tied on speed)"
+    assert chosen["decided_by"].startswith("accuracy (tied on speed; McNemar p = 0.00")
+    # the same 5-point gap made of 50 discordant examples split 30/20: chance can do that
+    noisy = {"labels": labels,
+             "fast": np.r_[np.zeros(130, int), np.ones(20, int), np.zeros(30, int),
+                           np.ones(20, int)],
+             "same": np.r_[np.zeros(130, int), np.zeros(20, int), np.ones(30, int),
+                           np.zeros(20, int)]}
+    assert (noisy["fast"] == 0).mean() == 0.80 and (noisy["same"] == 0).mean() == 0.85
+    kept = pick([fast, same, slow], measured, noisy)
+    assert kept["entry"] == "fast" and kept["tied_with"] == ["same"]
+    assert kept["decided_by"].startswith("speed (tied on speed; no tied candidate")
+    assert kept["accuracy_tests"]["same"] > 0.05
+    untested = pick([fast, same, slow], measured)           # no predictions: no test, no swap
+    assert untested["entry"] == "fast" and untested["accuracy_untested"] == ["same"]
     alone = pick([fast, slow], measured)
     assert alone["entry"] == "fast" and alone["decided_by"] == "speed"
     assert pick([{**slow, "within_budget": False}], measured) is None

@@ -443,7 +443,10 @@ def _plots(result: BenchResult) -> dict[str, Figure]:
 
 def _tie_note(best: dict) -> str:
     tied = best.get("tied_with") or []
-    return f"; tied on speed with {', '.join(tied)}: picked as the most accurate" if tied else ""
+    if not tied:
+        return ""
+    how = best.get("decided_by") or "picked as the most accurate"   # older search.json
+    return f"; tied on speed with {', '.join(tied)}: decided by {how}"
 
 
 def render_search(summary: dict) -> str:
@@ -464,8 +467,9 @@ def render_search(summary: dict) -> str:
             Para(f"fp32 top-1 on the validation split: {res['baseline_accuracy']:.4f}; budget: "
                  f"at most {res['budget_points']} points lower." + (
                      " The pick is the fastest within budget; candidates whose speed-up CI over "
-                     "it contains 1.0 are tied with it, and the most accurate of the tied is "
-                     "picked." if any(b and "decided_by" in b for b in res["best"].values())
+                     "it contains 1.0 are tied with it, and a tied one replaces it only if it is "
+                     "significantly more accurate (McNemar p < 0.05 on the paired "
+                     "predictions)." if any(b and "decided_by" in b for b in res["best"].values())
                      else "")),
             Table(["candidate / runtime", "batch", "median ms", "speed-up vs fp32 eager",
                    "top-1", "drop (points)", "within budget"], rows, align="lrrrrrl"),
