@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import torch
 
 from optbench.config import Config
@@ -72,12 +73,18 @@ class ExportOnnxConfig(Config):
     dynamic_batch: bool = True
     parity_examples: int = 2000         # real examples compared (0 = skip the check)
     min_top1_agreement: float = 0.999   # fraction of identical predictions required
-    max_abs_diff: float = 1e-3          # largest allowed logit difference
+    max_abs_diff: float = 1e-3          # largest allowed logit difference, or else
+    max_rel_diff: float = 1e-5          # the same per unit of the largest |logit|: float32
+                                        # rounding grows with the logits (a diverged or
+                                        # unnormalized net's logits reach thousands)
 
     def __post_init__(self):
         if not 0.0 <= self.min_top1_agreement <= 1.0:
             raise ConfigError("ExportOnnxConfig.min_top1_agreement must lie in [0, 1], got "
                               f"{self.min_top1_agreement}")
+        if self.max_abs_diff < 0 or self.max_rel_diff < 0:
+            raise ConfigError("ExportOnnxConfig.max_abs_diff and max_rel_diff must be >= 0, got "
+                              f"{self.max_abs_diff} and {self.max_rel_diff}")
 
 
 @register(ExportOnnxConfig)
@@ -113,16 +120,21 @@ def parity_check(model: torch.nn.Module, path: Path, data, config: ExportOnnxCon
     ort_logits, labels = collect_logits(lambda x: predict(session, x), make_loader(subset, 256))
     torch_logits, _ = collect_logits(torch_predict, make_loader(subset, 256))
     agree = agreement(torch_logits, ort_logits)
-    result = {**agree.to_dict(), "torch_accuracy": top1_accuracy(torch_logits, labels),
+    scale = float(np.abs(np.asarray(torch_logits)).max()) if agree.n else 0.0
+    allowed = max(config.max_abs_diff, config.max_rel_diff * scale)
+    result = {**agree.to_dict(), "max_abs_logit": scale, "allowed_abs_diff": allowed,
+              "torch_accuracy": top1_accuracy(torch_logits, labels),
               "onnx_accuracy": top1_accuracy(ort_logits, labels)}
-    if agree.top1_agreement < config.min_top1_agreement or agree.max_abs_diff > config.max_abs_diff:
+    if agree.top1_agreement < config.min_top1_agreement or agree.max_abs_diff > allowed:
         raise ParityError(
             f"ONNX export of {path.name} disagrees with PyTorch on {agree.n} real examples: "
             f"top-1 agreement {agree.top1_agreement:.4%} (need >= "
             f"{config.min_top1_agreement:.4%}), max |diff| {agree.max_abs_diff:.3g} (allowed "
-            f"{config.max_abs_diff:.3g}); accuracy torch {result['torch_accuracy']:.4f} vs onnx "
-            f"{result['onnx_accuracy']:.4f}. Lower min_top1_agreement/max_abs_diff in "
-            "ExportOnnxConfig to accept it, or try another opset.")
+            f"{allowed:.3g}: the larger of max_abs_diff={config.max_abs_diff:.3g} and "
+            f"max_rel_diff={config.max_rel_diff:.3g} x the largest |logit| {scale:.3g}); "
+            f"accuracy torch {result['torch_accuracy']:.4f} vs onnx "
+            f"{result['onnx_accuracy']:.4f}. Raise max_abs_diff/max_rel_diff or lower "
+            "min_top1_agreement in ExportOnnxConfig to accept it, or try another opset.")
     return result
 
 
