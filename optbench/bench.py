@@ -28,6 +28,7 @@ from optbench.measure import (
     compare,
     model_size,
     onnx_size,
+    padded,
     per_class_accuracy,
     top1_accuracy,
     track_peak_memory,
@@ -134,9 +135,18 @@ def _artifacts(model, config: BenchConfig, folder: Path):
     return artifacts, sizes, skipped
 
 
+def _load_example(runtime, config: BenchConfig) -> torch.Tensor:
+    """The example a runtime loads with. A runtime that compiles one program per input shape
+    (torch-compile: dynamic=False) gets the first timed batch size, so its load-time compile is
+    the one that batch size runs; the others get at least 2 rows (a batch of 1 could let a
+    converter fix the batch axis)."""
+    first = config.batch_sizes[0]
+    rows = first if getattr(runtime, "compiles_per_shape", False) else max(2, first)
+    return torch.randn(rows, *config.input_shape)
+
+
 def _load_sessions(entries: list[Entry], config: BenchConfig, threads: int, skipped: dict):
     sessions, loads = {}, {}
-    example = torch.randn(max(2, config.batch_sizes[0]), *config.input_shape)
     for entry in entries:
         runtime = get_runtime(entry.runtime)
         if not runtime.available(config.device):
@@ -145,8 +155,8 @@ def _load_sessions(entries: list[Entry], config: BenchConfig, threads: int, skip
         t0 = time.perf_counter()
         try:
             with track_peak_memory(config.device) as mem:
-                session = runtime.load(entry.artifact, example=example, device=config.device,
-                                       threads=threads)
+                session = runtime.load(entry.artifact, example=_load_example(runtime, config),
+                                       device=config.device, threads=threads)
         except RuntimeUnavailableError as exc:  # e.g. a compile that would run eager
             skipped[entry.label] = str(exc)
             continue
@@ -280,10 +290,10 @@ def _memory_worker(payload: bytes, config: BenchConfig, threads: int) -> dict:
     torch.set_num_threads(threads)
     entry = pickle.loads(payload)   # noqa: S301 - bytes our own parent process made in memory
     del payload
-    example = torch.randn(max(2, config.batch_sizes[0]), *config.input_shape)
+    runtime = get_runtime(entry.runtime)
     with track_peak_memory(config.device) as load:
-        session = get_runtime(entry.runtime).load(entry.artifact, example=example,
-                                                  device=config.device, threads=threads)
+        session = runtime.load(entry.artifact, example=_load_example(runtime, config),
+                               device=config.device, threads=threads)
     out = {}
     for bs in config.batch_sizes:
         prepared = session.prepare(_batch(config, bs))
@@ -338,8 +348,10 @@ def _quality(sessions: dict, eval_data, config: BenchConfig,
     for entry, session in sessions.items():
         def predict(images, s=session):
             return s.to_numpy(s.run(s.prepare(images)))
-        logits[entry.label], labels = collect_logits(predict, make_loader(
-            eval_data, config.eval_batch_size))
+        # one batch shape: a short last batch would recompile a torch-compile session
+        logits[entry.label], labels = collect_logits(
+            padded(predict, config.eval_batch_size),
+            make_loader(eval_data, config.eval_batch_size))
     first = next(iter(logits))
     out = {}
     for name, values in logits.items():

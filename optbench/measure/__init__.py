@@ -10,6 +10,7 @@ from optbench.measure.quality import (
     Agreement,
     agreement,
     collect_logits,
+    padded,
     per_class_accuracy,
     top1_accuracy,
 )
@@ -19,7 +20,6 @@ from optbench.measure.timer import Timer, TimerConfig, time_callable
 __all__ = [
     "Agreement", "Comparison", "Measurement", "MemoryMeasurement", "Ratio", "SizeReport",
     "TaskSpec", "Timer", "TimerConfig", "agreement", "artifact_size", "collect_logits", "compare",
-    "measure_peak_memory", "model_size", "onnx_size", "per_class_accuracy", "time_callable",
-    "top1_accuracy",
-    "track_peak_memory",
+    "measure_peak_memory", "model_size", "onnx_size", "padded", "per_class_accuracy",
+    "time_callable", "top1_accuracy", "track_peak_memory",
 ]

@@ -30,6 +30,22 @@ def collect_logits(predict: Callable, batches: Iterable) -> tuple[np.ndarray, np
     return np.concatenate(outs), np.concatenate(labels)
 
 
+def padded(predict: Callable, rows: int) -> Callable:
+    """predict, called on batches of exactly `rows`: a shorter batch is filled up with copies
+    of its last example and the copies' outputs dropped. Examples are independent in eval mode,
+    so the outputs are the same; a runtime compiled per input shape (torch-compile) then
+    compiles once instead of again for the last, short batch."""
+    def call(images):
+        import torch
+
+        n = len(images)
+        if n >= rows or n == 0:
+            return predict(images)
+        filler = images[-1:].expand(rows - n, *images.shape[1:])
+        return _to_numpy(predict(torch.cat([images, filler])))[:n]
+    return call
+
+
 def top1_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     if len(labels) == 0:
         raise ValueError("top1_accuracy needs at least one example")

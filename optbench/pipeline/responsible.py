@@ -48,6 +48,7 @@ def attack_source(variant: Variant, variants: dict[str, Variant]) -> Variant | N
 def robustness_stage(variants: dict[str, Variant], measured: list[str],
                      runtime_of: dict[str, str], test_data, spec: RobustnessSpec,
                      threads: int = 0) -> dict:
+    from optbench.measure import padded
     from optbench.monitor.robustness import accuracy_on, attack_batches, to_pixels
     from optbench.runtime import get_runtime
 
@@ -64,10 +65,15 @@ def robustness_stage(variants: dict[str, Variant], measured: list[str],
             out[name] = {"skipped": "no differentiable fp32 ancestor to craft attacks on"}
             continue
         rt = runtime_of[name]
-        session = get_runtime(rt).load(v.artifact_for(rt), example=images[:2], threads=threads)
+        # loaded at, and always called with, the attack's batch shape (one torch-compile)
+        rows = min(n, spec.batch_size)
+        session = get_runtime(rt).load(v.artifact_for(rt), example=images[:max(2, rows)],
+                                       threads=threads)
 
-        def predict(x, s=session):
+        def run(x, s=session):
             return s.to_numpy(s.run(s.prepare(x)))
+
+        predict = padded(run, rows)
 
         accuracy = {}
         for eps in (0.0, *spec.eps):

@@ -48,6 +48,7 @@ class CompileRuntime:
 
     name = "torch-compile"
     accepts = "module"
+    compiles_per_shape = True   # dynamic=False: each new input shape is a new compile
 
     def __init__(self, mode: str | None = None):
         self.mode = mode

@@ -44,3 +44,22 @@ def test_paired_comparison_known_answer_with_per_class_holm():
     expected = holm([mcnemar_exact_p(12, 0), mcnemar_exact_p(1, 0)])
     assert (c0["p_holm"], c1["p_holm"]) == pytest.approx(tuple(expected))
     assert c0["p_holm"] < 0.05 < c1["p_holm"] and c0["delta"] == pytest.approx(-0.3)
+
+
+def test_padded_calls_one_shape_and_returns_the_same_outputs():
+    import torch
+
+    from optbench.measure import padded
+
+    weights = torch.randn(4, 3)
+    shapes = []
+
+    def predict(x):
+        shapes.append(tuple(x.shape))
+        return (x @ weights.T).numpy()
+
+    x = torch.randn(10, 3)
+    fixed = padded(predict, 4)
+    out = np.concatenate([fixed(x[i:i + 4]) for i in range(0, 10, 4)])
+    np.testing.assert_allclose(out, (x @ weights.T).numpy(), rtol=1e-6)
+    assert shapes == [(4, 3)] * 3          # the last batch of 2 was filled up to 4

@@ -102,3 +102,28 @@ def test_a_compile_past_the_limit_is_refused_and_reported_not_timed_as_eager(mon
     row = next(r for r in result.rows if r.runtime == "torch-compile")
     assert row.compile_stats["at_load"]["graphs"] >= 1
     assert row.to_dict()["compile"] == row.compile_stats
+
+
+def test_bench_compiles_each_shape_once(monkeypatch):
+    """torch-compile (dynamic=False) compiles per input shape: the load compiles at the first
+    timed batch size, and the quality pass fills its short last batch up to eval_batch_size.
+    Here that is 2 compiles (batch 1, batch 4), not 4 (also the load's batch 2 and the last 3)."""
+    from torch.utils.data import TensorDataset
+
+    from optbench.bench import BenchConfig, Entry, bench_entries
+    from optbench.runtime.torch import dynamo_counts
+
+    torch._dynamo.reset()
+    model = _small()
+    data = TensorDataset(torch.randn(11, 8), torch.zeros(11, dtype=torch.long))
+    before = dynamo_counts()
+    result = bench_entries([Entry("a", "torch-compile", model)], BenchConfig(
+        runtimes=("torch-compile",), batch_sizes=(1,), input_shape=(8,), eval_batch_size=4,
+        min_time_s=0.01, max_time_s=0.05), eval_data=data)
+    compiled = dynamo_counts()["graphs"] - before["graphs"]
+    torch._dynamo.reset()
+    row = result.rows[0]
+    assert row.compile_stats["at_load"]["graphs"] == 1
+    assert row.compile_stats["this_batch"]["graphs"] == 0     # batch 1 is the load's compile
+    assert compiled == 2
+    assert result.quality["a / torch-compile"].n == 11
