@@ -317,3 +317,15 @@ def test_pt2e_int8_model_survives_pickling_for_worker_processes(trained, ctx):
     x = torch.randn(3, 1, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(copy_(x), variant.model(x))
+
+
+def test_parity_agreement_ignores_flips_between_near_tied_logits():
+    import numpy as np
+
+    from optbench.transforms.export import decided_agreement
+
+    reference = np.array([[10.0, 9.999, 0.0], [5.0, 1.0, 0.0], [0.0, 3.0, 1.0]])
+    candidate = np.array([[9.999, 10.0, 0.0], [1.0, 5.0, 0.0], [0.0, 3.0, 1.0]])
+    # row 0 flips inside the tie band (rounding); row 1 is a real disagreement
+    assert decided_agreement(reference, candidate, tie=0.01) == pytest.approx(2 / 3)
+    assert decided_agreement(reference, candidate, tie=0.0) == pytest.approx(1 / 3)
