@@ -42,7 +42,7 @@ def padded(predict: Callable, rows: int) -> Callable:
         if n >= rows or n == 0:
             return predict(images)
         filler = images[-1:].expand(rows - n, *images.shape[1:])
-        return _to_numpy(predict(torch.cat([images, filler])))[:n]
+        return predict(torch.cat([images, filler]))[:n]
     return call
 
 

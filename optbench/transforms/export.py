@@ -120,9 +120,9 @@ def parity_check(model: torch.nn.Module, path: Path, data, config: ExportOnnxCon
     ort_logits, labels = collect_logits(lambda x: predict(session, x), make_loader(subset, 256))
     torch_logits, _ = collect_logits(torch_predict, make_loader(subset, 256))
     agree = agreement(torch_logits, ort_logits)
-    scale = float(np.abs(np.asarray(torch_logits)).max()) if agree.n else 0.0
+    scale = float(np.abs(torch_logits).max()) if agree.n else 0.0
     allowed = max(config.max_abs_diff, config.max_rel_diff * scale)
-    top1 = decided_agreement(np.asarray(torch_logits), np.asarray(ort_logits), 2 * allowed)
+    top1 = decided_agreement(torch_logits, ort_logits, 2 * allowed)
     result = {**agree.to_dict(), "max_abs_logit": scale, "allowed_abs_diff": allowed,
               "decided_top1_agreement": top1,
               "torch_accuracy": top1_accuracy(torch_logits, labels),
@@ -145,12 +145,10 @@ def decided_agreement(reference: np.ndarray, candidate: np.ndarray, tie: float) 
     """Top-1 agreement where a flip counts only if the reference's top two logits differ by
     more than `tie`: when two logits are closer than the allowed rounding error, either answer
     is the same network (a diverged net with logits in the thousands has such near-ties)."""
-    if len(reference) == 0:
+    if len(reference) == 0 or reference.shape[1] < 2:   # one class: nothing can flip
         return 1.0
     top2 = np.sort(reference, axis=1)[:, -2:]
-    margin = top2[:, 1] - top2[:, 0] if reference.shape[1] > 1 else np.full(len(reference),
-                                                                             np.inf)
-    flips = (reference.argmax(1) != candidate.argmax(1)) & (margin > tie)
+    flips = (reference.argmax(1) != candidate.argmax(1)) & (top2[:, 1] - top2[:, 0] > tie)
     return float(1.0 - flips.mean())
 
 
