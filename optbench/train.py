@@ -1,7 +1,9 @@
 """A small, seeded training/evaluation loop shared by training, fine-tuning, distillation and QAT.
 
-Checkpoints after every epoch (atomically); calling train() again with the same checkpoint path
-resumes after the last finished epoch and gives the same result as an uninterrupted run.
+Checkpoints after every epoch, and inside an epoch every `save_every_s` seconds (atomically);
+calling train() again with the same checkpoint path resumes where the last save left off (the
+data order, augmentation draws and random state included) and gives the same result as an
+uninterrupted run. A long epoch killed half-way loses minutes, not the epoch.
 """
 
 from __future__ import annotations
@@ -65,24 +67,36 @@ class TrainResult:
 def train(model: nn.Module, train_data: Dataset, config: TrainConfig | None = None, *,
           val_data: Dataset | None = None, checkpoint: str | os.PathLike | None = None,
           loss_fn: LossFn | None = None, device: str = "cpu", progress: bool = True,
-          stop_after_epoch: int | None = None) -> TrainResult:
+          stop_after_epoch: int | None = None, save_every_s: float = 600.0) -> TrainResult:
     """Train `model` in place. `loss_fn(model, images, labels)` overrides cross-entropy (used by
-    distillation and QAT). `stop_after_epoch` stops early, as a crash would (for tests)."""
+    distillation and QAT). `stop_after_epoch` stops early, as a crash would (for tests).
+    With a checkpoint, an unfinished epoch is saved every `save_every_s` seconds as well."""
     config = config or TrainConfig()
     model.to(device)
     optimizer = _optimizer(model, config)
     steps = _steps_per_epoch(train_data, config)
     scheduler = _scheduler(optimizer, config, steps)
     loss_fn = loss_fn or _cross_entropy(config.label_smoothing)
-    history, start = _resume(checkpoint, config, model, optimizer, scheduler)
+    history, start, partial = _resume(checkpoint, config, model, optimizer, scheduler)
     for epoch in range(start, config.epochs):
         _seed_everything(config.seed + epoch)
         loader = make_loader(train_data, config.batch_size, shuffle=True, seed=config.seed + epoch,
                              drop_last=len(train_data) > config.batch_size)
-        views = _augmenter(config.augment, config.seed + epoch)
-        started = time.perf_counter()
+        generator = _augment_generator(config.augment, config.seed + epoch)
+        progress_so_far = _Progress()
+        if partial is not None:   # resume inside this epoch: its random state as it was saved
+            progress_so_far = _restore_partial(partial, generator)
+            partial = None
+
+        def save_partial(done: _Progress, epoch=epoch, generator=generator):
+            _save(checkpoint, config, model, optimizer, scheduler, history,
+                  partial=_partial_state(epoch, done, generator))
+
+        started = time.perf_counter() - progress_so_far.seconds
         loss = _train_epoch(model, loader, optimizer, scheduler, loss_fn, device, steps,
-                            f"epoch {epoch + 1}/{config.epochs}", progress, views)
+                            f"epoch {epoch + 1}/{config.epochs}", progress,
+                            _augmenter(config.augment, generator), progress_so_far,
+                            save_partial if checkpoint is not None else None, save_every_s)
         record = {"epoch": epoch + 1, "train_loss": loss}
         if val_data is not None:
             record["val_accuracy"] = evaluate(model, val_data, device=device)
@@ -109,32 +123,53 @@ def evaluate(model: nn.Module, data: Dataset, batch_size: int = 256, device: str
     return correct / total
 
 
-def _augmenter(config: AugmentConfig, seed: int):
-    """images -> the augmented view, its draws seeded per epoch (a resumed run repeats them)."""
-    if not config.active:
+@dataclasses.dataclass
+class _Progress:
+    """How far an epoch got: steps taken, their summed loss, wall seconds spent."""
+    step: int = 0
+    loss_total: float = 0.0
+    seconds: float = 0.0
+
+
+def _augment_generator(config: AugmentConfig, seed: int) -> torch.Generator | None:
+    """The augmentation draws' generator, seeded per epoch (a resumed run repeats them)."""
+    return torch.Generator().manual_seed(seed + 7_777_777) if config.active else None
+
+
+def _augmenter(config: AugmentConfig, generator: torch.Generator | None):
+    """images -> the augmented view."""
+    if generator is None:
         return lambda images: images
-    generator = torch.Generator().manual_seed(seed + 7_777_777)
     return lambda images: augment_batch(images, config, generator)
 
 
 def _train_epoch(model, loader, optimizer, scheduler, loss_fn, device, steps, desc, progress,
-                 views=lambda images: images):
+                 views, done: _Progress, save_partial, save_every_s: float):
+    """Steps done.step..steps-1 of an epoch (the loader's earlier batches are drawn and skipped,
+    so the order stays the uninterrupted run's); calls save_partial every save_every_s."""
     model.train()
-    total, count = 0.0, 0
-    bar = tqdm(total=steps, desc=desc, disable=not progress, leave=False)
+    bar = tqdm(total=steps, initial=done.step, desc=desc, disable=not progress, leave=False)
+    started, last_save = time.perf_counter() - done.seconds, time.perf_counter()
     for step, (images, labels) in enumerate(loader):
         if step >= steps:
             break
+        if step < done.step:
+            continue
         loss = loss_fn(model, views(images).to(device), labels.to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         scheduler.step()
-        total, count = total + float(loss.detach()), count + 1
-        bar.set_postfix(loss=f"{total / count:.3f}")
+        done = _Progress(step + 1, done.loss_total + float(loss.detach()),
+                         time.perf_counter() - started)
+        bar.set_postfix(loss=f"{done.loss_total / done.step:.3f}")
         bar.update()
+        if (save_partial is not None and done.step < steps
+                and time.perf_counter() - last_save >= save_every_s):
+            save_partial(done)
+            last_save = time.perf_counter()
     bar.close()
-    return total / max(count, 1)
+    return done.loss_total / max(done.step, 1)
 
 
 def _cross_entropy(label_smoothing: float) -> LossFn:
@@ -178,10 +213,42 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _save(path, config, model, optimizer, scheduler, history) -> None:
-    atomic_torch_save(path, {"config": config.to_dict(), "model": model.state_dict(),
-                             "optimizer": optimizer.state_dict(),
-                             "scheduler": scheduler.state_dict(), "history": history})
+def _save(path, config, model, optimizer, scheduler, history, partial=None) -> None:
+    state = {"config": config.to_dict(), "model": model.state_dict(),
+             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+             "history": history}
+    if partial is not None:
+        state["partial"] = partial
+    atomic_torch_save(path, state)
+
+
+def _partial_state(epoch: int, done: _Progress, generator: torch.Generator | None) -> dict:
+    """An unfinished epoch, with every random state the rest of it draws from (tensors and
+    plain lists only, so it loads with weights_only=True)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {"epoch": epoch, **dataclasses.asdict(done),
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+            "python_rng": _nested_lists(random.getstate()),
+            "augment_rng": None if generator is None else generator.get_state()}
+
+
+def _restore_partial(partial: dict, generator: torch.Generator | None) -> _Progress:
+    torch.set_rng_state(partial["torch_rng"])
+    kind, keys, pos, has_gauss, gauss = partial["numpy_rng"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    random.setstate(_nested_tuples(partial["python_rng"]))
+    if generator is not None:
+        generator.set_state(partial["augment_rng"])
+    return _Progress(partial["step"], partial["loss_total"], partial["seconds"])
+
+
+def _nested_lists(value):
+    return [_nested_lists(v) for v in value] if isinstance(value, tuple) else value
+
+
+def _nested_tuples(value):
+    return tuple(_nested_tuples(v) for v in value) if isinstance(value, list) else value
 
 
 def _as_current(saved, config: TrainConfig):
@@ -192,9 +259,10 @@ def _as_current(saved, config: TrainConfig):
     return {**type(config)().to_dict(), **saved}
 
 
-def _resume(path, config, model, optimizer, scheduler) -> tuple[list[dict], int]:
+def _resume(path, config, model, optimizer, scheduler) -> tuple[list[dict], int, dict | None]:
+    """(finished epochs' history, the epoch to start, the unfinished epoch's state or None)."""
     if path is None or not Path(path).is_file():
-        return [], 0
+        return [], 0, None
     state = safe_torch_load(path)
     if _as_current(state.get("config"), config) != config.to_dict():
         raise ConfigError(
@@ -203,4 +271,9 @@ def _resume(path, config, model, optimizer, scheduler) -> tuple[list[dict], int]
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    return list(state["history"]), len(state["history"])
+    partial = state.get("partial")
+    if partial is not None and partial["epoch"] != len(state["history"]):
+        raise ConfigError(f"checkpoint {path} is inconsistent: its unfinished epoch "
+                          f"{partial['epoch'] + 1} does not follow its {len(state['history'])} "
+                          "finished ones; delete it to start afresh")
+    return list(state["history"]), len(state["history"]), partial

@@ -83,3 +83,54 @@ def test_checkpoint_written_before_a_new_field_still_resumes(synthetic, tmp_path
     with pytest.raises(ConfigError, match="different training config"):
         train(TinyNet(), synthetic, TrainConfig(epochs=2, batch_size=64, warmup_epochs=1.0),
               checkpoint=ckpt, progress=False)
+
+
+class _Crash(Exception):
+    pass
+
+
+def _noisy_loss(crash_at: int | None = None):
+    """Cross-entropy on logits with noise from torch's, numpy's and Python's global generators
+    (as dropout or a sampling loss would draw); raises at call `crash_at`, as a kill would."""
+    import random
+
+    import numpy as np
+
+    calls = [0]
+
+    def loss(model, images, labels):
+        calls[0] += 1
+        if calls[0] == crash_at:
+            raise _Crash
+        scale = 1 + 0.1 * (torch.rand(1) + float(np.random.rand()) + random.random())
+        return torch.nn.functional.cross_entropy(model(images) * scale, labels)
+    return loss
+
+
+def test_killed_mid_epoch_resumes_to_the_same_weights(synthetic, tmp_path):
+    """Saved inside the epoch (save_every_s=0: after every step), killed at step 11 of epoch 2
+    (16 steps each), resumed in a fresh model: same weights as the uninterrupted run, and the
+    history counts every step's loss once."""
+    from optbench.augment import AugmentConfig
+
+    config = TrainConfig(epochs=3, batch_size=32, lr=0.05, seed=3,
+                         augment=AugmentConfig(crop_padding=2, hflip=True))
+    torch.manual_seed(0)
+    whole = TinyNet()
+    expected = train(whole, synthetic, config, loss_fn=_noisy_loss(), progress=False).history
+    ckpt = tmp_path / "run.ckpt"
+    torch.manual_seed(0)
+    with pytest.raises(_Crash):
+        train(TinyNet(), synthetic, config, checkpoint=ckpt, loss_fn=_noisy_loss(crash_at=27),
+              progress=False, save_every_s=0)
+    saved = safe_torch_load(ckpt)
+    assert len(saved["history"]) == 1 and saved["partial"]["step"] == 10
+    fresh = TinyNet()
+    result = train(fresh, synthetic, config, checkpoint=ckpt, loss_fn=_noisy_loss(),
+                   progress=False)
+    assert result.resumed_from_epoch == 1
+    for a, b in zip(whole.state_dict().values(), fresh.state_dict().values(), strict=True):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6)
+    assert [h["train_loss"] for h in result.history] == pytest.approx(
+        [h["train_loss"] for h in expected], rel=1e-6)
+    assert "partial" not in safe_torch_load(ckpt)   # a finished epoch replaces the partial save

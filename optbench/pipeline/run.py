@@ -1,7 +1,8 @@
 """Running a recipe: build the models, apply the steps in order (each a Variant with its
-lineage; training steps checkpoint every epoch in DIR/work and resume; finished steps are listed
-in DIR/state.json), measure every measured variant interleaved in one run, and add the report's
-stages: diagnosis, references, targets, artifacts, robustness, other sizes, search.
+lineage; training steps checkpoint every epoch, and every 10 minutes inside one, in DIR/work and
+resume; finished steps are listed in DIR/state.json), measure every measured variant interleaved
+in one run, and add the report's stages: diagnosis, references, targets, artifacts, robustness,
+other sizes, search.
 """
 
 from __future__ import annotations
