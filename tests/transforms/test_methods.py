@@ -232,6 +232,34 @@ def test_distillation_teaches_on_the_augmented_view(trained, synthetic):
     assert not any(torch.equal(s, synthetic.batch(0, 32)) for s in seen["student"])
 
 
+def test_a_compiled_teacher_teaches_the_same_and_compiles_once(trained, synthetic):
+    """teacher_runtime="torch-compile": the students match the eager teacher's (the logits
+    differ by float rounding only), and a second step distilling from the same teacher in the
+    same process reuses its compile."""
+    from optbench.augment import AugmentConfig
+    from optbench.runtime.torch import dynamo_counts
+    from optbench.transforms.distill import DistillConfig, distill
+
+    train_config = TrainConfig(epochs=1, batch_size=32, max_steps_per_epoch=3, seed=3,
+                               augment=AugmentConfig(hflip=True))
+    students = {}
+    for runtime in ("torch-eager", "torch-compile", "torch-compile"):
+        torch.manual_seed(1)
+        student = TinyNet()
+        before = dynamo_counts()["graphs"]
+        distill(student, trained, synthetic,
+                DistillConfig(teacher_runtime=runtime, train=train_config), progress=False)
+        students.setdefault(runtime, []).append((student, dynamo_counts()["graphs"] - before))
+    (eager, _), = students["torch-eager"]
+    (first, compiles), (second, again) = students["torch-compile"]
+    assert compiles >= 1 and again == 0
+    for model in (first, second):
+        for a, b in zip(eager.state_dict().values(), model.state_dict().values(), strict=True):
+            assert torch.allclose(a.float(), b.float(), atol=1e-4)
+    with pytest.raises(ConfigError, match="teacher_runtime.*torch-compile"):
+        DistillConfig(teacher_runtime="onnxruntime")
+
+
 def test_pruning_fine_tunes_with_its_teacher(trained, ctx, monkeypatch):
     from optbench.transforms import distill
 

@@ -1,0 +1,85 @@
+"""What the distilling students pay for their teacher: one frozen ResNet50 (small-pool stem)
+forward at batch 128 on 32x32 inputs, 2 threads, eager against the cheaper ways to run it.
+    LD_PRELOAD=$(bash scripts/tcmalloc.sh) PYTHONPATH=. \
+        .venv/bin/python scripts/teacher_forward_cost.py
+Interleaved rounds (every way once per round, order rotated), ratios to eager with paired
+block-bootstrap CIs, and each way's largest |logit - eager logit|. Run it alone."""
+
+import copy
+import time
+
+import torch
+import torch.fx.experimental.optimization
+
+from optbench.models import build_model
+from optbench.stats import paired_ratio_ci
+
+torch.set_num_threads(2)
+torch.manual_seed(0)
+ROUNDS = 12
+teacher = build_model("resnet50", 10, 1, stem="small-pool")
+with torch.no_grad():   # non-trivial BN statistics, as a trained teacher has
+    teacher.train()
+    for _ in range(3):
+        teacher(torch.randn(128, 1, 32, 32))
+teacher.eval().requires_grad_(False)
+x = torch.randn(128, 1, 32, 32)
+
+
+def eager():
+    with torch.no_grad():
+        return teacher(x)
+
+
+def inference_mode():
+    with torch.inference_mode():
+        return teacher(x)
+
+
+folded = torch.fx.experimental.optimization.fuse(copy.deepcopy(teacher))
+
+
+def bn_folded():
+    with torch.inference_mode():
+        return folded(x)
+
+
+last = copy.deepcopy(teacher).to(memory_format=torch.channels_last)
+x_last = x.contiguous(memory_format=torch.channels_last)
+
+
+def channels_last():
+    with torch.inference_mode():
+        return last(x_last)
+
+
+torch._inductor.config.freezing = True
+compiled_model = torch.compile(copy.deepcopy(teacher))
+
+
+def compiled():
+    with torch.no_grad():
+        return compiled_model(x)
+
+
+WAYS = {"eager (no_grad)": eager, "inference_mode": inference_mode, "bn folded": bn_folded,
+        "channels_last": channels_last, "torch.compile (freezing)": compiled}
+reference = eager()
+t = time.perf_counter()
+for name, fn in WAYS.items():
+    diff = (fn().float() - reference).abs().max().item()
+    print(f"{name}: first call {time.perf_counter() - t:.1f} s, max |diff| {diff:.2e} "
+          f"(logits up to {reference.abs().max().item():.1f})", flush=True)
+    t = time.perf_counter()
+times = {name: [] for name in WAYS}
+names = list(WAYS)
+for r in range(ROUNDS):
+    for name in names[r % len(names):] + names[:r % len(names)]:
+        t = time.perf_counter()
+        WAYS[name]()
+        times[name].append(time.perf_counter() - t)
+base = times["eager (no_grad)"]
+for name in names:
+    ci = paired_ratio_ci(base, times[name])
+    print(f"{name}: median {sorted(times[name])[ROUNDS // 2]:.3f} s; eager/this "
+          f"{ci.estimate:.2f}x [{ci.low:.2f}, {ci.high:.2f}]", flush=True)
