@@ -7,8 +7,8 @@ student sees the plain images. The same teacher-guided loss serves the fine-tuni
 structured pruning and QAT (`teacher = "..."` on those steps, `kd = {temperature, alpha}`).
 
 The teacher's forward runs on `teacher_runtime`: "torch-eager", or "torch-compile" (Inductor with
-freezing; measured 1.45x [1.39, 1.60] faster than eager for the flagship's ResNet50 teacher at
-batch 128 on 2 AVX2 cores, max |logit diff| 2e-6: scripts/teacher_forward_cost.py). One compiled
+freezing; measured 1.58x [1.35, 1.59] faster than eager for the flagship's ResNet50 teacher at
+batch 128 on 2 AVX2 cores, max |logit diff| 2e-6: results/teacher_forward). One compiled
 teacher serves every step of a process that distills from the same teacher, so it compiles once.
 """
 
