@@ -60,7 +60,9 @@ class TrainConfig(Config):
 
 @dataclasses.dataclass
 class TrainResult:
-    history: list[dict]  # one dict per finished epoch: epoch, train_loss, val_accuracy, seconds
+    # one dict per finished epoch: epoch, train_loss, val_accuracy, seconds (wall, pauses
+    # included) and cpu_seconds (the process's CPU time, all threads; pauses and waits excluded)
+    history: list[dict]
     resumed_from_epoch: int = 0
 
 
@@ -93,6 +95,7 @@ def train(model: nn.Module, train_data: Dataset, config: TrainConfig | None = No
                   partial=_partial_state(epoch, done, generator))
 
         started = time.perf_counter() - progress_so_far.seconds
+        cpu_started = time.process_time() - (progress_so_far.cpu_seconds or 0.0)
         loss = _train_epoch(model, loader, optimizer, scheduler, loss_fn, device, steps,
                             f"epoch {epoch + 1}/{config.epochs}", progress,
                             _augmenter(config.augment, generator), progress_so_far,
@@ -101,6 +104,8 @@ def train(model: nn.Module, train_data: Dataset, config: TrainConfig | None = No
         if val_data is not None:
             record["val_accuracy"] = evaluate(model, val_data, device=device)
         record["seconds"] = time.perf_counter() - started   # training and validation, wall
+        if progress_so_far.cpu_seconds is not None:   # None: resumed from a save without it
+            record["cpu_seconds"] = time.process_time() - cpu_started
         history.append(record)
         if checkpoint is not None:
             _save(checkpoint, config, model, optimizer, scheduler, history)
@@ -125,10 +130,12 @@ def evaluate(model: nn.Module, data: Dataset, batch_size: int = 256, device: str
 
 @dataclasses.dataclass
 class _Progress:
-    """How far an epoch got: steps taken, their summed loss, wall seconds spent."""
+    """How far an epoch got: steps taken, their summed loss, wall and CPU seconds spent
+    (cpu_seconds None: part of the epoch ran before CPU time was recorded)."""
     step: int = 0
     loss_total: float = 0.0
     seconds: float = 0.0
+    cpu_seconds: float | None = 0.0
 
 
 def _augment_generator(config: AugmentConfig, seed: int) -> torch.Generator | None:
@@ -150,6 +157,8 @@ def _train_epoch(model, loader, optimizer, scheduler, loss_fn, device, steps, de
     model.train()
     bar = tqdm(total=steps, initial=done.step, desc=desc, disable=not progress, leave=False)
     started, last_save = time.perf_counter() - done.seconds, time.perf_counter()
+    cpu_started = time.process_time() - (done.cpu_seconds or 0.0)
+    known_cpu = done.cpu_seconds is not None
     for step, (images, labels) in enumerate(loader):
         if step >= steps:
             break
@@ -161,7 +170,8 @@ def _train_epoch(model, loader, optimizer, scheduler, loss_fn, device, steps, de
         optimizer.step()
         scheduler.step()
         done = _Progress(step + 1, done.loss_total + float(loss.detach()),
-                         time.perf_counter() - started)
+                         time.perf_counter() - started,
+                         time.process_time() - cpu_started if known_cpu else None)
         bar.set_postfix(loss=f"{done.loss_total / done.step:.3f}")
         bar.update()
         if (save_partial is not None and done.step < steps
@@ -240,7 +250,8 @@ def _restore_partial(partial: dict, generator: torch.Generator | None) -> _Progr
     random.setstate(_nested_tuples(partial["python_rng"]))
     if generator is not None:
         generator.set_state(partial["augment_rng"])
-    return _Progress(partial["step"], partial["loss_total"], partial["seconds"])
+    return _Progress(partial["step"], partial["loss_total"], partial["seconds"],
+                     partial.get("cpu_seconds"))
 
 
 def _nested_lists(value):

@@ -134,3 +134,20 @@ def test_killed_mid_epoch_resumes_to_the_same_weights(synthetic, tmp_path):
     assert [h["train_loss"] for h in result.history] == pytest.approx(
         [h["train_loss"] for h in expected], rel=1e-6)
     assert "partial" not in safe_torch_load(ckpt)   # a finished epoch replaces the partial save
+    assert all(h["cpu_seconds"] > 0 for h in result.history)
+
+
+def test_a_save_without_cpu_time_leaves_that_epochs_cpu_time_unrecorded(synthetic, tmp_path):
+    """An unfinished epoch saved before CPU time was recorded: its record has no cpu_seconds
+    (not a CPU time that misses the first part); the epochs after it have theirs."""
+    config = TrainConfig(epochs=2, batch_size=32)
+    ckpt = tmp_path / "run.ckpt"
+    with pytest.raises(_Crash):
+        train(TinyNet(), synthetic, config, checkpoint=ckpt, loss_fn=_noisy_loss(crash_at=5),
+              progress=False, save_every_s=0)
+    state = safe_torch_load(ckpt)
+    del state["partial"]["cpu_seconds"]
+    torch.save(state, ckpt)
+    history = train(TinyNet(), synthetic, config, checkpoint=ckpt, progress=False).history
+    assert "cpu_seconds" not in history[0] and history[1]["cpu_seconds"] > 0
+    assert history[0]["seconds"] > 0

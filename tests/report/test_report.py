@@ -95,8 +95,8 @@ def test_warnings_of_the_other_size_pass_reach_the_markdown(result):
 
 
 def test_training_runs_table_curves_and_the_verdict_over_seeds():
-    """Each training step's epochs, last validation top-1 and minutes; the per-epoch curves;
-    and the plain sentence on a difference checked over seeds."""
+    """Each training step's epochs, last validation top-1, wall and CPU minutes; the per-epoch
+    curves; and the plain sentence on a difference checked over seeds."""
     from results_factory import result as make
     from results_factory import row
 
@@ -104,13 +104,14 @@ def test_training_runs_table_curves_and_the_verdict_over_seeds():
     from optbench.report.plots import training_curves
     from optbench.report.render import build_document
 
-    def hist(accs):
-        return [{"epoch": i + 1, "train_loss": 1.0, "val_accuracy": a, "seconds": 30.0}
+    def hist(accs, cpu_from=0):
+        return [{"epoch": i + 1, "train_loss": 1.0, "val_accuracy": a, "seconds": 30.0,
+                 **({"cpu_seconds": 54.0} if i >= cpu_from else {})}
                 for i, a in enumerate(accs)]
 
     variants = {
         "teacher": {"lineage": ["r50", "teacher"], "runtimes": [],
-                    "info": {"method": "train", "history": hist([0.9, 0.93])}},
+                    "info": {"method": "train", "history": hist([0.9, 0.93], cpu_from=1)}},
         "kd@0": {"lineage": ["m", "kd@0"], "runtimes": [],
                  "info": {"method": "distill", "config": {"teacher": "teacher"},
                           "history": hist([0.88, 0.91, 0.92])}},
@@ -127,8 +128,10 @@ def test_training_runs_table_curves_and_the_verdict_over_seeds():
                         for s in (0, 1)},
                sections={"variants": variants, "targets": [target]})
     md = to_markdown(build_document(res))
-    assert "| kd@0 | distill (teacher: teacher) | 3 | 92.00 | 1.5 |" in md
-    assert "| pruned | prune-structured | 1 | 90.00 | 0.5 |" in md
+    assert "| kd@0 | distill (teacher: teacher) | 3 | 92.00 | 1.5 | 2.7 |" in md
+    assert "| pruned | prune-structured | 1 | 90.00 | 0.5 | 0.9 |" in md
+    # an epoch from before CPU time was recorded: the sum is a lower bound, and says so
+    assert "| teacher | train | 2 | 93.00 | 1.0 | ≥ 0.9 |" in md
     assert "| int8 | ptq" not in md
     assert "**kd adds 1.10 points**" in md and "p = 0.004" in md
     target.update(t_p=0.3, ci95=[-0.5, 2.7], verdict="undecided")
