@@ -43,6 +43,8 @@ class TrainConfig(Config):
     label_smoothing: float = 0.0
     max_steps_per_epoch: int = 0  # 0 = the whole epoch
     warmup_epochs: float = 0.0    # linear lr warm-up first (deep nets from scratch need it)
+    grad_clip_norm: float = 0.0   # clip the global gradient norm to this (0 = off): a spiking
+    #                               batch then moves the weights a bounded step, not to chance
     seed: int = 0
     augment: AugmentConfig = AugmentConfig()   # off by default (optbench.augment)
 
@@ -53,6 +55,9 @@ class TrainConfig(Config):
         if not 0 <= self.warmup_epochs <= self.epochs:
             raise ConfigError(f"TrainConfig.warmup_epochs must lie in [0, epochs={self.epochs}],"
                               f" got {self.warmup_epochs}")
+        if self.grad_clip_norm < 0:
+            raise ConfigError("TrainConfig.grad_clip_norm must be >= 0 (0 = no clipping), got "
+                              f"{self.grad_clip_norm}")
         if self.max_steps_per_epoch < 0:
             raise ConfigError("TrainConfig.max_steps_per_epoch must be >= 0 (0 = whole epoch), "
                               f"got {self.max_steps_per_epoch}")
@@ -99,7 +104,8 @@ def train(model: nn.Module, train_data: Dataset, config: TrainConfig | None = No
         loss = _train_epoch(model, loader, optimizer, scheduler, loss_fn, device, steps,
                             f"epoch {epoch + 1}/{config.epochs}", progress,
                             _augmenter(config.augment, generator), progress_so_far,
-                            save_partial if checkpoint is not None else None, save_every_s)
+                            save_partial if checkpoint is not None else None, save_every_s,
+                            config.grad_clip_norm)
         record = {"epoch": epoch + 1, "train_loss": loss}
         if val_data is not None:
             record["val_accuracy"] = evaluate(model, val_data, device=device)
@@ -151,7 +157,8 @@ def _augmenter(config: AugmentConfig, generator: torch.Generator | None):
 
 
 def _train_epoch(model, loader, optimizer, scheduler, loss_fn, device, steps, desc, progress,
-                 views, done: _Progress, save_partial, save_every_s: float):
+                 views, done: _Progress, save_partial, save_every_s: float,
+                 grad_clip_norm: float = 0.0):
     """Steps done.step..steps-1 of an epoch (the loader's earlier batches are drawn and skipped,
     so the order stays the uninterrupted run's); calls save_partial every save_every_s."""
     model.train()
@@ -167,6 +174,8 @@ def _train_epoch(model, loader, optimizer, scheduler, loss_fn, device, steps, de
         loss = loss_fn(model, views(images).to(device), labels.to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if grad_clip_norm:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip_norm)
         optimizer.step()
         scheduler.step()
         done = _Progress(step + 1, done.loss_total + float(loss.detach()),

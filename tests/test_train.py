@@ -151,3 +151,24 @@ def test_a_save_without_cpu_time_leaves_that_epochs_cpu_time_unrecorded(syntheti
     history = train(TinyNet(), synthetic, config, checkpoint=ckpt, progress=False).history
     assert "cpu_seconds" not in history[0] and history[1]["cpu_seconds"] > 0
     assert history[0]["seconds"] > 0
+
+
+def test_grad_clip_norm_bounds_the_step_a_spiking_batch_takes(synthetic):
+    """A loss a million times too large (a spike): with grad_clip_norm=1 and plain SGD at lr 1
+    the weights move by at most 1 in global norm; without clipping they fly."""
+    def spiking(model, images, labels):
+        return torch.nn.functional.cross_entropy(model(images), labels) * 1e6
+
+    moved = {}
+    for clip in (0.0, 1.0):
+        torch.manual_seed(0)
+        model = TinyNet()
+        before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+        config = TrainConfig(epochs=1, batch_size=32, lr=1.0, momentum=0.0, weight_decay=0.0,
+                             schedule="constant", max_steps_per_epoch=1, grad_clip_norm=clip)
+        train(model, synthetic, config, loss_fn=spiking, progress=False)
+        after = torch.cat([p.detach().flatten() for p in model.parameters()])
+        moved[clip] = float((after - before).norm())
+    assert moved[1.0] <= 1.0 + 1e-4 and moved[0.0] > 1e3
+    with pytest.raises(ConfigError, match="grad_clip_norm"):
+        TrainConfig(grad_clip_norm=-1.0)
