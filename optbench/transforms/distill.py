@@ -118,16 +118,23 @@ class _FrozenTeacher:
 
 
 # one frozen teacher per (teacher module, runtime, device) in a process: every step that
-# distills from it shares its compile
+# distills from it shares its compile. Stored with the teacher's weights' version counters, so a
+# teacher changed in place since (trained on, loaded into) gets a new frozen copy, not a stale one
 _TEACHERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _weights_version(module: nn.Module) -> tuple[int, ...]:
+    return tuple(t._version for t in (*module.parameters(), *module.buffers()))
 
 
 def frozen_teacher(teacher: nn.Module, runtime: str = "torch-eager",
                    device: str = "cpu") -> _FrozenTeacher:
     per_module = _TEACHERS.setdefault(teacher, {})
-    if (runtime, device) not in per_module:
-        per_module[runtime, device] = _FrozenTeacher(teacher, runtime, device)
-    return per_module[runtime, device]
+    version = _weights_version(teacher)
+    cached = per_module.get((runtime, device))
+    if cached is None or cached[0] != version:
+        per_module[runtime, device] = (version, _FrozenTeacher(teacher, runtime, device))
+    return per_module[runtime, device][1]
 
 
 def teacher_guided_loss(teacher: nn.Module, kd: KDLoss, device: str = "cpu") -> LossFn:

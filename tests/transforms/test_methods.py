@@ -260,6 +260,24 @@ def test_a_compiled_teacher_teaches_the_same_and_compiles_once(trained, syntheti
         DistillConfig(teacher_runtime="onnxruntime")
 
 
+def test_a_teacher_changed_in_place_is_frozen_again(trained, synthetic):
+    """The shared frozen copy follows the teacher: after its weights change in place (more
+    training, a load_state_dict) the next step gets the new teacher, not the old copy."""
+    import copy
+
+    from optbench.transforms.distill import frozen_teacher
+
+    teacher = copy.deepcopy(trained)
+    images = synthetic.batch(0, 8)
+    before = frozen_teacher(teacher)(images)
+    assert frozen_teacher(teacher) is frozen_teacher(teacher)   # unchanged: shared
+    with torch.no_grad():
+        teacher.fc.weight.mul_(2.0)
+    after = frozen_teacher(teacher)(images)
+    assert not torch.allclose(before, after)
+    assert torch.allclose(after, teacher.eval()(images), atol=1e-6)
+
+
 def test_pruning_fine_tunes_with_its_teacher(trained, ctx, monkeypatch):
     from optbench.transforms import distill
 
