@@ -99,19 +99,18 @@ def train(model: nn.Module, train_data: Dataset, config: TrainConfig | None = No
             _save(checkpoint, config, model, optimizer, scheduler, history,
                   partial=_partial_state(epoch, done, generator))
 
-        started = time.perf_counter() - progress_so_far.seconds
-        cpu_started = time.process_time() - (progress_so_far.cpu_seconds or 0.0)
+        clock = _Clock(progress_so_far)
         loss = _train_epoch(model, loader, optimizer, scheduler, loss_fn, device, steps,
                             f"epoch {epoch + 1}/{config.epochs}", progress,
-                            _augmenter(config.augment, generator), progress_so_far,
+                            _augmenter(config.augment, generator), progress_so_far, clock,
                             save_partial if checkpoint is not None else None, save_every_s,
                             config.grad_clip_norm)
         record = {"epoch": epoch + 1, "train_loss": loss}
         if val_data is not None:
             record["val_accuracy"] = evaluate(model, val_data, device=device)
-        record["seconds"] = time.perf_counter() - started   # training and validation, wall
-        if progress_so_far.cpu_seconds is not None:   # None: resumed from a save without it
-            record["cpu_seconds"] = time.process_time() - cpu_started
+        record["seconds"], cpu_seconds = clock.elapsed()   # training and validation
+        if cpu_seconds is not None:   # None: resumed from a save without it
+            record["cpu_seconds"] = cpu_seconds
         history.append(record)
         if checkpoint is not None:
             _save(checkpoint, config, model, optimizer, scheduler, history)
@@ -144,6 +143,19 @@ class _Progress:
     cpu_seconds: float | None = 0.0
 
 
+class _Clock:
+    """Wall and CPU seconds of an epoch, counting what a resumed save had already spent."""
+
+    def __init__(self, done: _Progress):
+        self.wall_start = time.perf_counter() - done.seconds
+        self.cpu_start = (None if done.cpu_seconds is None
+                          else time.process_time() - done.cpu_seconds)
+
+    def elapsed(self) -> tuple[float, float | None]:
+        return (time.perf_counter() - self.wall_start,
+                None if self.cpu_start is None else time.process_time() - self.cpu_start)
+
+
 def _augment_generator(config: AugmentConfig, seed: int) -> torch.Generator | None:
     """The augmentation draws' generator, seeded per epoch (a resumed run repeats them)."""
     return torch.Generator().manual_seed(seed + 7_777_777) if config.active else None
@@ -157,15 +169,13 @@ def _augmenter(config: AugmentConfig, generator: torch.Generator | None):
 
 
 def _train_epoch(model, loader, optimizer, scheduler, loss_fn, device, steps, desc, progress,
-                 views, done: _Progress, save_partial, save_every_s: float,
-                 grad_clip_norm: float = 0.0):
+                 views, done: _Progress, clock: _Clock, save_partial, save_every_s: float,
+                 grad_clip_norm: float):
     """Steps done.step..steps-1 of an epoch (the loader's earlier batches are drawn and skipped,
     so the order stays the uninterrupted run's); calls save_partial every save_every_s."""
     model.train()
     bar = tqdm(total=steps, initial=done.step, desc=desc, disable=not progress, leave=False)
-    started, last_save = time.perf_counter() - done.seconds, time.perf_counter()
-    cpu_started = time.process_time() - (done.cpu_seconds or 0.0)
-    known_cpu = done.cpu_seconds is not None
+    last_save = time.perf_counter()
     for step, (images, labels) in enumerate(loader):
         if step >= steps:
             break
@@ -178,9 +188,7 @@ def _train_epoch(model, loader, optimizer, scheduler, loss_fn, device, steps, de
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip_norm)
         optimizer.step()
         scheduler.step()
-        done = _Progress(step + 1, done.loss_total + float(loss.detach()),
-                         time.perf_counter() - started,
-                         time.process_time() - cpu_started if known_cpu else None)
+        done = _Progress(step + 1, done.loss_total + float(loss.detach()), *clock.elapsed())
         bar.set_postfix(loss=f"{done.loss_total / done.step:.3f}")
         bar.update()
         if (save_partial is not None and done.step < steps

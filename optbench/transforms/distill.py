@@ -27,6 +27,8 @@ from torch.utils.data import Dataset
 from optbench.config import Config, check_choice, check_positive
 from optbench.data import make_loader
 from optbench.errors import ConfigError
+from optbench.runtime import get_runtime
+from optbench.runtime.torch import run_compiled
 from optbench.train import LossFn, TrainConfig, train
 from optbench.transforms.base import Context, Variant, register, require_module
 
@@ -107,9 +109,6 @@ class _FrozenTeacher:
         self.session = None
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        from optbench.runtime import get_runtime
-        from optbench.runtime.torch import run_compiled
-
         images = images.to(self.device)
         if self.session is None:   # a copy in eval mode; torch-compile compiles it here
             self.session = get_runtime(self.runtime).load(self.teacher(), example=images,
