@@ -3,10 +3,14 @@ fine-tuned with the shared loop, converted to the same int8 graph as PTQ."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import functools
 from typing import ClassVar
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from optbench.config import Config, check_choice
@@ -60,6 +64,50 @@ class _ExportedTrainable(nn.Module):
         return self.gm(x)
 
 
+# torchao's QAT conv-bn fusion (prepare) and folding (convert) run once per conv kind (conv1d,
+# conv2d, conv_transpose1d/2d), and each run traces its pattern graphs with torch.export: the
+# folding traces 24 per kind, about 0.4 s each on 2 cores, most of them for kinds the model does
+# not hold, which can never match. Only the kinds present in the graph are run.
+_CONV_KINDS = {F.conv1d: "conv1d", F.conv2d: "conv2d", F.conv_transpose1d: "conv_transpose1d",
+               F.conv_transpose2d: "conv_transpose2d"}
+_CONV_BN_PASSES = ("_fuse_conv_bn_qat_helper", "_fold_conv_bn_qat_helper")
+
+
+def _holds_conv_kind(gm, conv_fn) -> bool:
+    kind = _CONV_KINDS.get(conv_fn)
+    if kind is None:    # a kind this table does not know: run torchao's pass as it is
+        return True
+    packet = getattr(torch.ops.aten, kind)
+    return any(n.op == "call_function" and getattr(n.target, "overloadpacket", n.target) is packet
+               for n in gm.graph.nodes)
+
+
+@contextlib.contextmanager
+def conv_bn_passes_for_present_kinds():
+    """Inside: torchao's per-conv-kind QAT conv-bn passes skip the kinds absent from the graph
+    (a pattern holding conv_transpose1d cannot match a graph without one), so a conv2d model
+    traces a quarter of the patterns. Outside, and where torchao no longer has these passes,
+    torchao runs unchanged."""
+    from torchao.quantization.pt2e import qat_utils
+
+    originals = {name: getattr(qat_utils, name) for name in _CONV_BN_PASSES
+                 if callable(getattr(qat_utils, name, None))}
+
+    def only_present(original):
+        @functools.wraps(original)
+        def run(m, conv_fn, *args, **kwargs):
+            return original(m, conv_fn, *args, **kwargs) if _holds_conv_kind(m, conv_fn) else m
+        return run
+
+    for name, original in originals.items():
+        setattr(qat_utils, name, only_present(original))
+    try:
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(qat_utils, name, original)
+
+
 @register(QATConfig)
 def qat(parent: Variant, config: QATConfig, ctx: Context) -> Variant:
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_qat_pt2e
@@ -67,15 +115,17 @@ def qat(parent: Variant, config: QATConfig, ctx: Context) -> Variant:
     data = ctx.require("train_data", config.method)
     model = untie_shared_modules(copy.deepcopy(require_module(parent, config.method)).train())
     mode = pt2e_mode(config.int8_mode, cpu_features())
-    prepared = prepare_qat_pt2e(export_for_quantization(model, ctx.example(2)),
-                                x86_quantizer(is_qat=True, mode=mode))
+    with conv_bn_passes_for_present_kinds():
+        prepared = prepare_qat_pt2e(export_for_quantization(model, ctx.example(2)),
+                                    x86_quantizer(is_qat=True, mode=mode))
     wrapper = _ExportedTrainable(prepared)
     loss_fn = (teacher_guided_loss(ctx.require("teacher", config.method), config.kd, ctx.device)
                if config.teacher else None)
     history = train(wrapper, data, config.train, device=ctx.device, progress=ctx.progress,
                     checkpoint=ctx.file(parent, "qat.ckpt"), loss_fn=loss_fn).history
     wrapper.train(False)
-    converted = drop_unused_attributes(convert_pt2e(wrapper.gm))
+    with conv_bn_passes_for_present_kinds():
+        converted = drop_unused_attributes(convert_pt2e(wrapper.gm))
     variant = parent.derive("qat-pt2e", model=converted, runtimes=("torch-compile",),
                             info={"int8": True, "ops": pt2e_op_counts(converted),
                                   "history": history, "int8_mode": mode.to_dict(),
