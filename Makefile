@@ -8,6 +8,13 @@ STAMP := $(VENV)/.installed
 # runs, i.e. after the install step: a make variable would be expanded when the Makefile is
 # read, before a fresh machine has the library, and the first run would time glibc malloc.
 TCMALLOC = $$(bash scripts/tcmalloc.sh)
+# The suite runs on 2 pytest-xdist workers, a whole test file each (module fixtures built once):
+# on one worker it kept 2 cores about half busy (compiles, exports and servers are
+# single-threaded). OMP_WAIT_POLICY=PASSIVE: two processes with 2 OpenMP threads each on 2 cores
+# otherwise spin against each other: together they did 2.5-9x less work than one alone, and
+# 0.7-0.9x with PASSIVE (scripts/oversubscription.py, 2 runs on the AVX2 EPYC). Tests assert no
+# wall-clock times. TEST_WORKERS=1 runs them one file at a time.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test bench lint sysdeps
 
@@ -25,7 +32,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check optbench tests benchmarks scripts examples
-	$(PY) -m pytest -q
+	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(STAMP)
 	LD_PRELOAD=$(TCMALLOC) $(PY) -m pytest benchmarks -q --benchmark-autosave

@@ -1,9 +1,10 @@
 """The benchmark suites must keep running: execute each once, untimed (no speed asserted)."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from child_env import child_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -12,7 +13,7 @@ def test_benchmark_suites_run_once():
     """Every case but the torch.compile ones (an Inductor build each, 10-20 s on 2 cores),
     except PT2E int8 through torch.compile at batch 1: the one with a known trap (torchao's
     int8 ops under Inductor's freezing)."""
-    env = {**os.environ, "OPTBENCH_BENCH_MODELS": "resnet18:32"}
+    env = child_env(OPTBENCH_BENCH_MODELS="resnet18:32")
     out = subprocess.run(
         [sys.executable, "-m", "pytest", "benchmarks", "-q", "--benchmark-disable", "-p",
          "no:cacheprovider", "-rA", "-k", "not compile or int8-pt2e-compile-1"],
@@ -29,7 +30,7 @@ def test_the_timer_agrees_with_pytest_benchmark_with_benchmarking_enabled(tmp_pa
     out = subprocess.run(
         [sys.executable, "-m", "pytest", "benchmarks/test_harness.py", "-q", "-p",
          "no:cacheprovider", "-k", "agreement", f"--benchmark-json={saved}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
+        cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     import json
 

@@ -3,13 +3,13 @@ subprocess, finds the fixtures through the `pytest11` entry point; pytest-benchm
 calls and its compare gate fails a real regression."""
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
 
 import pytest
 import torch
+from child_env import child_env
 
 from optbench.errors import ConfigError
 from optbench.pytest_plugin import load_ready
@@ -45,7 +45,7 @@ def _pytest(folder, *args, env=None):
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            "-p", "no:randomly", "--optbench-threads", "1", *args],
                           cwd=folder, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, **(env or {})})
+                          env=child_env(**(env or {})))
 
 
 def test_a_user_project_times_a_module_and_an_artifact_in_one_group(tmp_path):

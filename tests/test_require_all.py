@@ -1,10 +1,11 @@
 """Under CI (OPTBENCH_REQUIRE_ALL=1) a skipped test fails, naming what was missing; a skip for
 hardware the machine lacks (CUDA) stays a skip. Checked on small temporary projects."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from child_env import child_env
 
 TESTS = Path(__file__).resolve().parent
 MARKS = ("import pytest\n\n@pytest.mark.skip(reason='hey is not installed')\ndef test_b():\n"
@@ -16,7 +17,7 @@ MODULE = "import pytest\npytest.importorskip('no_such_tool_xyz')\n\ndef test_a()
 def _run(folder: Path, source: str, require: str) -> subprocess.CompletedProcess:
     folder.mkdir()
     (folder / "test_it.py").write_text(source)
-    env = {**os.environ, "PYTHONPATH": str(TESTS), "OPTBENCH_REQUIRE_ALL": require}
+    env = child_env(PYTHONPATH=str(TESTS), OPTBENCH_REQUIRE_ALL=require)
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-rA", "-p", "require_all",
                            "-p", "no:cacheprovider", "--rootdir", str(folder), str(folder)],
                           capture_output=True, text=True, env=env, cwd=folder, timeout=120)
