@@ -66,7 +66,8 @@ class TrainConfig(Config):
 @dataclasses.dataclass
 class TrainResult:
     # one dict per finished epoch: epoch, train_loss, val_accuracy, seconds (wall, pauses
-    # included) and cpu_seconds (the process's CPU time, all threads; pauses and waits excluded)
+    # included), cpu_seconds (the process's CPU time, all threads; pauses and waits excluded)
+    # and, with grad_clip_norm on, clipped_steps and max_grad_norm (before clipping)
     history: list[dict]
     resumed_from_epoch: int = 0
 
@@ -100,12 +101,14 @@ def train(model: nn.Module, train_data: Dataset, config: TrainConfig | None = No
                   partial=_partial_state(epoch, done, generator))
 
         clock = _Clock(progress_so_far)
-        loss = _train_epoch(model, loader, optimizer, scheduler, loss_fn, device, steps,
+        done = _train_epoch(model, loader, optimizer, scheduler, loss_fn, device, steps,
                             f"epoch {epoch + 1}/{config.epochs}", progress,
                             _augmenter(config.augment, generator), progress_so_far, clock,
                             save_partial if checkpoint is not None else None, save_every_s,
                             config.grad_clip_norm)
-        record = {"epoch": epoch + 1, "train_loss": loss}
+        record = {"epoch": epoch + 1, "train_loss": done.loss_total / max(done.step, 1)}
+        if config.grad_clip_norm and done.clipped is not None:   # None: a save predates them
+            record["clipped_steps"], record["max_grad_norm"] = done.clipped, done.max_grad_norm
         if val_data is not None:
             record["val_accuracy"] = evaluate(model, val_data, device=device)
         record["seconds"], cpu_seconds = clock.elapsed()   # training and validation
@@ -135,12 +138,24 @@ def evaluate(model: nn.Module, data: Dataset, batch_size: int = 256, device: str
 
 @dataclasses.dataclass
 class _Progress:
-    """How far an epoch got: steps taken, their summed loss, wall and CPU seconds spent
-    (cpu_seconds None: part of the epoch ran before CPU time was recorded)."""
+    """How far an epoch got: steps taken, their summed loss, wall and CPU seconds spent, and
+    with grad_clip_norm on, how many steps' gradient norm exceeded it and the largest norm
+    (None: part of the epoch ran before that was recorded)."""
     step: int = 0
     loss_total: float = 0.0
     seconds: float = 0.0
     cpu_seconds: float | None = 0.0
+    clipped: int | None = 0
+    max_grad_norm: float | None = 0.0
+
+    def after(self, loss: float, clock: _Clock, norm: float | None, bound: float) -> _Progress:
+        """The progress once one more step (its loss, its gradient norm before clipping or
+        None when not clipping) is done."""
+        clipped, largest = self.clipped, self.max_grad_norm
+        if norm is not None and clipped is not None:
+            clipped, largest = clipped + (norm > bound), max(largest, norm)
+        return _Progress(self.step + 1, self.loss_total + loss, *clock.elapsed(), clipped,
+                         largest)
 
 
 class _Clock:
@@ -172,7 +187,8 @@ def _train_epoch(model, loader, optimizer, scheduler, loss_fn, device, steps, de
                  views, done: _Progress, clock: _Clock, save_partial, save_every_s: float,
                  grad_clip_norm: float):
     """Steps done.step..steps-1 of an epoch (the loader's earlier batches are drawn and skipped,
-    so the order stays the uninterrupted run's); calls save_partial every save_every_s."""
+    so the order stays the uninterrupted run's); calls save_partial every save_every_s. Returns
+    the epoch's final _Progress."""
     model.train()
     bar = tqdm(total=steps, initial=done.step, desc=desc, disable=not progress, leave=False)
     last_save = time.perf_counter()
@@ -184,11 +200,11 @@ def _train_epoch(model, loader, optimizer, scheduler, loss_fn, device, steps, de
         loss = loss_fn(model, views(images).to(device), labels.to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if grad_clip_norm:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip_norm)
+        norm = (float(torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip_norm))
+                if grad_clip_norm else None)
         optimizer.step()
         scheduler.step()
-        done = _Progress(step + 1, done.loss_total + float(loss.detach()), *clock.elapsed())
+        done = done.after(float(loss.detach()), clock, norm, grad_clip_norm)
         bar.set_postfix(loss=f"{done.loss_total / done.step:.3f}")
         bar.update()
         if (save_partial is not None and done.step < steps
@@ -196,7 +212,7 @@ def _train_epoch(model, loader, optimizer, scheduler, loss_fn, device, steps, de
             save_partial(done)
             last_save = time.perf_counter()
     bar.close()
-    return done.loss_total / max(done.step, 1)
+    return done
 
 
 def _cross_entropy(label_smoothing: float) -> LossFn:
@@ -268,7 +284,8 @@ def _restore_partial(partial: dict, generator: torch.Generator | None) -> _Progr
     if generator is not None:
         generator.set_state(partial["augment_rng"])
     return _Progress(partial["step"], partial["loss_total"], partial["seconds"],
-                     partial.get("cpu_seconds"))
+                     partial.get("cpu_seconds"), partial.get("clipped"),
+                     partial.get("max_grad_norm"))
 
 
 def _nested_lists(value):

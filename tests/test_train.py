@@ -110,10 +110,10 @@ def _noisy_loss(crash_at: int | None = None):
 def test_killed_mid_epoch_resumes_to_the_same_weights(synthetic, tmp_path):
     """Saved inside the epoch (save_every_s=0: after every step), killed at step 11 of epoch 2
     (16 steps each), resumed in a fresh model: same weights as the uninterrupted run, and the
-    history counts every step's loss once."""
+    history counts every step's loss once, and every clipped step once."""
     from optbench.augment import AugmentConfig
 
-    config = TrainConfig(epochs=3, batch_size=32, lr=0.05, seed=3,
+    config = TrainConfig(epochs=3, batch_size=32, lr=0.05, seed=3, grad_clip_norm=1.0,
                          augment=AugmentConfig(crop_padding=2, hflip=True))
     torch.manual_seed(0)
     whole = TinyNet()
@@ -135,21 +135,28 @@ def test_killed_mid_epoch_resumes_to_the_same_weights(synthetic, tmp_path):
         [h["train_loss"] for h in expected], rel=1e-6)
     assert "partial" not in safe_torch_load(ckpt)   # a finished epoch replaces the partial save
     assert all(h["cpu_seconds"] > 0 for h in result.history)
+    clips = [(h["clipped_steps"], h["max_grad_norm"]) for h in result.history]
+    assert clips == [(h["clipped_steps"], pytest.approx(h["max_grad_norm"], rel=1e-5))
+                     for h in expected]
+    assert 0 < clips[1][0] < 16      # epoch 2, the one cut at step 11: some steps clipped
 
 
-def test_a_save_without_cpu_time_leaves_that_epochs_cpu_time_unrecorded(synthetic, tmp_path):
-    """An unfinished epoch saved before CPU time was recorded: its record has no cpu_seconds
-    (not a CPU time that misses the first part); the epochs after it have theirs."""
-    config = TrainConfig(epochs=2, batch_size=32)
+def test_a_save_without_cpu_time_or_clip_counts_leaves_them_unrecorded_for_that_epoch(
+        synthetic, tmp_path):
+    """An unfinished epoch saved before CPU time and clip counts were recorded: its record has
+    neither (not a figure that misses the first part); the epochs after it have both."""
+    config = TrainConfig(epochs=2, batch_size=32, grad_clip_norm=1.0)
     ckpt = tmp_path / "run.ckpt"
     with pytest.raises(_Crash):
         train(TinyNet(), synthetic, config, checkpoint=ckpt, loss_fn=_noisy_loss(crash_at=5),
               progress=False, save_every_s=0)
     state = safe_torch_load(ckpt)
-    del state["partial"]["cpu_seconds"]
+    for key in ("cpu_seconds", "clipped", "max_grad_norm"):
+        del state["partial"][key]
     torch.save(state, ckpt)
     history = train(TinyNet(), synthetic, config, checkpoint=ckpt, progress=False).history
     assert "cpu_seconds" not in history[0] and history[1]["cpu_seconds"] > 0
+    assert "clipped_steps" not in history[0] and "clipped_steps" in history[1]
     assert history[0]["seconds"] > 0
 
 
@@ -166,9 +173,11 @@ def test_grad_clip_norm_bounds_the_step_a_spiking_batch_takes(synthetic):
         before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
         config = TrainConfig(epochs=1, batch_size=32, lr=1.0, momentum=0.0, weight_decay=0.0,
                              schedule="constant", max_steps_per_epoch=1, grad_clip_norm=clip)
-        train(model, synthetic, config, loss_fn=spiking, progress=False)
+        history = train(model, synthetic, config, loss_fn=spiking, progress=False).history
+        assert ("clipped_steps" in history[0]) == bool(clip)   # recorded when clipping
         after = torch.cat([p.detach().flatten() for p in model.parameters()])
         moved[clip] = float((after - before).norm())
     assert moved[1.0] <= 1.0 + 1e-4 and moved[0.0] > 1e3
+    assert history[0]["clipped_steps"] == 1 and history[0]["max_grad_norm"] > 1e3
     with pytest.raises(ConfigError, match="grad_clip_norm"):
         TrainConfig(grad_clip_norm=-1.0)

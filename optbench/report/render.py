@@ -124,18 +124,35 @@ def training_sections(result: BenchResult) -> list:
         rows.append([name, how, str(len(hist)),
                      f"{last * 100:.2f}" if last is not None else "—",
                      f"{sum(seconds) / 60:.1f}" if len(seconds) == len(hist) else "—",
-                     _cpu_minutes(cpu, len(hist))])
+                     _cpu_minutes(cpu, len(hist)), _clipped([h for h in hist
+                                                             if "clipped_steps" in h], len(hist))])
     if not rows:
         return []
+    header = ["step", "method", "epochs", "last val top-1 (%)", "wall minutes", "CPU minutes"]
+    clipping = any(r[-1] != "—" for r in rows)
+    if clipping:
+        header.append("steps clipped (largest gradient norm)")
+    else:
+        rows = [r[:-1] for r in rows]
     return [Section("Training runs", [
         Para("Each step that trained here: its epochs, the validation top-1 after the last one "
              "(the validation split, not the test set), and the time of training plus "
              "validation summed over its epochs: wall minutes (pauses and other work on the "
              "machine included) and the process's CPU minutes (all threads; a pause costs "
              "none; ≥ where some epochs ran before CPU time was recorded). — where the "
-             "checkpoints predate the record. The Plots section has the per-epoch curves."),
-        Table(["step", "method", "epochs", "last val top-1 (%)", "wall minutes",
-               "CPU minutes"], rows, align="llrrrr")])]
+             "checkpoints predate the record. The Plots section has the per-epoch curves."
+             + (" Steps clipped: steps whose global gradient norm exceeded the step's "
+                "grad_clip_norm (clipped to it), and the largest norm seen before clipping; ≥ "
+                "where some epochs ran before this was recorded." if clipping else "")),
+        Table(header, rows, align="llrrrr" + "r" * clipping)])]
+
+
+def _clipped(records: list[dict], epochs: int) -> str:
+    if not records:
+        return "—"
+    return (("" if len(records) == epochs else "≥ ")
+            + f"{sum(h['clipped_steps'] for h in records)} "
+            + f"({max(h['max_grad_norm'] for h in records):.1f})")
 
 
 def _cpu_minutes(cpu: list[float], epochs: int) -> str:

@@ -104,14 +104,17 @@ def test_training_runs_table_curves_and_the_verdict_over_seeds():
     from optbench.report.plots import training_curves
     from optbench.report.render import build_document
 
-    def hist(accs, cpu_from=0):
+    def hist(accs, cpu_from=0, clipped=None):
         return [{"epoch": i + 1, "train_loss": 1.0, "val_accuracy": a, "seconds": 30.0,
-                 **({"cpu_seconds": 54.0} if i >= cpu_from else {})}
+                 **({"cpu_seconds": 54.0} if i >= cpu_from else {}),
+                 **({"clipped_steps": clipped[i], "max_grad_norm": 3.0 + i}
+                    if clipped and clipped[i] is not None else {})}
                 for i, a in enumerate(accs)]
 
     variants = {
         "teacher": {"lineage": ["r50", "teacher"], "runtimes": [],
-                    "info": {"method": "train", "history": hist([0.9, 0.93], cpu_from=1)}},
+                    "info": {"method": "train",
+                             "history": hist([0.9, 0.93], cpu_from=1, clipped=[None, 7])}},
         "kd@0": {"lineage": ["m", "kd@0"], "runtimes": [],
                  "info": {"method": "distill", "config": {"teacher": "teacher"},
                           "history": hist([0.88, 0.91, 0.92])}},
@@ -128,12 +131,18 @@ def test_training_runs_table_curves_and_the_verdict_over_seeds():
                         for s in (0, 1)},
                sections={"variants": variants, "targets": [target]})
     md = to_markdown(build_document(res))
-    assert "| kd@0 | distill (teacher: teacher) | 3 | 92.00 | 1.5 | 2.7 |" in md
-    assert "| pruned | prune-structured | 1 | 90.00 | 0.5 | 0.9 |" in md
-    # an epoch from before CPU time was recorded: the sum is a lower bound, and says so
-    assert "| teacher | train | 2 | 93.00 | 1.0 | ≥ 0.9 |" in md
+    assert "| kd@0 | distill (teacher: teacher) | 3 | 92.00 | 1.5 | 2.7 | — |" in md
+    assert "| pruned | prune-structured | 1 | 90.00 | 0.5 | 0.9 | — |" in md
+    # an epoch from before CPU time and clip counts were recorded: the sums are lower bounds,
+    # and say so
+    assert "| teacher | train | 2 | 93.00 | 1.0 | ≥ 0.9 | ≥ 7 (4.0) |" in md
+    assert "steps clipped (largest gradient norm)" in md
     assert "| int8 | ptq" not in md
     assert "**kd adds 1.10 points**" in md and "p = 0.004" in md
     target.update(t_p=0.3, ci95=[-0.5, 2.7], verdict="undecided")
     assert "**no detectable difference**" in to_markdown(build_document(res))
     assert training_curves(res).startswith(b"\x89PNG")
+    variants["teacher"]["info"]["history"] = hist([0.9, 0.93])   # no step clipped anything
+    unclipped = make(rows=[row("kd@0", "torch-eager", 0.01)], sections={"variants": variants})
+    md = to_markdown(build_document(unclipped))
+    assert "| teacher | train | 2 | 93.00 | 1.0 | 1.8 |" in md and "steps clipped" not in md
