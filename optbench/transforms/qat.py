@@ -68,7 +68,7 @@ class _ExportedTrainable(nn.Module):
 # conv2d, conv_transpose1d/2d), and each run traces its pattern graphs with torch.export (the
 # folding 24 per kind), most of them for kinds the model does not hold, which can never match.
 # Only the kinds present in the graph are run: a conv2d net's prepare + convert took 9-14 s
-# instead of 34-38 s on 2 AVX2 cores (commit 6ca2081).
+# instead of 34-38 s on 2 AVX2 cores (commit 7c8ca10).
 _CONV_KINDS = {F.conv1d: "conv1d", F.conv2d: "conv2d", F.conv_transpose1d: "conv_transpose1d",
                F.conv_transpose2d: "conv_transpose2d"}
 _CONV_BN_PASSES = ("_fuse_conv_bn_qat_helper", "_fold_conv_bn_qat_helper")
