@@ -117,15 +117,17 @@ def training_sections(result: BenchResult) -> list:
     for name, hist in training_histories(result).items():
         facts = result.sections.variants[name].facts
         seconds = [h["seconds"] for h in hist if "seconds" in h]
-        cpu = [h["cpu_seconds"] for h in hist if "cpu_seconds" in h]
+        cpu = [h for h in hist if "cpu_seconds" in h]
+        clips = [h for h in hist if "clipped_steps" in h]
         last = next((h["val_accuracy"] for h in reversed(hist) if "val_accuracy" in h), None)
         teacher = (facts.other.get("config") or {}).get("teacher")
         how = facts.method + (f" (teacher: {teacher})" if teacher else "")
         rows.append([name, how, str(len(hist)),
                      f"{last * 100:.2f}" if last is not None else "—",
                      f"{sum(seconds) / 60:.1f}" if len(seconds) == len(hist) else "—",
-                     _cpu_minutes(cpu, len(hist)), _clipped([h for h in hist
-                                                             if "clipped_steps" in h], len(hist))])
+                     _recorded(cpu, hist, lambda r: f"{sum(h['cpu_seconds'] for h in r) / 60:.1f}"),
+                     _recorded(clips, hist, lambda r: f"{sum(h['clipped_steps'] for h in r)} "
+                               f"({max(h['max_grad_norm'] for h in r):.1f})")])
     if not rows:
         return []
     header = ["step", "method", "epochs", "last val top-1 (%)", "wall minutes", "CPU minutes"]
@@ -147,18 +149,12 @@ def training_sections(result: BenchResult) -> list:
         Table(header, rows, align="llrrrr" + "r" * clipping)])]
 
 
-def _clipped(records: list[dict], epochs: int) -> str:
+def _recorded(records: list[dict], hist: list[dict], text) -> str:
+    """text(records) for the epochs that recorded a figure: — when none did, ≥ when only some
+    did (the rest ran before it was recorded)."""
     if not records:
         return "—"
-    return (("" if len(records) == epochs else "≥ ")
-            + f"{sum(h['clipped_steps'] for h in records)} "
-            + f"({max(h['max_grad_norm'] for h in records):.1f})")
-
-
-def _cpu_minutes(cpu: list[float], epochs: int) -> str:
-    if not cpu:
-        return "—"
-    return ("" if len(cpu) == epochs else "≥ ") + f"{sum(cpu) / 60:.1f}"
+    return ("" if len(records) == len(hist) else "≥ ") + text(records)
 
 
 # -- the answer --------------------------------------------------------------------------------
