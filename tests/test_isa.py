@@ -22,7 +22,7 @@ from optbench.isa import (
 )
 from optbench.transforms import Context, Variant, config_from_dict, optimize
 from optbench.transforms.export import fp32_onnx
-from optbench.transforms.guard import Int8CollapseError, Int8Guard, check_int8
+from optbench.transforms.guard import Int8CollapseError, Int8Guard, agreement_stats, check_int8
 
 # torch.cpu.get_capabilities() as the three CPU kinds we meet report it
 SAPPHIRE_RAPIDS = {"architecture": "x86_64", "avx2": True, "avx512_f": True,
@@ -151,8 +151,46 @@ def test_the_guard_stops_a_collapse_and_names_the_likely_cause(trained, syntheti
     assert child.info["int8_guard"]["top1_agreement"] < 0.3
     same = parent.derive("copy", model=trained)
     stats = check_int8(parent, same, synthetic, Int8Guard(batches=3))
-    assert stats == {"examples": 96, "top1_agreement": 1.0, "max_abs_diff": 0.0,
-                     "relative_error": 0.0, "runtime": "torch-eager"}
+    assert stats == {"examples": 96, "parent_constant": False, "top1_agreement": 1.0,
+                     "max_abs_diff": 0.0, "relative_error": 0.0, "runtime": "torch-eager"}
+
+
+class _Dead(torch.nn.Module):
+    """A dead network: every input gets the same logits, its bias."""
+
+    def __init__(self, bias):
+        super().__init__()
+        self.fc = torch.nn.Linear(256, 10)
+        with torch.no_grad():
+            self.fc.weight.zero_()
+            self.fc.bias.copy_(torch.tensor(bias))
+
+    def forward(self, x):
+        return self.fc(x.flatten(1)[:, :256])
+
+
+def test_a_dead_parents_tie_broken_the_other_way_is_said_not_called_a_collapse(synthetic):
+    """The --quick flagship's 4-step pruned student gave every input the same logits, 0.0617
+    and 0.0610 on top; ONNX Runtime's int8 of it on an AVX2 EPYC picked the other one on
+    every input: 0% agreement from one tie, and a CI that failed on some runs."""
+    from optbench.report.render import int8_notes
+
+    bias = [0.03, -0.04, 0.0617, 0.04, 0.061, -0.01, -0.03, 0.03, -0.03, -0.0444]
+    swapped = list(bias)
+    swapped[2], swapped[4] = bias[4], bias[2]
+    parent = Variant("fp32", model=_Dead(bias), runtimes=("torch-eager",))
+    child = parent.derive("int8", model=_Dead(swapped))
+    with pytest.warns(UserWarning, match="same logits for all 64 calibration inputs"):
+        stats = check_int8(parent, child, synthetic, Int8Guard())
+    assert stats["parent_constant"] and stats["top1_agreement"] == 0.0
+    assert "Train the parent longer" in child.info["warnings"][0]
+    assert "not judged" in int8_notes(child.facts)[0]
+    wrong = [10 * b for b in swapped]           # the relative error still counts
+    with pytest.raises(Int8CollapseError, match="relative error"), pytest.warns(UserWarning):
+        check_int8(parent, parent.derive("int8", model=_Dead(wrong)), synthetic, Int8Guard())
+    one = synthetic.batch(0, 1)                 # one example is no evidence of a constant
+    assert not agreement_stats(parent.model(one).detach().numpy(),
+                               child.model(one).detach().numpy())["parent_constant"]
 
 
 def test_the_guard_can_warn_instead_and_the_report_shows_it(trained, synthetic):

@@ -391,7 +391,11 @@ def int8_notes(facts) -> list[str]:
     if facts.int8_mode:
         out.append(f"int8 format {facts.int8_mode['mode']} ({facts.int8_mode['reason']})")
     guard = facts.int8_guard or {}
-    if "top1_agreement" in guard:
+    if guard.get("parent_constant"):
+        out.append("guard: the parent gave the same logits for every calibration input "
+                   "(untrained?), so top-1 agreement was not judged; relative error "
+                   f"{guard['relative_error']:.3f} ({guard['runtime']})")
+    elif "top1_agreement" in guard:
         out.append(f"guard: {guard['top1_agreement']:.1%} top-1 agreement with the parent on "
                    f"{guard['examples']} calibration examples ({guard['runtime']})")
     return out

@@ -52,10 +52,13 @@ def guard_batches(data, guard: Int8Guard) -> list[torch.Tensor]:
 
 
 def agreement_stats(reference: np.ndarray, candidate: np.ndarray) -> dict:
-    """Top-1 agreement, max |diff| and relative L2 error of two logit arrays."""
+    """Top-1 agreement, max |diff| and relative L2 error of two logit arrays, and whether the
+    reference gave the same logits for every input (to float rounding)."""
     diff = candidate.astype(np.float64) - reference.astype(np.float64)
     norm = float(np.linalg.norm(reference.astype(np.float64)))
+    spread = float(np.ptp(reference, axis=0).max()) if len(reference) > 1 else np.inf
     return {"examples": int(len(reference)),
+            "parent_constant": bool(spread <= 1e-6 * float(np.abs(reference).max(initial=0.0))),
             "top1_agreement": float(np.mean(reference.argmax(1) == candidate.argmax(1))),
             "max_abs_diff": float(np.abs(diff).max()) if diff.size else 0.0,
             "relative_error": float(np.linalg.norm(diff) / norm) if norm else 0.0}
@@ -78,6 +81,14 @@ def check_int8(parent, child, data, guard: Int8Guard, hints: tuple[str, ...] = (
             outputs.append(np.concatenate([predict(session, b) for b in batches]))
     stats = {**agreement_stats(*outputs), "runtime": child.runtimes[0]}
     child.info["int8_guard"] = stats
+    if stats["parent_constant"]:
+        message = (f"the int8 guard cannot judge {child.name!r}: its parent {parent.name!r} gave "
+                   f"the same logits for all {stats['examples']} calibration inputs (untrained "
+                   "or dead, e.g. too few training steps), so its top-1 is one tie that int8 "
+                   "rounding may break either way; only the relative error is checked. Train "
+                   "the parent longer before quantizing it.")
+        warnings.warn(message, stacklevel=3)
+        child.info.setdefault("warnings", []).append(message)
     problems = _problems(stats, guard)
     if problems:
         # the child's name is still the method's here (a pipeline renames it after the
@@ -93,7 +104,10 @@ def check_int8(parent, child, data, guard: Int8Guard, hints: tuple[str, ...] = (
 
 def _problems(stats: dict, guard: Int8Guard) -> list[str]:
     out = []
-    if stats["top1_agreement"] < guard.min_agreement:
+    # a parent with one output for every input: 64 examples are one sample, its top-1 a tie
+    # (the --quick flagship's 4-step pruned student: logits 0.0617 and 0.0610 on top, and ONNX
+    # Runtime's int8 of it on an AVX2 EPYC picked the other one: 0% agreement, a flaky CI)
+    if stats["top1_agreement"] < guard.min_agreement and not stats["parent_constant"]:
         out.append(f"top-1 agreement {stats['top1_agreement']:.1%} < {guard.min_agreement:.0%}")
     if stats["relative_error"] > guard.max_relative_error:
         out.append(f"relative error {stats['relative_error']:.2f} > "
