@@ -66,8 +66,9 @@ class TrainConfig(Config):
 @dataclasses.dataclass
 class TrainResult:
     # one dict per finished epoch: epoch, train_loss, val_accuracy, seconds (wall, pauses
-    # included), cpu_seconds (the process's CPU time, all threads; pauses and waits excluded)
-    # and, with grad_clip_norm on, clipped_steps and max_grad_norm (before clipping)
+    # included), cpu_seconds (the process's CPU time, all threads; pauses and waits excluded),
+    # threads (the intra-op threads of the process that finished the epoch) and, with
+    # grad_clip_norm on, clipped_steps and max_grad_norm (before clipping)
     history: list[dict]
     resumed_from_epoch: int = 0
 
@@ -112,6 +113,7 @@ def train(model: nn.Module, train_data: Dataset, config: TrainConfig | None = No
         if val_data is not None:
             record["val_accuracy"] = evaluate(model, val_data, device=device)
         record["seconds"], cpu_seconds = clock.elapsed()   # training and validation
+        record["threads"] = torch.get_num_threads()
         if cpu_seconds is not None:   # None: resumed from a save without it
             record["cpu_seconds"] = cpu_seconds
         history.append(record)

@@ -282,7 +282,9 @@ SEED_SEPARATOR = "@"
 def expand_seeds(raws: list[dict], first_model: str, source: str
                  ) -> tuple[list[dict], dict[str, tuple[int, ...]]]:
     """Steps with `seeds = [0, 1, 2]` become one step per seed, `NAME@SEED`, each training
-    with that seed (its own checkpoint, so each resumes on its own). A later step whose input
+    with that seed (its own data order and augmentation draws, its own initial weights when it
+    starts from a recipe model: pipeline.run.run_step; its own checkpoint, so each resumes on
+    its own). A later step whose input
     or teacher names a seeded step runs once per seed on the seed-matched model (`NAME@SEED`
     too, training with that seed if it trains); naming `NAME@1` takes that one seed. Returns
     the expanded steps and, per seeded base name, its seeds."""

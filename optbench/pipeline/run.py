@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from optbench.bench import measure_variants
 from optbench.errors import ConfigError
 from optbench.io import atomic_write_json
@@ -36,24 +38,21 @@ class PipelineResult:
 
 def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True,
                measure: bool = True, search: bool = True,
-               recipe_changed: bool = False) -> PipelineResult:
+               recipe_changed: bool = False, jobs: int = 1) -> PipelineResult:
     """Run the steps (training resumes from OUT/work checkpoints), measure, report.
-    `recipe_changed=True` continues in a folder started by another version of the recipe."""
+    `recipe_changed=True` continues in a folder started by another version of the recipe.
+    `jobs` > 1 trains up to that many independent training steps at once, each in a process
+    of its own (pipeline/parallel.py); the steps then resume from their finished checkpoints."""
+    from optbench.pipeline.parallel import SideBySide
+
     out = Path(out_dir)
     fingerprint = recipe.fingerprint()   # of the recipe as written
-    splits = load_data(recipe.data)
-    recipe = recipe.with_data(splits["test"].transform)
-    ctx = Context(example_input=splits["test"].batch(0, 2), calib_data=splits["calib"],
-                  train_data=splits["train"], val_data=splits["val"], workdir=out / "work",
-                  progress=progress)
-    variants = {name: _build(name, spec, recipe.data, len(splits["test"].classes))
-                for name, spec in recipe.models.items()}
+    side_by_side = SideBySide(recipe, out, jobs, progress)
+    recipe, splits, ctx, variants = prepare(recipe, out, progress)
     state = _State(out / "state.json", fingerprint, recipe_changed)
     for i, step in enumerate(recipe.steps):
-        parent = variants[recipe.input_of(i)]
-        teacher = getattr(step.config, "teacher", None)
-        step_ctx = ctx.for_step(step.name, teacher=variants[teacher].model if teacher else None)
-        variants[step.name] = optimize(parent, step.config, step_ctx, name=step.name)
+        side_by_side.train_from(i, recipe, done=set(variants), finished=set(state.finished))
+        variants[step.name] = run_step(recipe, i, variants, ctx)
         state.finish(step.name, variants[step.name])
     measured = [*recipe.measure_models, *(s.name for s in recipe.steps if s.measure)]
     result = PipelineResult(variants=variants, measured=measured)
@@ -99,6 +98,37 @@ def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True
     if measure and search and recipe.search:
         result.search = run_search(recipe, variants, ctx, out)
     return result
+
+
+def prepare(recipe: Recipe, out: Path, progress: bool = True
+            ) -> tuple[Recipe, dict, Context, dict[str, Variant]]:
+    """The data splits, the recipe with the data's input shape, the steps' base Context and the
+    recipe's models built as Variants: what every step starts from."""
+    splits = load_data(recipe.data)
+    recipe = recipe.with_data(splits["test"].transform)
+    ctx = Context(example_input=splits["test"].batch(0, 2), calib_data=splits["calib"],
+                  train_data=splits["train"], val_data=splits["val"], workdir=out / "work",
+                  progress=progress)
+    variants = {name: _build(name, spec, recipe.data, len(splits["test"].classes))
+                for name, spec in recipe.models.items()}
+    return recipe, splits, ctx, variants
+
+
+def run_step(recipe: Recipe, index: int, variants: dict[str, Variant], ctx: Context) -> Variant:
+    """Step `index` applied to its input (and teacher) among `variants`. A training step that
+    starts from a recipe model built from scratch starts from that model built under its
+    training seed: each seed of a step is a replicate with its own initial weights (and
+    seed-matched steps, e.g. a scratch and a distilled student, share theirs)."""
+    step = recipe.steps[index]
+    source = recipe.input_of(index)
+    parent = variants[source]
+    seed = getattr(getattr(step.config, "train", None), "seed", None)
+    spec = recipe.models.get(source)
+    if seed is not None and spec is not None and _from_scratch(spec):
+        parent = _build(source, spec, recipe.data, spec.num_classes, seed=seed)
+    teacher = getattr(step.config, "teacher", None)
+    step_ctx = ctx.for_step(step.name, teacher=variants[teacher].model if teacher else None)
+    return optimize(parent, step.config, step_ctx, name=step.name)
 
 
 def export_artifacts(variants: dict[str, Variant], measured: list[str], bench: BenchResult,
@@ -230,14 +260,25 @@ class _State:
                                             old.get("fingerprint")]}
         self.data = old or {"fingerprint": fingerprint, "finished": {}}
 
+    @property
+    def finished(self) -> dict:
+        return self.data["finished"]
+
     def finish(self, name: str, variant: Variant) -> None:
         self.data["finished"][name] = {"lineage": list(variant.lineage)}
         atomic_write_json(self.path, self.data)
 
 
-def _build(name: str, spec: ModelConfig, data: DataConfig, num_classes: int) -> Variant:
-    """A model of the recipe as a Variant: built (and loaded from its checkpoint), or an .onnx
-    starting point (onnx:PATH) for the methods that work on ONNX."""
+def _from_scratch(spec: ModelConfig) -> bool:
+    """A recipe model whose weights are its initialization (no checkpoint, weights or ONNX)."""
+    return not (spec.checkpoint or spec.weights or spec.arch.startswith("onnx:"))
+
+
+def _build(name: str, spec: ModelConfig, data: DataConfig, num_classes: int,
+           seed: int = 0) -> Variant:
+    """A model of the recipe as a Variant: built (initialized under `seed`, whatever the
+    process did before; loaded from its checkpoint if it has one), or an .onnx starting point
+    (onnx:PATH) for the methods that work on ONNX."""
     if spec.arch.startswith("onnx:"):
         path = onnx_start(spec.arch.removeprefix("onnx:"), name, data, num_classes)
         return Variant(name, onnx_path=path, runtimes=("onnxruntime",), lineage=(name,),
@@ -247,10 +288,12 @@ def _build(name: str, spec: ModelConfig, data: DataConfig, num_classes: int) -> 
     kwargs = dict(num_classes=spec.num_classes, in_channels=data.channels,
                   weights=spec.weights or None, small_input=spec.small_input,
                   stem=spec.stem)
-    if spec.checkpoint:   # a trained starting point, loaded with weights_only=True
-        model = load_model(spec.arch, checkpoint=spec.checkpoint, **kwargs)
-    else:
-        model = build_model(spec.arch, **kwargs)
+    with torch.random.fork_rng(devices=[]):   # the caller's random state stays as it was
+        torch.manual_seed(seed)
+        if spec.checkpoint:   # a trained starting point, loaded with weights_only=True
+            model = load_model(spec.arch, checkpoint=spec.checkpoint, **kwargs)
+        else:
+            model = build_model(spec.arch, **kwargs)
     return Variant(name, model=model, lineage=(name,))
 
 

@@ -122,20 +122,24 @@ def training_sections(result: BenchResult) -> list:
         last = next((h["val_accuracy"] for h in reversed(hist) if "val_accuracy" in h), None)
         teacher = (facts.other.get("config") or {}).get("teacher")
         how = facts.method + (f" (teacher: {teacher})" if teacher else "")
+        threads = sorted({h["threads"] for h in hist if "threads" in h})
         rows.append([name, how, str(len(hist)),
                      f"{last * 100:.2f}" if last is not None else "—",
                      f"{sum(seconds) / 60:.1f}" if len(seconds) == len(hist) else "—",
                      _recorded(cpu, hist, lambda r: f"{sum(h['cpu_seconds'] for h in r) / 60:.1f}"),
+                     "/".join(map(str, threads)) or "—",
                      _recorded(clips, hist, lambda r: f"{sum(h['clipped_steps'] for h in r)} "
                                f"({max(h['max_grad_norm'] for h in r):.1f})")])
     if not rows:
         return []
-    header = ["step", "method", "epochs", "last val top-1 (%)", "wall minutes", "CPU minutes"]
-    clipping = any(r[-1] != "—" for r in rows)
-    if clipping:
-        header.append("steps clipped (largest gradient norm)")
-    else:
-        rows = [r[:-1] for r in rows]
+    header = ["step", "method", "epochs", "last val top-1 (%)", "wall minutes", "CPU minutes",
+              "threads", "steps clipped (largest gradient norm)"]
+    # optional columns, shown when they say something: threads when the runs differ (steps
+    # trained side by side with --jobs), clipping when some run clipped
+    threads = len({r[6] for r in rows} - {"—"}) > 1
+    clipping = any(r[7] != "—" for r in rows)
+    keep = [i for i in range(len(header)) if (i != 6 or threads) and (i != 7 or clipping)]
+    header, rows = [header[i] for i in keep], [[r[i] for i in keep] for r in rows]
     return [Section("Training runs", [
         Para("Each step that trained here: its epochs, the validation top-1 after the last one "
              "(the validation split, not the test set), and the time of training plus "
@@ -145,8 +149,11 @@ def training_sections(result: BenchResult) -> list:
              "checkpoints predate the record. The Plots section has the per-epoch curves."
              + (" Steps clipped: steps whose global gradient norm exceeded the step's "
                 "grad_clip_norm (clipped to it), and the largest norm seen before clipping; ≥ "
-                "where some epochs ran before this was recorded." if clipping else "")),
-        Table(header, rows, align="llrrrr" + "r" * clipping)])]
+                "where some epochs ran before this was recorded." if clipping else "")
+             + (" Threads: the intra-op threads of the process that trained each epoch; steps "
+                "trained side by side (optbench run --jobs) ran in processes of their own at "
+                "the same time, so their wall minutes overlap." if threads else "")),
+        Table(header, rows, align="ll" + "r" * (len(header) - 2))])]
 
 
 def _recorded(records: list[dict], hist: list[dict], text) -> str:

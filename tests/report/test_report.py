@@ -146,3 +146,12 @@ def test_training_runs_table_curves_and_the_verdict_over_seeds():
     unclipped = make(rows=[row("kd@0", "torch-eager", 0.01)], sections={"variants": variants})
     md = to_markdown(build_document(unclipped))
     assert "| teacher | train | 2 | 93.00 | 1.0 | 1.8 |" in md and "steps clipped" not in md
+    assert "| threads |" not in md   # none recorded, or all the same: no column
+    for name, threads in (("teacher", 2), ("kd@0", 1)):   # the students trained with --jobs
+        for h in variants[name]["info"]["history"]:
+            h["threads"] = threads
+    md = to_markdown(build_document(make(rows=[row("kd@0", "torch-eager", 0.01)],
+                                         sections={"variants": variants})))
+    assert "| teacher | train | 2 | 93.00 | 1.0 | 1.8 | 2 |" in md
+    assert "| kd@0 | distill (teacher: teacher) | 3 | 92.00 | 1.5 | 2.7 | 1 |" in md
+    assert "their wall minutes overlap" in md
