@@ -172,7 +172,8 @@ class _Dead(torch.nn.Module):
 def test_a_dead_parents_tie_broken_the_other_way_is_said_not_called_a_collapse(synthetic):
     """The --quick flagship's 4-step pruned student gave every input the same logits, 0.0617
     and 0.0610 on top; ONNX Runtime's int8 of it on an AVX2 EPYC picked the other one on
-    every input: 0% agreement from one tie, and a CI that failed on some runs."""
+    every input (0% agreement from one tie), and its QAT moved that bias vector by a relative
+    0.56: a CI that failed on some runs. Such a parent is said to be unjudgeable instead."""
     from optbench.report.render import int8_notes
 
     bias = [0.03, -0.04, 0.0617, 0.04, 0.061, -0.01, -0.03, 0.03, -0.03, -0.0444]
@@ -185,9 +186,11 @@ def test_a_dead_parents_tie_broken_the_other_way_is_said_not_called_a_collapse(s
     assert stats["parent_constant"] and stats["top1_agreement"] == 0.0
     assert "Train the parent longer" in child.info["warnings"][0]
     assert "not judged" in int8_notes(child.facts)[0]
-    wrong = [10 * b for b in swapped]           # the relative error still counts
-    with pytest.raises(Int8CollapseError, match="relative error"), pytest.warns(UserWarning):
-        check_int8(parent, parent.derive("int8", model=_Dead(wrong)), synthetic, Int8Guard())
+    moved = [b + 0.05 for b in bias]            # a relative error of 1.2 of a bias vector
+    with pytest.warns(UserWarning, match="cannot judge"):
+        stats = check_int8(parent, parent.derive("int8", model=_Dead(moved)), synthetic,
+                           Int8Guard())
+    assert stats["relative_error"] > 1.0     # recorded, not judged
     one = synthetic.batch(0, 1)                 # one example is no evidence of a constant
     assert not agreement_stats(parent.model(one).detach().numpy(),
                                child.model(one).detach().numpy())["parent_constant"]

@@ -63,11 +63,14 @@ class SideBySide:
     """The pipeline's helper for --jobs: trains each batch of independent training steps in
     worker processes before the pipeline reaches them."""
 
-    def __init__(self, recipe, out: Path, jobs: int, progress: bool = True):
+    def __init__(self, recipe, out: Path, jobs: int, worker, progress: bool = True):
+        """`worker(recipe, out, name, threads)` trains step `name` in the worker process and
+        returns its last epoch's record (pipeline.run.train_in_worker)."""
         if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
             raise ConfigError(f"jobs must be a whole number >= 1 (1: train one step at a time "
                               f"in this process), got {jobs!r}")
         self.recipe, self.out, self.jobs, self.progress = recipe, out, jobs, progress
+        self.worker = worker
         self.trained: set[str] = set()   # names trained by workers in this run
 
     def train_from(self, start: int, recipe, done: set[str], finished: set[str]) -> None:
@@ -87,7 +90,7 @@ class SideBySide:
         failures = []
         with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context,
                                                     max_tasks_per_child=1) as pool:
-            futures = {pool.submit(train_in_worker, self.recipe, str(self.out), name, threads):
+            futures = {pool.submit(self.worker, self.recipe, str(self.out), name, threads):
                        name for name in names}
             for future in concurrent.futures.as_completed(futures):
                 name = futures[future]
@@ -109,22 +112,6 @@ class SideBySide:
     def _say(self, text: str) -> None:
         if self.progress:
             print(f"[jobs] {text}", file=sys.stderr, flush=True)
-
-
-def train_in_worker(recipe, out: str, name: str, threads: int) -> dict:
-    """In a fresh process: build what step `name` needs, run it (its checkpoints land in
-    OUT/work) and return its last epoch's record."""
-    import torch
-
-    from optbench.pipeline.run import prepare, run_step
-
-    torch.set_num_threads(threads)
-    prepared, _, ctx, variants = prepare(recipe, Path(out), progress=False)
-    index = next(i for i, step in enumerate(prepared.steps) if step.name == name)
-    for i in needed_steps(prepared, index):
-        variants[prepared.steps[i].name] = run_step(prepared, i, variants, ctx)
-    history = variants[name].info.get("history") or [{}]
-    return history[-1]
 
 
 def _cores() -> int:

@@ -42,12 +42,13 @@ def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True
     """Run the steps (training resumes from OUT/work checkpoints), measure, report.
     `recipe_changed=True` continues in a folder started by another version of the recipe.
     `jobs` > 1 trains up to that many independent training steps at once, each in a process
-    of its own (pipeline/parallel.py); the steps then resume from their finished checkpoints."""
+    of its own (pipeline/parallel.py, train_in_worker); the steps then resume from their
+    finished checkpoints."""
     from optbench.pipeline.parallel import SideBySide
 
     out = Path(out_dir)
     fingerprint = recipe.fingerprint()   # of the recipe as written
-    side_by_side = SideBySide(recipe, out, jobs, progress)
+    side_by_side = SideBySide(recipe, out, jobs, train_in_worker, progress)
     recipe, splits, ctx, variants = prepare(recipe, out, progress)
     state = _State(out / "state.json", fingerprint, recipe_changed)
     for i, step in enumerate(recipe.steps):
@@ -129,6 +130,20 @@ def run_step(recipe: Recipe, index: int, variants: dict[str, Variant], ctx: Cont
     teacher = getattr(step.config, "teacher", None)
     step_ctx = ctx.for_step(step.name, teacher=variants[teacher].model if teacher else None)
     return optimize(parent, step.config, step_ctx, name=step.name)
+
+
+def train_in_worker(recipe: Recipe, out: str, name: str, threads: int) -> dict:
+    """In a fresh process (run --jobs): build what step `name` needs, run it (its checkpoints
+    land in OUT/work) and return its last epoch's record."""
+    from optbench.pipeline.parallel import needed_steps
+
+    torch.set_num_threads(threads)
+    prepared, _, ctx, variants = prepare(recipe, Path(out), progress=False)
+    index = next(i for i, step in enumerate(prepared.steps) if step.name == name)
+    for i in needed_steps(prepared, index):
+        variants[prepared.steps[i].name] = run_step(prepared, i, variants, ctx)
+    history = variants[name].info.get("history") or [{}]
+    return history[-1]
 
 
 def export_artifacts(variants: dict[str, Variant], measured: list[str], bench: BenchResult,

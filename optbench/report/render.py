@@ -399,9 +399,8 @@ def int8_notes(facts) -> list[str]:
         out.append(f"int8 format {facts.int8_mode['mode']} ({facts.int8_mode['reason']})")
     guard = facts.int8_guard or {}
     if guard.get("parent_constant"):
-        out.append("guard: the parent gave the same logits for every calibration input "
-                   "(untrained?), so top-1 agreement was not judged; relative error "
-                   f"{guard['relative_error']:.3f} ({guard['runtime']})")
+        out.append("guard: not judged, the parent gave the same logits for every "
+                   f"calibration input (untrained?) ({guard['runtime']})")
     elif "top1_agreement" in guard:
         out.append(f"guard: {guard['top1_agreement']:.1%} top-1 agreement with the parent on "
                    f"{guard['examples']} calibration examples ({guard['runtime']})")

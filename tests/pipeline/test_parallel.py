@@ -56,7 +56,7 @@ def test_a_batch_is_the_run_of_training_steps_that_read_only_what_is_done():
 @pytest.mark.parametrize("jobs", [0, -1, 1.5, True])
 def test_jobs_must_be_a_whole_number_from_one(jobs, tmp_path):
     with pytest.raises(ConfigError, match="jobs must be a whole number >= 1"):
-        SideBySide(_recipe(), tmp_path, jobs)
+        SideBySide(_recipe(), tmp_path, jobs, worker=None)
 
 
 def _trained(out, names):
