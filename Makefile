@@ -32,7 +32,8 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check optbench tests benchmarks scripts examples
-	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not alone"
+	$(PY) -m pytest -q -m alone
 
 bench: $(STAMP)
 	LD_PRELOAD=$(TCMALLOC) $(PY) -m pytest benchmarks -q --benchmark-autosave

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from child_env import child_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,8 +25,12 @@ def test_benchmark_suites_run_once():
         "compile-1]" in out.stdout   # ran, not skipped
 
 
+@pytest.mark.alone
 def test_the_timer_agrees_with_pytest_benchmark_with_benchmarking_enabled(tmp_path):
-    """The harness's agreement check, run for real (benchmarking on), so it can fail."""
+    """The harness's agreement check, run for real (benchmarking on), so it can fail. Alone:
+    in the clean-clone CI at 9564792 it ran beside the other pytest worker and the two timers
+    disagreed by 32% and 44% on a 1 ms Python loop (the bound is 15%); earlier CI runs, with
+    lighter neighbours, passed it."""
     saved = tmp_path / "harness.json"
     out = subprocess.run(
         [sys.executable, "-m", "pytest", "benchmarks/test_harness.py", "-q", "-p",
