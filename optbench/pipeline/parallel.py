@@ -7,7 +7,9 @@ training steps that need nothing but what is already done (the seeds of one step
 distilled students of one finished teacher), it trains up to N of them at once, each in a
 fresh process with cores / N threads, and then goes on as usual: each step resumes from its
 finished checkpoint (the shared loop's resume), so the variants, the state file and the
-report are made by the one pipeline process exactly as without --jobs.
+report are made by the one pipeline process as without --jobs. The weights are those of a
+one-process run with the workers' thread count, bit for bit (tests/pipeline/test_parallel.py);
+other thread counts round differently.
 
 A worker rebuilds what its step needs (the data, the models, the finished steps its input and
 teacher come from, each resumed from its checkpoint) and writes nothing but the step's own
