@@ -80,7 +80,7 @@ def run(kind: str, threads: int, copies: int, seconds: float) -> float:
 
 
 def main() -> None:
-    from scipy import stats
+    from optbench.stats import paired_t
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", nargs="+", default=["mobilenet_v2", "kd", "resnet50"],
@@ -101,13 +101,10 @@ def main() -> None:
             logs.append(math.log(rate[(1, 2)] / rate[(2, 1)]))
             print(f"{kind} round {r + 1}: 1 process x 2 threads {rate[(2, 1)]:.3f} steps/s; "
                   f"2 processes x 1 thread {rate[(1, 2)]:.3f} steps/s together", flush=True)
-        mean = sum(logs) / len(logs)
+        mean, ci = sum(logs) / len(logs), ""
         if len(logs) > 1:
-            sd = math.sqrt(sum((v - mean) ** 2 for v in logs) / (len(logs) - 1))
-            half = stats.t.ppf(0.975, len(logs) - 1) * sd / math.sqrt(len(logs))
-            ci = f" [{math.exp(mean - half):.2f}, {math.exp(mean + half):.2f}]"
-        else:
-            ci = ""
+            interval = paired_t(logs).ci
+            ci = f" [{math.exp(interval.low):.2f}, {math.exp(interval.high):.2f}]"
         print(f"{kind}: two 1-thread processes do {math.exp(mean):.2f}x{ci} the work of one "
               f"2-thread process ({len(logs)} rounds, 95% t-interval)", flush=True)
 
