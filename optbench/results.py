@@ -36,7 +36,7 @@ class BenchConfig(Config):
     min_time_s: float = 1.0
     max_time_s: float = 10.0
     target_rel_spread: float = 0.05
-    eval_batch_size: int = 256
+    eval_batch_size: int = 256     # the quality pass; torch-compile: a timed batch size (bench)
     extra_sizes: tuple[int, ...] = ()       # pipelines: also time every variant at SxS inputs
     extra_batch_sizes: tuple[int, ...] = (1,)
     processes: int = 1   # > 1: time in that many fresh worker processes, pooled (pyperf-like)

@@ -106,8 +106,9 @@ def test_a_compile_past_the_limit_is_refused_and_reported_not_timed_as_eager(mon
 
 def test_bench_compiles_each_shape_once(monkeypatch):
     """torch-compile (dynamic=False) compiles per input shape: the load compiles at the first
-    timed batch size, and the quality pass fills its short last batch up to eval_batch_size.
-    Here that is 2 compiles (batch 1, batch 4), not 4 (also the load's batch 2 and the last 3)."""
+    timed batch size, and the quality pass runs at a timed batch size (the largest up to
+    eval_batch_size), filling its short last batch up to it. Here that is 2 compiles (batch 1,
+    batch 3), not 4 (also eval_batch_size 4 and the last, short batch)."""
     from torch.utils.data import TensorDataset
 
     from optbench.bench import BenchConfig, Entry, bench_entries
@@ -117,13 +118,17 @@ def test_bench_compiles_each_shape_once(monkeypatch):
     model = _small()
     data = TensorDataset(torch.randn(11, 8), torch.zeros(11, dtype=torch.long))
     before = dynamo_counts()
-    result = bench_entries([Entry("a", "torch-compile", model)], BenchConfig(
-        runtimes=("torch-compile",), batch_sizes=(1,), input_shape=(8,), eval_batch_size=4,
-        min_time_s=0.01, max_time_s=0.05), eval_data=data)
+    config = BenchConfig(runtimes=("torch-eager", "torch-compile"), batch_sizes=(1, 3),
+                         input_shape=(8,), eval_batch_size=4, min_time_s=0.01, max_time_s=0.05)
+    result = bench_entries([Entry("a", "torch-eager", model), Entry("a", "torch-compile", model)],
+                           config, eval_data=data)
     compiled = dynamo_counts()["graphs"] - before["graphs"]
     torch._dynamo.reset()
-    row = result.rows[0]
-    assert row.compile_stats["at_load"]["graphs"] == 1
-    assert row.compile_stats["this_batch"]["graphs"] == 0     # batch 1 is the load's compile
+    b1, b3 = (next(r for r in result.rows if r.runtime == "torch-compile" and r.batch_size == b)
+              for b in (1, 3))
+    assert b1.compile_stats["at_load"]["graphs"] == 1
+    assert b1.compile_stats["this_batch"]["graphs"] == 0     # batch 1 is the load's compile
+    assert b3.compile_stats["this_batch"]["graphs"] == 1
     assert compiled == 2
-    assert result.quality["a / torch-compile"].n == 11
+    quality = result.quality["a / torch-compile"]
+    assert quality.n == 11 and quality.agreement["top1_agreement"] == 1.0   # vs eager at 4
