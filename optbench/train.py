@@ -82,29 +82,22 @@ def train(model: nn.Module, train_data: Dataset, config: TrainConfig | None = No
     With a checkpoint, an unfinished epoch is saved every `save_every_s` seconds as well."""
     config = config or TrainConfig()
     model.to(device)
-    optimizer = _optimizer(model, config)
-    steps = _steps_per_epoch(train_data, config)
-    scheduler = _scheduler(optimizer, config, steps)
+    run = resume(model, train_data, config, checkpoint)
+    optimizer, scheduler, history, partial = run.optimizer, run.scheduler, run.history, run.partial
     loss_fn = loss_fn or _cross_entropy(config.label_smoothing)
-    history, start, partial = _resume(checkpoint, config, model, optimizer, scheduler)
-    for epoch in range(start, config.epochs):
-        _seed_everything(config.seed + epoch)
-        loader = make_loader(train_data, config.batch_size, shuffle=True, seed=config.seed + epoch,
-                             drop_last=len(train_data) > config.batch_size)
-        generator = _augment_generator(config.augment, config.seed + epoch)
-        progress_so_far = _Progress()
-        if partial is not None:   # resume inside this epoch: its random state as it was saved
-            progress_so_far = _restore_partial(partial, generator)
-            partial = None
+    for epoch in range(run.epoch, config.epochs):
+        draws = epoch_draws(train_data, config, epoch, partial)
+        partial = None
+        generator, progress_so_far = draws.generator, draws.done
 
         def save_partial(done: _Progress, epoch=epoch, generator=generator):
             _save(checkpoint, config, model, optimizer, scheduler, history,
                   partial=_partial_state(epoch, done, generator))
 
         clock = _Clock(progress_so_far)
-        done = _train_epoch(model, loader, optimizer, scheduler, loss_fn, device, steps,
-                            f"epoch {epoch + 1}/{config.epochs}", progress,
-                            _augmenter(config.augment, generator), progress_so_far, clock,
+        done = _train_epoch(model, draws.loader, optimizer, scheduler, loss_fn, device,
+                            run.steps, f"epoch {epoch + 1}/{config.epochs}", progress,
+                            draws.views, progress_so_far, clock,
                             save_partial if checkpoint is not None else None, save_every_s,
                             config.grad_clip_norm)
         record = {"epoch": epoch + 1, "train_loss": done.loss_total / max(done.step, 1)}
@@ -121,7 +114,59 @@ def train(model: nn.Module, train_data: Dataset, config: TrainConfig | None = No
             _save(checkpoint, config, model, optimizer, scheduler, history)
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
             break
-    return TrainResult(history=history, resumed_from_epoch=start)
+    return TrainResult(history=history, resumed_from_epoch=run.epoch)
+
+
+@dataclasses.dataclass
+class Resumed:
+    """Where a training run stands: its optimizer and lr schedule (their states restored from
+    the checkpoint when there is one), the steps per epoch, the finished epochs' history, the
+    epoch to run next, and the unfinished epoch's save (or None)."""
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    steps: int
+    history: list[dict]
+    epoch: int
+    partial: dict | None
+
+
+def resume(model: nn.Module, train_data: Dataset, config: TrainConfig,
+           checkpoint: str | os.PathLike | None = None) -> Resumed:
+    """The state train() starts from: fresh, or `checkpoint`'s (the model's weights loaded in
+    place). A checkpoint written with another config is refused."""
+    optimizer = _optimizer(model, config)
+    steps = _steps_per_epoch(train_data, config)
+    scheduler = _scheduler(optimizer, config, steps)
+    history, epoch, partial = _resume(checkpoint, config, model, optimizer, scheduler)
+    return Resumed(optimizer, scheduler, steps, history, epoch, partial)
+
+
+@dataclasses.dataclass
+class EpochDraws:
+    """What one epoch draws from: the data order, the augmentation (`views`: images -> the
+    augmented batch) and its generator, and the progress a resumed save had made in it."""
+    loader: torch.utils.data.DataLoader
+    generator: torch.Generator | None
+    views: Callable[[torch.Tensor], torch.Tensor]
+    done: _Progress
+
+
+def epoch_draws(train_data: Dataset, config: TrainConfig, epoch: int,
+                partial: dict | None = None) -> EpochDraws:
+    """Epoch `epoch` seeded as every run seeds it; with `partial` (a save inside this epoch),
+    every random state as it was saved. Seeds the process's RNGs: call it right before the
+    epoch's steps."""
+    _seed_everything(config.seed + epoch)
+    loader = make_loader(train_data, config.batch_size, shuffle=True, seed=config.seed + epoch,
+                         drop_last=len(train_data) > config.batch_size)
+    generator = _augment_generator(config.augment, config.seed + epoch)
+    done = _Progress()
+    if partial is not None:   # resume inside this epoch: its random state as it was saved
+        if partial["epoch"] != epoch:
+            raise ConfigError(f"the saved unfinished epoch is epoch {partial['epoch'] + 1}, "
+                              f"not {epoch + 1}")
+        done = _restore_partial(partial, generator)
+    return EpochDraws(loader, generator, _augmenter(config.augment, generator), done)
 
 
 @torch.inference_mode()

@@ -14,22 +14,12 @@ import argparse
 
 import torch
 
-from optbench.data import make_loader
 from optbench.errors import ConfigError
 from optbench.io import safe_torch_load
 from optbench.models import build_model
 from optbench.pipeline.recipe import Recipe
 from optbench.pipeline.run import load_data
-from optbench.train import (
-    TrainConfig,
-    _augment_generator,
-    _augmenter,
-    _optimizer,
-    _restore_partial,
-    _scheduler,
-    _seed_everything,
-    _steps_per_epoch,
-)
+from optbench.train import TrainConfig, epoch_draws, resume
 
 
 def main() -> None:
@@ -49,29 +39,20 @@ def main() -> None:
     data = load_data(recipe.data)["train"]
     spec = recipe.models[args.model]
     model = build_model(spec.arch, spec.num_classes, recipe.data.channels, stem=spec.stem)
-    model.load_state_dict(state["model"])
-    optimizer = _optimizer(model, config)
-    steps = _steps_per_epoch(data, config)
-    scheduler = _scheduler(optimizer, config, steps)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    epoch = state["partial"]["epoch"]
-    _seed_everything(config.seed + epoch)   # as train() does, then the saved state on top
-    loader = make_loader(data, config.batch_size, shuffle=True, seed=config.seed + epoch,
-                         drop_last=len(data) > config.batch_size)
-    generator = _augment_generator(config.augment, config.seed + epoch)
-    start = _restore_partial(state["partial"], generator).step
-    views = _augmenter(config.augment, generator)
+    run = resume(model, data, config, args.checkpoint)   # as train() resumes it
+    optimizer, scheduler, steps, epoch = run.optimizer, run.scheduler, run.steps, run.epoch
+    draws = epoch_draws(data, config, epoch, run.partial)
+    start = draws.done.step
     criterion = torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     clip = args.clip if args.clip > 0 else float("inf")
     print(f"epoch {epoch + 1}, from step {start} of {steps}; clip {args.clip or 'off'}")
     model.train()
-    for step, (images, labels) in enumerate(loader):
+    for step, (images, labels) in enumerate(draws.loader):
         if step < start:
             continue
         if step >= min(start + args.steps, steps):
             break
-        loss = criterion(model(views(images)), labels)
+        loss = criterion(model(draws.views(images)), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)

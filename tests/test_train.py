@@ -141,6 +141,45 @@ def test_killed_mid_epoch_resumes_to_the_same_weights(synthetic, tmp_path):
     assert 0 < clips[1][0] < 16      # epoch 2, the one cut at step 11: some steps clipped
 
 
+def test_resume_and_epoch_draws_take_the_step_the_killed_run_would_have_taken(
+        synthetic, tmp_path):
+    """What scripts/replay_steps.py builds on: from a save at step 10 of epoch 2, resume() and
+    epoch_draws() give the batch, the augmented view, the optimizer and the lr schedule of the
+    next step; taking it by hand gives the weights of a run killed one step later."""
+    import itertools
+
+    from optbench.augment import AugmentConfig
+    from optbench.train import epoch_draws, resume
+
+    config = TrainConfig(epochs=2, batch_size=32, lr=0.05, seed=3,
+                         augment=AugmentConfig(crop_padding=2, hflip=True, erasing=0.5))
+    saves = []
+    for crash_at in (27, 28):
+        torch.manual_seed(0)
+        saves.append(tmp_path / f"{crash_at}.ckpt")
+        with pytest.raises(_Crash):
+            train(TinyNet(), synthetic, config, checkpoint=saves[-1],
+                  loss_fn=_noisy_loss(crash_at=crash_at), progress=False, save_every_s=0)
+    model = TinyNet()
+    run = resume(model, synthetic, config, saves[0])
+    assert (run.epoch, run.steps) == (1, 16) and len(run.history) == 1
+    draws = epoch_draws(synthetic, config, run.epoch, run.partial)
+    assert draws.done.step == 10
+    images, labels = next(itertools.islice(draws.loader, draws.done.step, None))
+    loss = _noisy_loss()(model, draws.views(images), labels)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    run.optimizer.step()
+    run.scheduler.step()
+    later = safe_torch_load(saves[1])
+    assert later["partial"]["step"] == 11
+    for a, b in zip(model.state_dict().values(), later["model"].values(), strict=True):
+        assert torch.equal(a, b)
+    assert run.scheduler.state_dict() == later["scheduler"]
+    with pytest.raises(ConfigError, match="unfinished epoch is epoch 2, not 1"):
+        epoch_draws(synthetic, config, 0, run.partial)
+
+
 def test_a_save_without_cpu_time_or_clip_counts_leaves_them_unrecorded_for_that_epoch(
         synthetic, tmp_path):
     """An unfinished epoch saved before CPU time and clip counts were recorded: its record has
