@@ -26,6 +26,7 @@ from optbench.measure import (
     artifact_size,
     collect_logits,
     compare,
+    frozen_heap,
     model_size,
     onnx_size,
     padded,
@@ -89,18 +90,19 @@ def bench_entries(entries: list[Entry], config: BenchConfig, *, eval_data=None,
     if config.threads:
         torch.set_num_threads(config.threads)
     try:
-        threads = torch.get_num_threads()
-        skipped: dict[str, str] = {}
-        sessions, loads = _load_sessions(entries, config, threads, skipped)
-        pooled = (time_in_processes(list(sessions), config, threads, skipped)
-                  if config.processes > 1 else {})
-        rows = [row for bs in config.batch_sizes
-                for row in _time_batch(sessions, loads, bs, config, threads, skipped,
-                                       pooled.get(bs))]
-        if config.memory == "process":
-            _memory_from_processes(rows, list(sessions), config, threads)
-        quality, predictions = (_quality(sessions, eval_data, config, agreement_with or {})
-                                if eval_data is not None else ({}, {}))
+        with frozen_heap():   # many memory regions: each collects only what was made since
+            threads = torch.get_num_threads()
+            skipped: dict[str, str] = {}
+            sessions, loads = _load_sessions(entries, config, threads, skipped)
+            pooled = (time_in_processes(list(sessions), config, threads, skipped)
+                      if config.processes > 1 else {})
+            rows = [row for bs in config.batch_sizes
+                    for row in _time_batch(sessions, loads, bs, config, threads, skipped,
+                                           pooled.get(bs))]
+            if config.memory == "process":
+                _memory_from_processes(rows, list(sessions), config, threads)
+            quality, predictions = (_quality(sessions, eval_data, config, agreement_with or {})
+                                    if eval_data is not None else ({}, {}))
     finally:  # the caller's thread setting, as it was
         torch.set_num_threads(previous)
     return BenchResult(label=label, config=config, env=_env.capture(), sizes={}, rows=rows,

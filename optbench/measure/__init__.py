@@ -5,7 +5,12 @@ Never imports optbench.transforms: how a variant was made does not change how it
 
 from optbench.measure.compare import Comparison, Ratio, compare
 from optbench.measure.measurement import Measurement, TaskSpec
-from optbench.measure.memory import MemoryMeasurement, measure_peak_memory, track_peak_memory
+from optbench.measure.memory import (
+    MemoryMeasurement,
+    frozen_heap,
+    measure_peak_memory,
+    track_peak_memory,
+)
 from optbench.measure.quality import (
     Agreement,
     agreement,
@@ -20,6 +25,7 @@ from optbench.measure.timer import Timer, TimerConfig, time_callable
 __all__ = [
     "Agreement", "Comparison", "Measurement", "MemoryMeasurement", "Ratio", "SizeReport",
     "TaskSpec", "Timer", "TimerConfig", "agreement", "artifact_size", "collect_logits", "compare",
+    "frozen_heap",
     "measure_peak_memory", "model_size", "onnx_size", "padded", "per_class_accuracy",
     "time_callable", "top1_accuracy", "track_peak_memory",
 ]

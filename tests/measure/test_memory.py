@@ -45,3 +45,31 @@ def test_cuda_peak_allocation_is_reported():
 
     mem = measure_peak_memory(alloc, device="cuda")
     assert mem.cuda_peak_allocated_bytes >= 64 * MIB
+
+
+def test_a_frozen_heap_still_frees_what_is_made_inside_it_before_each_region():
+    """bench_entries measures its regions inside frozen_heap(): the collection before a region
+    then skips what was alive at the start, and must still free the cyclic garbage made since
+    (here a 150 MiB array held by a reference cycle), so the next region does not count it or
+    reuse its memory."""
+    import gc
+    import weakref
+
+    from optbench.measure.memory import frozen_heap
+
+    class Node:
+        pass
+
+    with frozen_heap():
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        with frozen_heap():
+            assert gc.get_freeze_count() == frozen      # nested: frozen once
+        a, b = Node(), Node()
+        a.other, b.other, a.block = b, a, np.ones(150 * MIB // 8)
+        alive = weakref.ref(a)
+        del a, b
+        mem = measure_peak_memory(lambda: np.ones(100 * MIB // 8))
+        assert alive() is None
+        assert mem.peak_delta_bytes == pytest.approx(100 * MIB, rel=0.10)
+    assert gc.get_freeze_count() == 0
