@@ -63,8 +63,8 @@ def test_a_frozen_heap_still_frees_what_is_made_inside_it_before_each_region():
     with frozen_heap():
         frozen = gc.get_freeze_count()
         assert frozen > 0
-        with frozen_heap():
-            assert gc.get_freeze_count() == frozen      # nested: frozen once
+        with frozen_heap():   # nested: frozen once (frozen objects may still die meanwhile)
+            assert gc.get_freeze_count() <= frozen
         a, b = Node(), Node()
         a.other, b.other, a.block = b, a, np.ones(150 * MIB // 8)
         alive = weakref.ref(a)
