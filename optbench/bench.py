@@ -346,8 +346,9 @@ def _eval_rows(runtime, config: BenchConfig) -> int:
     compiles one program per input shape (torch-compile), which evaluates at a batch size it
     was already timed (and so compiled) at: the largest timed one up to eval_batch_size, else
     the smallest. Another shape would be one more compile (measured: 20-27 s for MobileNetV2
-    at 32x32 on one thread of the AVX2 EPYC); examples are independent in eval mode, so the
-    logits are those of the deployed program at a deployed batch size."""
+    at 32x32, one thread of a 2-core AVX2 EPYC that a training job shared); examples are
+    independent in eval mode, so the logits are those of the deployed program at a deployed
+    batch size."""
     if not getattr(runtime, "compiles_per_shape", False):
         return config.eval_batch_size
     fitting = [bs for bs in config.batch_sizes if bs <= config.eval_batch_size]

@@ -74,7 +74,8 @@ def frozen_heap() -> Iterator[None]:
 
     release_free_memory's full collection before each region then walks only the objects made
     since, not the whole heap: once Dynamo, Inductor and ONNX have filled it, a full collection
-    took 1.4 s (74 s over the 52 regions of a --quick flagship run, profiled on 2 AVX2 cores).
+    took 1.4 s (74 s over the 52 regions of a --quick flagship run, profiled on 2 AVX2 cores
+    that a training job shared).
     Garbage made since the start is still collected before every region. An object alive at the
     start that becomes garbage inside the block stays allocated until the block ends: it is part
     of every later region's baseline, never of its peak, and no collection inside a region frees
