@@ -28,7 +28,7 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: str | os.Pa
         raise ConfigError(f"example input needs a batch axis, got shape {tuple(example.shape)}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    module = copy.deepcopy(model).eval().cpu()
+    module = out_of_place(copy.deepcopy(model).eval().cpu())
     dynamic_shapes = ({"x": {0: torch.export.Dim("batch", min=1, max=4096)}}
                       if dynamic_batch else None)
     tmp = path.with_name(path.name + ".tmp.onnx")
@@ -42,6 +42,18 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: str | os.Pa
     onnx.checker.check_model(str(tmp))
     os.replace(tmp, path)
     return path
+
+
+def out_of_place(module: torch.nn.Module) -> torch.nn.Module:
+    """`module` (changed in place) with its activations' `inplace` flags off: the same graph in
+    ONNX, exported in half the time for MobileNetV2, whose in-place ReLU6 (hardtanh_) under a
+    dynamic batch axis costs the exporter's decomposition most of its symbolic-shape work
+    (22 s -> 12 s of CPU at 32x32, one thread, same ops and outputs; measured beside a running
+    training, so CPU seconds only)."""
+    for sub in module.modules():
+        if isinstance(getattr(sub, "inplace", None), bool):
+            sub.inplace = False
+    return module
 
 
 class _Named(torch.nn.Module):
