@@ -49,17 +49,13 @@ def test_quick_run_writes_every_report_file(run):
     over = targets[("accuracy_delta_points", "student-kd", "student-scratch", (0, 1))]
     assert len(over["per_seed"]) == 2 and "t_p" in over
     assert targets[("top1", "teacher", "", ())]["measured"] > 0
-    # the quick run times 64x64, not 224x224: the 224 target is said to be unmeasured
+    # the quick run has no 224x224 pass: the 224 target is said to be unmeasured
     assert "224" in targets[("speedup", "student-int8-ort", "teacher", ())]["why"]
 
 
-def test_quick_run_reports_other_size_robustness_and_per_class(run):
+def test_quick_run_reports_robustness_and_per_class(run):
     data = json.loads((run / "report.json").read_text())
-    at64 = data["sections"]["at_sizes"]["64"]
-    timed = {r["variant"] for r in at64["rows"]}
-    assert {"teacher", "student-int8-ort", "student-int8-pt2e", "student-onnx"} <= timed
-    assert all(r["measurement"]["spec"]["input_shape"] == [1, 64, 64] for r in at64["rows"])
-    assert "student-qat" in at64["skipped"]  # an int8 graph trained at 32x32: said, not faked
+    assert not data["sections"].get("at_sizes")   # [quick] has no other-size pass
     rob = data["sections"]["robustness"]
     assert rob["student-kd@0"]["mode"] == "white-box"
     assert rob["student-int8-ort"]["mode"] == "transfer from student-pruned"
@@ -67,7 +63,7 @@ def test_quick_run_reports_other_size_robustness_and_per_class(run):
     per_class = data["quality"]["student-int8-ort / onnxruntime"]["per_class_accuracy"]
     assert len(per_class) == len(data["sections"]["class_names"]) == 10
     md = (run / "report.md").read_text()
-    for heading in ("## Latency at 64x64", "## Who pays for compression",
+    for heading in ("## Who pays for compression",
                     "## Robustness: accuracy under attack"):
         assert heading in md
 
@@ -107,6 +103,5 @@ def test_quick_run_is_logged_to_mlflow_per_variant(run):
     assert deployed.metrics["top1_accuracy"] == pytest.approx(
         report["quality"]["student-int8-ort / onnxruntime"]["top1_accuracy"])
     assert "vs.teacher.speedup.b1" in deployed.metrics
-    assert "at64.latency_median_ms.onnxruntime.b1" in deployed.metrics
     files = client.list_artifacts(by_name["student-int8-ort"].info.run_id, "artifact")
     assert "artifact/manifest.json" in {f.path for f in files}

@@ -1,4 +1,6 @@
-"""--mlflow against a real MLflow file store: what the report says is what MLflow holds."""
+"""--mlflow against a real MLflow file store: what the report says is what MLflow holds. The
+recipe also times its variants at a second input size ([bench] extra_sizes), the pass the
+flagship's full run makes at 224x224."""
 
 import json
 import sys
@@ -13,11 +15,15 @@ from optbench.tracking import ROLE_TAG, log_results
 
 mlflow = pytest.importorskip("mlflow")
 
+AT24 = RECIPE.replace("max_time_s = 0.3\n", "max_time_s = 0.3\nextra_sizes = [24]\n"
+                      "extra_batch_sizes = [1]\n")
+assert AT24 != RECIPE
+
 
 @pytest.fixture(scope="module")
 def logged(tmp_path_factory):
     root = tmp_path_factory.mktemp("tracking")
-    (root / "recipe.toml").write_text(RECIPE)
+    (root / "recipe.toml").write_text(AT24)
     out, store = root / "out", root / "store"
     assert main(["run", str(root / "recipe.toml"), "--out", str(out), "--mlflow", str(store),
                  "--mlflow-experiment", "unit"]) == 0
@@ -57,6 +63,23 @@ def test_metrics_and_params_are_the_reports_numbers(logged):
         report["quality"]["onnx / onnxruntime"]["top1_accuracy"])
     ref = next(c for c in report["sections"]["references"] if c["variant"] == "onnx")
     assert onnx.metrics["vs.trained.size_ratio"] == pytest.approx(ref["size_ratio"])
+
+
+def test_the_other_size_pass_is_reported_and_logged(logged):
+    out, _, _, runs = logged
+    report = json.loads((out / "report.json").read_text())
+    at24 = report["sections"]["at_sizes"]["24"]
+    assert {r["variant"] for r in at24["rows"]} == {"trained", "sparse", "onnx"}
+    assert all(r["measurement"]["spec"]["input_shape"][-2:] == [24, 24] and
+               r["batch_size"] == 1 for r in at24["rows"])
+    assert {c["variant"] for c in at24["references"]} == {"sparse", "onnx"}
+    # the ONNX variant was exported again at 24x24 (its graph fixes the spatial size)
+    assert list((out / "work" / "at24").rglob("*.onnx"))
+    assert "## Latency at 24x24" in (out / "report.md").read_text()
+    onnx = runs["onnx"].data.metrics
+    assert onnx["at24.latency_median_ms.onnxruntime.b1"] == pytest.approx(next(
+        r["measurement"]["stats"]["median_s"] * 1e3 for r in at24["rows"]
+        if r["entry"] == "onnx / onnxruntime"))
 
 
 def test_the_onnx_variant_carries_its_deployable_artifact(logged):
