@@ -109,6 +109,27 @@ def conv_bn_passes_for_present_kinds():
             setattr(qat_utils, name, original)
 
 
+def strict_exports_keep_compiled_code():
+    """Inside: strict torch.export (torchao's QAT passes trace each pattern graph with it) uses
+    Dynamo's v1 capture, which forgets only the traced pattern's own compiled code. torch 2.14's
+    default capture calls torch._dynamo.reset() before every trace, dropping every program
+    compiled in the process: the KD teacher compiled for the distillation steps compiled again
+    in QAT (20-24 s in the flagship's quick run). Where torch has no such switch, a no-op."""
+    import torch._export.config as export_config
+
+    if not hasattr(export_config, "use_new_tracer_experimental"):
+        return contextlib.nullcontext()
+    return export_config.patch(use_new_tracer_experimental=False)
+
+
+@contextlib.contextmanager
+def qat_passes():
+    """torchao's QAT prepare and convert passes, run the way this module needs them: conv-bn
+    patterns for the present conv kinds only, compiled programs (a teacher) kept."""
+    with conv_bn_passes_for_present_kinds(), strict_exports_keep_compiled_code():
+        yield
+
+
 @register(QATConfig)
 def qat(parent: Variant, config: QATConfig, ctx: Context) -> Variant:
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_qat_pt2e
@@ -116,7 +137,7 @@ def qat(parent: Variant, config: QATConfig, ctx: Context) -> Variant:
     data = ctx.require("train_data", config.method)
     model = untie_shared_modules(copy.deepcopy(require_module(parent, config.method)).train())
     mode = pt2e_mode(config.int8_mode, cpu_features())
-    with conv_bn_passes_for_present_kinds():
+    with qat_passes():
         prepared = prepare_qat_pt2e(export_for_quantization(model, ctx.example(2)),
                                     x86_quantizer(is_qat=True, mode=mode))
     wrapper = _ExportedTrainable(prepared)
@@ -125,7 +146,7 @@ def qat(parent: Variant, config: QATConfig, ctx: Context) -> Variant:
     history = train(wrapper, data, config.train, device=ctx.device, progress=ctx.progress,
                     checkpoint=ctx.file(parent, "qat.ckpt"), loss_fn=loss_fn).history
     wrapper.train(False)
-    with conv_bn_passes_for_present_kinds():
+    with qat_passes():
         converted = drop_unused_attributes(convert_pt2e(wrapper.gm))
     variant = parent.derive("qat-pt2e", model=converted, runtimes=("torch-compile",),
                             info={"int8": True, "ops": pt2e_op_counts(converted),

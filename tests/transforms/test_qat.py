@@ -1,4 +1,7 @@
-"""QAT's conv-bn passes run only for the conv kinds the graph holds (transforms/qat.py)."""
+"""QAT's conv-bn passes run only for the conv kinds the graph holds, and keep the programs
+compiled before them (transforms/qat.py)."""
+
+import copy
 
 import torch
 import torch.nn.functional as F
@@ -6,7 +9,12 @@ from conftest import TinyNet
 from torch import nn
 
 from optbench.isa import cpu_features, pt2e_mode
-from optbench.transforms.qat import _holds_conv_kind, conv_bn_passes_for_present_kinds
+from optbench.transforms.qat import (
+    _holds_conv_kind,
+    conv_bn_passes_for_present_kinds,
+    qat_passes,
+    strict_exports_keep_compiled_code,
+)
 from optbench.transforms.quantize import export_for_quantization, x86_quantizer
 
 
@@ -85,3 +93,48 @@ def test_an_absent_kinds_pass_leaves_the_graph_as_it_was():
     example = (torch.randn(1, 1, 3), torch.randn(1, 1, 1), *(torch.randn(1) for _ in range(5)))
     qat_utils._fuse_conv_bn_qat_helper(gm, F.conv1d, example, is_cuda=False)
     assert gm.code == before
+
+
+class _Teacher(nn.Module):
+    """A model of its own class, so its forward's compiled code is this test's alone."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(1, 4, 3), nn.Linear(4, 10)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv(x)).mean((2, 3)))
+
+
+def test_the_qat_passes_keep_a_teacher_compiled_before_them():
+    """torch 2.14's strict export resets Dynamo before each trace, and torchao's QAT passes
+    trace dozens of patterns: a KD teacher compiled for the distillation steps would compile
+    again in QAT. Inside qat_passes its compiled code survives prepare and convert, and the
+    int8 graph is the one the default capture makes."""
+    from torch._dynamo.eval_frame import _debug_get_cache_entry_list
+
+    from optbench.runtime import get_runtime
+
+    session = get_runtime("torch-compile").load(_Teacher().eval(), example=torch.randn(2, 1, 8, 8))
+    code = _Teacher.forward.__code__
+    assert len(_debug_get_cache_entry_list(code)) == 1
+    torch.manual_seed(2)
+    net = UpNet()
+    with qat_passes():
+        kept = _prepare_and_convert(copy.deepcopy(net))
+    assert len(_debug_get_cache_entry_list(code)) == 1
+    session.run(torch.randn(2, 1, 8, 8))
+    assert len(_debug_get_cache_entry_list(code)) == 1    # the same program, not a recompile
+    with conv_bn_passes_for_present_kinds():
+        default = _prepare_and_convert(net)
+    x = torch.randn(4, 1, 16, 16)
+    assert torch.equal(kept(x), default(x))
+
+
+def test_outside_the_switch_torch_is_left_as_it_was():
+    import torch._export.config as export_config
+
+    before = export_config.use_new_tracer_experimental
+    with strict_exports_keep_compiled_code():
+        assert export_config.use_new_tracer_experimental is False
+    assert export_config.use_new_tracer_experimental == before
