@@ -44,7 +44,9 @@ class QATConfig(Config):
 
 
 class _ExportedTrainable(nn.Module):
-    """Lets the shared loop call .train()/.eval() on an exported graph (which forbids them)."""
+    """Lets the shared loop call .train()/.eval() on an exported graph (which forbids them).
+    torchao's switch rewrites dropout and batch-norm patterns, traced with strict export: it
+    runs with the compiled programs kept (strict_exports_keep_compiled_code)."""
 
     def __init__(self, gm):
         super().__init__()
@@ -56,7 +58,8 @@ class _ExportedTrainable(nn.Module):
             move_exported_model_to_train,
         )
 
-        (move_exported_model_to_train if mode else move_exported_model_to_eval)(self.gm)
+        with strict_exports_keep_compiled_code():
+            (move_exported_model_to_train if mode else move_exported_model_to_eval)(self.gm)
         self.training = mode
         return self
 
@@ -114,7 +117,8 @@ def strict_exports_keep_compiled_code():
     Dynamo's v1 capture, which forgets only the traced pattern's own compiled code. torch 2.14's
     default capture calls torch._dynamo.reset() before every trace, dropping every program
     compiled in the process: the KD teacher compiled for the distillation steps compiled again
-    in QAT (20-24 s in the flagship's quick run). Where torch has no such switch, a no-op."""
+    in QAT (20-24 s in the flagship's quick run), at the first train()/eval() switch of the
+    exported graph as well as in prepare and convert. Where torch has no such switch, a no-op."""
     import torch._export.config as export_config
 
     if not hasattr(export_config, "use_new_tracer_experimental"):

@@ -1,7 +1,9 @@
 """QAT's conv-bn passes run only for the conv kinds the graph holds, and keep the programs
 compiled before them (transforms/qat.py)."""
 
+import contextlib
 import copy
+from unittest import mock
 
 import torch
 import torch.nn.functional as F
@@ -10,6 +12,7 @@ from torch import nn
 
 from optbench.isa import cpu_features, pt2e_mode
 from optbench.transforms.qat import (
+    _ExportedTrainable,
     _holds_conv_kind,
     conv_bn_passes_for_present_kinds,
     qat_passes,
@@ -43,17 +46,21 @@ def test_the_graph_says_which_conv_kinds_it_holds():
     assert _holds_conv_kind(gm, F.conv3d)   # not in the table: torchao's pass runs as it is
 
 
-def _prepare_and_convert(model, spy=None):
-    from torchao.quantization.pt2e import move_exported_model_to_eval
+def _prepare_and_convert(model, passes):
+    """As qat() does it: prepare and convert inside `passes`, the train/eval switches (which
+    trace patterns too) outside it."""
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_qat_pt2e
 
     mode = pt2e_mode("auto", cpu_features())
-    prepared = prepare_qat_pt2e(_exported(model), x86_quantizer(is_qat=True, mode=mode))
+    with passes():
+        prepared = prepare_qat_pt2e(_exported(model), x86_quantizer(is_qat=True, mode=mode))
+    trainable = _ExportedTrainable(prepared).train()
     torch.manual_seed(1)
     for _ in range(2):
-        prepared(torch.randn(8, 1, 16, 16))   # observers and batch-norm statistics
-    move_exported_model_to_eval(prepared)
-    return convert_pt2e(prepared)
+        trainable(torch.randn(8, 1, 16, 16))   # observers and batch-norm statistics
+    trainable.train(False)
+    with passes():
+        return convert_pt2e(prepared)
 
 
 def test_only_present_kinds_trace_patterns_and_the_conv_batch_norm_still_folds(monkeypatch):
@@ -68,8 +75,7 @@ def test_only_present_kinds_trace_patterns_and_the_conv_batch_norm_still_folds(m
             return _original(m, conv_fn, *args, **kwargs)
 
         monkeypatch.setattr(qat_utils, name, spy)
-    with conv_bn_passes_for_present_kinds():
-        converted = _prepare_and_convert(UpNet())
+    converted = _prepare_and_convert(UpNet(), conv_bn_passes_for_present_kinds)
     assert sorted(ran) == [(p, k) for p in ("_fold_conv_bn_qat_helper",
                                             "_fuse_conv_bn_qat_helper")
                            for k in ("conv2d", "conv_transpose2d")]
@@ -109,8 +115,9 @@ class _Teacher(nn.Module):
 def test_the_qat_passes_keep_a_teacher_compiled_before_them():
     """torch 2.14's strict export resets Dynamo before each trace, and torchao's QAT passes
     trace dozens of patterns: a KD teacher compiled for the distillation steps would compile
-    again in QAT. Inside qat_passes its compiled code survives prepare and convert, and the
-    int8 graph is the one the default capture makes."""
+    again in QAT. Its compiled code survives prepare and convert (inside qat_passes) and the
+    exported graph's train/eval switches, as qat() runs them; the int8 graph is the one the
+    default capture makes."""
     from torch._dynamo.eval_frame import _debug_get_cache_entry_list
 
     from optbench.runtime import get_runtime
@@ -120,15 +127,25 @@ def test_the_qat_passes_keep_a_teacher_compiled_before_them():
     assert len(_debug_get_cache_entry_list(code)) == 1
     torch.manual_seed(2)
     net = TinyNet()   # one conv kind: half the patterns of UpNet to trace
-    with qat_passes():
-        kept = _prepare_and_convert(copy.deepcopy(net))
+    kept = _prepare_and_convert(copy.deepcopy(net), qat_passes)
     assert len(_debug_get_cache_entry_list(code)) == 1
     session.run(torch.randn(2, 1, 8, 8))
     assert len(_debug_get_cache_entry_list(code)) == 1    # the same program, not a recompile
-    with conv_bn_passes_for_present_kinds():
-        default = _prepare_and_convert(net)
+    default = _prepare_and_convert(net, _default_capture)
     x = torch.randn(4, 1, 16, 16)
     assert torch.equal(kept(x), default(x))
+
+
+@contextlib.contextmanager
+def _default_capture():
+    """conv-bn passes for the present kinds, with torch's default strict capture throughout
+    (the train/eval switch included)."""
+    import torch._export.config as export_config
+
+    with conv_bn_passes_for_present_kinds(), export_config.patch(
+            use_new_tracer_experimental=True), mock.patch(
+            "optbench.transforms.qat.strict_exports_keep_compiled_code", contextlib.nullcontext):
+        yield
 
 
 def test_outside_the_switch_torch_is_left_as_it_was():
