@@ -3,7 +3,6 @@ compiled before them (transforms/qat.py)."""
 
 import contextlib
 import copy
-from unittest import mock
 
 import torch
 import torch.nn.functional as F
@@ -116,8 +115,8 @@ def test_the_qat_passes_keep_a_teacher_compiled_before_them():
     """torch 2.14's strict export resets Dynamo before each trace, and torchao's QAT passes
     trace dozens of patterns: a KD teacher compiled for the distillation steps would compile
     again in QAT. Its compiled code survives prepare and convert (inside qat_passes) and the
-    exported graph's train/eval switches, as qat() runs them; the int8 graph is the one the
-    default capture makes."""
+    exported graph's train/eval switches, as qat() runs them; the int8 graph is the one made
+    with prepare and convert traced by the default capture."""
     from torch._dynamo.eval_frame import _debug_get_cache_entry_list
 
     from optbench.runtime import get_runtime
@@ -138,13 +137,12 @@ def test_the_qat_passes_keep_a_teacher_compiled_before_them():
 
 @contextlib.contextmanager
 def _default_capture():
-    """conv-bn passes for the present kinds, with torch's default strict capture throughout
-    (the train/eval switch included)."""
+    """conv-bn passes for the present kinds, prepare and convert traced with torch's default
+    strict capture."""
     import torch._export.config as export_config
 
     with conv_bn_passes_for_present_kinds(), export_config.patch(
-            use_new_tracer_experimental=True), mock.patch(
-            "optbench.transforms.qat.strict_exports_keep_compiled_code", contextlib.nullcontext):
+            use_new_tracer_experimental=True):
         yield
 
 
