@@ -13,6 +13,8 @@ written after every model, so an interrupted run resumes (finished models are sk
 Random-init networks get their BatchNorm statistics from a few batches first, so their logits
 are not near-ties and agreement with fp32 means something. Latency: batch 1, fp32 torch eager
 against the variant's own runtime, interleaved in the same worker (a rough ratio: short runs).
+A model's cells share one Context, as a pipeline's steps do: the methods that start from ONNX
+reuse the fp32 file the first of them exported, so only that cell's seconds include the export.
 """
 
 from __future__ import annotations
@@ -99,33 +101,38 @@ def worker(model_name: str, methods: list[str], out: Path, threads: int) -> None
     except Exception as exc:
         _emit(out, {"method": "*", "outcome": "n/a", "detail": f"does not build: {exc}"})
         return
-    for method in methods:
-        _emit(out, {"method": method, "size": size, **cell(model, data, method, threads)})
+    from optbench.transforms import Context
+
+    with tempfile.TemporaryDirectory() as tmp:
+        # one context for the model's cells, as a pipeline shares one across its steps: the
+        # methods that start from ONNX reuse the fp32 file the first of them exported
+        base = Context(example_input=data.batch(0, 4), calib_data=data, train_data=data,
+                       val_data=data, workdir=Path(tmp), progress=False)
+        for method in methods:
+            _emit(out, {"method": method, "size": size,
+                        **cell(model, data, method, threads, base)})
 
 
-def cell(model, data, method: str, threads: int) -> dict:
+def cell(model, data, method: str, threads: int, base) -> dict:
     import copy
 
     from optbench.errors import OptbenchError
-    from optbench.transforms import Context, config_from_dict, optimize
+    from optbench.transforms import config_from_dict, optimize
 
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        ctx = Context(example_input=data.batch(0, 4), calib_data=data, train_data=data,
-                      val_data=data, teacher=copy.deepcopy(model), workdir=Path(tmp),
-                      progress=False, step=method)
-        try:
-            variant = optimize(model, config_from_dict({"method": method, **CONFIGS[method]}),
-                               ctx)
-            figures = measure(model, variant, data, threads)
-        except OptbenchError as exc:
-            return {"outcome": "error", "error": type(exc).__name__, "detail": str(exc),
-                    "seconds": time.perf_counter() - t0}
-        except Exception as exc:
-            return {"outcome": "crash", "error": type(exc).__name__,
-                    "detail": str(exc).strip().splitlines()[0][:300] if str(exc).strip() else "",
-                    "where": traceback.format_exc().strip().splitlines()[-3][:200],
-                    "seconds": time.perf_counter() - t0}
+    ctx = base.for_step(method, teacher=copy.deepcopy(model))
+    try:
+        variant = optimize(model, config_from_dict({"method": method, **CONFIGS[method]}),
+                           ctx)
+        figures = measure(model, variant, data, threads)
+    except OptbenchError as exc:
+        return {"outcome": "error", "error": type(exc).__name__, "detail": str(exc),
+                "seconds": time.perf_counter() - t0}
+    except Exception as exc:
+        return {"outcome": "crash", "error": type(exc).__name__,
+                "detail": str(exc).strip().splitlines()[0][:300] if str(exc).strip() else "",
+                "where": traceback.format_exc().strip().splitlines()[-3][:200],
+                "seconds": time.perf_counter() - t0}
     return {"outcome": "ok", "seconds": time.perf_counter() - t0, **figures}
 
 
