@@ -30,6 +30,25 @@ def parse_cpuinfo(text: str) -> dict:
     return {"cpu_model": model, "isa": {flag: flag in flags for flag in ISA_FLAGS}}
 
 
+def device_name(device: str = "cpu") -> str:
+    """What a device is, in a few words: a CPU's model and int8/bf16 class ("Intel(R) Xeon(R)
+    Processor (amx)"), or a GPU's name (training records say where each epoch ran)."""
+    import torch
+
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    if dev.type != "cpu":
+        return dev.type
+    from optbench.isa import cpu_features
+
+    try:
+        model = parse_cpuinfo(Path("/proc/cpuinfo").read_text())["cpu_model"]
+    except OSError:
+        model = platform.processor() or "unknown CPU"
+    return f"{model} ({cpu_features().kind})"
+
+
 def detect_allocator(maps_text: str | None = None) -> str:
     """Which malloc this process uses: tcmalloc, jemalloc or glibc (from /proc/self/maps)."""
     if maps_text is None:

@@ -1,7 +1,11 @@
+import dataclasses
+import warnings
+
 import pytest
 import torch
 from conftest import TinyNet
 
+from optbench.env import device_name
 from optbench.errors import ConfigError
 from optbench.io import safe_torch_load
 from optbench.train import TrainConfig, evaluate, train
@@ -220,3 +224,45 @@ def test_grad_clip_norm_bounds_the_step_a_spiking_batch_takes(synthetic):
     assert history[0]["clipped_steps"] == 1 and history[0]["max_grad_norm"] > 1e3
     with pytest.raises(ConfigError, match="grad_clip_norm"):
         TrainConfig(grad_clip_norm=-1.0)
+
+
+def test_bf16_precision_learns_resumes_and_hands_back_a_contiguous_fp32_model(synthetic,
+                                                                               tmp_path):
+    config = dataclasses.replace(CONFIG, precision="bf16")
+    torch.manual_seed(0)
+    whole = TinyNet()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # emulated-bf16 warning on CPUs without it
+        result = train(whole, synthetic, config, val_data=synthetic, progress=False)
+        assert result.history[-1]["val_accuracy"] > 0.8
+        assert {(h["device"], h["precision"]) for h in result.history} == {
+            (device_name("cpu"), "bf16")}   # where each epoch ran, for the report
+        fp32 = train(TinyNet(), synthetic, CONFIG, progress=False).history
+        assert [h["train_loss"] for h in result.history] != [h["train_loss"] for h in fp32]
+        assert all(p.dtype == torch.float32 and p.is_contiguous() for p in whole.parameters())
+        ckpt = tmp_path / "run.ckpt"
+        torch.manual_seed(0)
+        train(TinyNet(), synthetic, config, checkpoint=ckpt, progress=False, stop_after_epoch=1)
+        torch.manual_seed(0)
+        resumed = TinyNet()
+        train(resumed, synthetic, config, checkpoint=ckpt, progress=False)
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6)
+    # the bf16 run is a different run from the fp32 one, and the config says so
+    with pytest.raises(ConfigError, match="different training config"):
+        train(TinyNet(), synthetic, TrainConfig(epochs=5, batch_size=32, lr=0.05, seed=3),
+              checkpoint=ckpt, progress=False)
+
+
+def test_bf16_warns_where_the_cpu_would_emulate_it(synthetic, monkeypatch):
+    from optbench import isa
+
+    monkeypatch.setattr(isa, "cpu_features", lambda: isa.CpuFeatures(avx2=True))
+    with pytest.warns(UserWarning, match="without native bf16.*precision=\"fp32\""):
+        train(TinyNet(), synthetic, TrainConfig(batch_size=64, max_steps_per_epoch=1,
+                                                precision="bf16"), progress=False)
+
+
+def test_unknown_precision_is_refused_with_the_choices():
+    with pytest.raises(ConfigError, match="precision.*fp32.*bf16"):
+        TrainConfig(precision="fp16")

@@ -123,22 +123,28 @@ def training_sections(result: BenchResult) -> list:
         teacher = (facts.other.get("config") or {}).get("teacher")
         how = facts.method + (f" (teacher: {teacher})" if teacher else "")
         threads = sorted({h["threads"] for h in hist if "threads" in h})
+        where = list(dict.fromkeys(f"{h['device']}, {h.get('precision', 'fp32')}"
+                                   for h in hist if "device" in h))
         rows.append([name, how, str(len(hist)),
                      f"{last * 100:.2f}" if last is not None else "—",
                      f"{sum(seconds) / 60:.1f}" if len(seconds) == len(hist) else "—",
                      _recorded(cpu, hist, lambda r: f"{sum(h['cpu_seconds'] for h in r) / 60:.1f}"),
                      "/".join(map(str, threads)) or "—",
                      _recorded(clips, hist, lambda r: f"{sum(h['clipped_steps'] for h in r)} "
-                               f"({max(h['max_grad_norm'] for h in r):.1f})")])
+                               f"({max(h['max_grad_norm'] for h in r):.1f})"),
+                     _recorded([h for h in hist if "device" in h], hist,
+                               lambda _r, where=where: "; ".join(where))])
     if not rows:
         return []
     header = ["step", "method", "epochs", "last val top-1 (%)", "wall minutes", "CPU minutes",
-              "threads", "steps clipped (largest gradient norm)"]
+              "threads", "steps clipped (largest gradient norm)", "trained on"]
     # optional columns, shown when they say something: threads when the runs differ (steps
     # trained side by side with --jobs), clipping when some run clipped
     threads = len({r[6] for r in rows} - {"—"}) > 1
     clipping = any(r[7] != "—" for r in rows)
-    keep = [i for i in range(len(header)) if (i != 6 or threads) and (i != 7 or clipping)]
+    trained_on = any(r[8] != "—" for r in rows)
+    keep = [i for i in range(len(header))
+            if (i != 6 or threads) and (i != 7 or clipping) and (i != 8 or trained_on)]
     header, rows = [header[i] for i in keep], [[r[i] for i in keep] for r in rows]
     return [Section("Training runs", [
         Para("Each step that trained here: its epochs, the validation top-1 after the last one "
@@ -147,6 +153,9 @@ def training_sections(result: BenchResult) -> list:
              "machine included) and the process's CPU minutes (all threads; a pause costs "
              "none; ≥ where some epochs ran before CPU time was recorded). — where the "
              "checkpoints predate the record. The Plots section has the per-epoch curves."
+             + (" Trained on: the device of each epoch (CPU model and its int8/bf16 class, or "
+                "the GPU) and the training precision; ≥ where some epochs ran before this was "
+                "recorded." if trained_on else "")
              + (" Steps clipped: steps whose global gradient norm exceeded the step's "
                 "grad_clip_norm (clipped to it), and the largest norm seen before clipping; ≥ "
                 "where some epochs ran before this was recorded." if clipping else "")

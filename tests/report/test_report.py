@@ -155,3 +155,11 @@ def test_training_runs_table_curves_and_the_verdict_over_seeds():
     assert "| teacher | train | 2 | 93.00 | 1.0 | 1.8 | 2 |" in md
     assert "| kd@0 | distill (teacher: teacher) | 3 | 92.00 | 1.5 | 2.7 | 1 |" in md
     assert "their wall minutes overlap" in md
+    # where each epoch trained: a teacher resumed on another machine shows both
+    variants["teacher"]["info"]["history"][0].update(device="AMD EPYC (avx2)", precision="fp32")
+    variants["teacher"]["info"]["history"][1].update(device="Intel Xeon (amx)",
+                                                     precision="bf16")
+    md = to_markdown(build_document(make(rows=[row("kd@0", "torch-eager", 0.01)],
+                                         sections={"variants": variants})))
+    assert "| 2 | AMD EPYC (avx2), fp32; Intel Xeon (amx), bf16 |" in md
+    assert "| 1 | — |" in md and "Trained on: the device of each epoch" in md
