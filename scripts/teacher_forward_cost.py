@@ -3,7 +3,9 @@ forward at batch 128 on 32x32 inputs, 2 threads, eager against the cheaper ways 
     LD_PRELOAD=$(bash scripts/tcmalloc.sh) PYTHONPATH=. \
         .venv/bin/python scripts/teacher_forward_cost.py
 Interleaved rounds (every way once per round, order rotated), ratios to eager with paired
-block-bootstrap CIs, and each way's largest |logit - eager logit|. Run it alone."""
+block-bootstrap CIs, and each way's largest |logit - eager logit|. The bf16 ways (autocast,
+optbench.transforms.precision.Autocast) are fast only on CPUs with native bf16 (AMX,
+AVX512-BF16). Run it alone."""
 
 import copy
 import time
@@ -11,8 +13,10 @@ import time
 import torch
 import torch.fx.experimental.optimization
 
+from optbench.env import device_name
 from optbench.models import build_model
 from optbench.stats import paired_ratio_ci
+from optbench.transforms.precision import Autocast
 
 torch.set_num_threads(2)
 torch.manual_seed(0)
@@ -62,8 +66,27 @@ def compiled():
         return compiled_model(x)
 
 
+bf16_last = Autocast(copy.deepcopy(teacher), "bfloat16").to(memory_format=torch.channels_last)
+
+
+def bf16_channels_last():
+    with torch.inference_mode():
+        return bf16_last(x_last)
+
+
+compiled_bf16 = torch.compile(Autocast(copy.deepcopy(teacher), "bfloat16"))
+
+
+def compiled_bf16_forward():
+    with torch.no_grad():
+        return compiled_bf16(x)
+
+
 WAYS = {"eager (no_grad)": eager, "inference_mode": inference_mode, "bn folded": bn_folded,
-        "channels_last": channels_last, "torch.compile (freezing)": compiled}
+        "channels_last": channels_last, "torch.compile (freezing)": compiled,
+        "bf16 autocast, channels_last": bf16_channels_last,
+        "bf16 autocast, torch.compile (freezing)": compiled_bf16_forward}
+print(device_name(), flush=True)
 reference = eager()
 t = time.perf_counter()
 for name, fn in WAYS.items():

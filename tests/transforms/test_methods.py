@@ -278,6 +278,24 @@ def test_a_teacher_changed_in_place_is_frozen_again(trained, synthetic):
     assert torch.allclose(after, teacher.eval()(images), atol=1e-6)
 
 
+def test_a_bf16_teacher_gives_float32_logits_close_to_fp32_and_is_its_own_frozen_copy(
+        trained, synthetic):
+    """teacher_precision="bf16": the teacher's forward under bf16 autocast, float32 logits out
+    (they are the students' targets), within bf16 rounding of the fp32 teacher's, cached apart
+    from the fp32 frozen copy; the configs refuse other precisions with the choices."""
+    from optbench.transforms.distill import DistillConfig, KDLoss, frozen_teacher
+
+    images = synthetic.batch(0, 16)
+    fp32, bf16 = (frozen_teacher(trained, precision=p) for p in ("fp32", "bf16"))
+    assert fp32 is not bf16 and frozen_teacher(trained, precision="bf16") is bf16
+    exact, rounded = fp32(images), bf16(images)
+    assert rounded.dtype == torch.float32 and not torch.equal(exact, rounded)
+    assert torch.allclose(exact, rounded, atol=0.05 * exact.abs().max().item())
+    for config in (DistillConfig, KDLoss):
+        with pytest.raises(ConfigError, match="teacher_precision.*fp32.*bf16"):
+            config(teacher_precision="fp16")
+
+
 def test_pruning_fine_tunes_with_its_teacher(trained, ctx, monkeypatch):
     from optbench.transforms import distill
 
