@@ -51,6 +51,19 @@ class CpuFeatures:
         return self.x86 and not self.vnni
 
     @property
+    def bf16_native(self) -> bool:
+        """bf16 arithmetic in hardware (AMX or AVX512-BF16); elsewhere on x86 it is emulated
+        and slower than fp32."""
+        return not self.x86 or self.amx_bf16 or self.avx512_bf16
+
+    def bf16_warning(self, what: str) -> str | None:
+        """Why `what` (a config setting asking for bf16) is a bad idea on this CPU, or None."""
+        if self.bf16_native:
+            return None
+        return (f"{what} on a CPU without native bf16 ({self.kind}, no AMX or AVX512-BF16): "
+                "emulated, likely slower than fp32; ask for fp32 here")
+
+    @property
     def kind(self) -> str:
         """A short name for the int8 class of this CPU: amx, avx512-vnni, avx-vnni, avx512,
         avx2, or the architecture."""

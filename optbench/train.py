@@ -51,10 +51,14 @@ class TrainConfig(Config):
     #                               batch then moves the weights a bounded step, not to chance
     seed: int = 0
     augment: AugmentConfig = AugmentConfig()   # off by default (optbench.augment)
-    precision: str = "fp32"       # "bf16": forward and loss under bf16 autocast, channels-last
+    precision: str = "fp32"       # "bf16": forward and loss under bf16 autocast, in channels-last
     #                               memory; weights, optimizer and gradients stay fp32. Fast
     #                               where the CPU has native bf16 (AMX, AVX512-BF16), emulated
     #                               and slower elsewhere (train() warns)
+    channels_last: bool = False   # the model and batches in channels-last memory (NHWC; always
+    #                               so with bf16): depthwise-conv nets train much faster so on
+    #                               x86 (results/train_precision); the model is handed back
+    #                               contiguous
 
     def __post_init__(self):
         check_positive("TrainConfig", epochs=self.epochs, batch_size=self.batch_size, lr=self.lr)
@@ -92,7 +96,7 @@ def train(model: nn.Module, train_data: Dataset, config: TrainConfig | None = No
     With a checkpoint, an unfinished epoch is saved every `save_every_s` seconds as well."""
     config = config or TrainConfig()
     model.to(device)
-    precision = _Precision(config.precision, device, model)
+    precision = _Precision(config, device, model)
     run = resume(model, train_data, config, checkpoint)
     optimizer, scheduler, history, partial = run.optimizer, run.scheduler, run.history, run.partial
     loss_fn = loss_fn or _cross_entropy(config.label_smoothing)
@@ -131,29 +135,27 @@ def train(model: nn.Module, train_data: Dataset, config: TrainConfig | None = No
 
 
 class _Precision:
-    """The forward's number format during training. bf16: autocast, with the model and each batch
-    in channels-last memory (oneDNN's bf16 convolutions want it: on 2 Sapphire Rapids cores a
-    ResNet50 step at 32x32 batch 128 took 1.9 s against 3.0 s in fp32); the model is put back in
-    contiguous memory when training ends."""
+    """The forward's number format and memory layout during training. bf16: autocast, always in
+    channels-last memory (oneDNN's bf16 convolutions want it: results/train_precision);
+    channels_last: the model and each batch in NHWC. The model is put back in contiguous memory
+    when training ends."""
 
-    def __init__(self, precision: str, device: str, model: nn.Module):
-        self.bf16 = precision == "bf16"
+    def __init__(self, config: TrainConfig, device: str, model: nn.Module):
+        self.bf16 = config.precision == "bf16"
+        self.channels_last = config.channels_last or self.bf16
         self.device_type = torch.device(device).type
-        if not self.bf16:
-            return
-        if self.device_type == "cpu":
+        if self.bf16 and self.device_type == "cpu":
             from optbench.isa import cpu_features
 
-            cpu = cpu_features()
-            if cpu.x86 and not (cpu.amx_bf16 or cpu.avx512_bf16):
-                warnings.warn(f"precision=\"bf16\" on a CPU without native bf16 ({cpu.kind}, no "
-                              "AMX or AVX512-BF16): emulated, likely slower than fp32; use "
-                              "precision=\"fp32\" here", stacklevel=3)
-        model.to(memory_format=torch.channels_last)
+            warning = cpu_features().bf16_warning('precision="bf16"')
+            if warning:
+                warnings.warn(warning, stacklevel=3)
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
 
     def views(self, images: torch.Tensor) -> torch.Tensor:
         return (images.contiguous(memory_format=torch.channels_last)
-                if self.bf16 and images.dim() == 4 else images)
+                if self.channels_last and images.dim() == 4 else images)
 
     def autocast(self):
         if not self.bf16:
@@ -161,7 +163,7 @@ class _Precision:
         return torch.autocast(self.device_type, dtype=torch.bfloat16)
 
     def restore(self, model: nn.Module) -> None:
-        if self.bf16:
+        if self.channels_last:
             model.to(memory_format=torch.contiguous_format)
 
 

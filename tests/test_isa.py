@@ -271,3 +271,13 @@ def test_benching_a_full_range_int8_file_on_a_cpu_without_vnni_warns_in_the_repo
     assert len(found) == 1 and "without VNNI" in found[0]
     monkeypatch.setattr(isa, "cpu_features", lambda: SPR)
     assert int8_warnings(variant.onnx_path) == []
+
+
+def test_bf16_is_native_with_amx_or_avx512_bf16_and_emulated_on_other_x86():
+    assert CpuFeatures(avx2=True, avx512=True, amx_bf16=True).bf16_native
+    assert CpuFeatures(avx2=True, avx512=True, avx512_bf16=True).bf16_native
+    assert CpuFeatures(arch="aarch64").bf16_native   # no x86 emulation question there
+    avx512 = CpuFeatures(avx2=True, avx512=True, avx512_vnni=True)
+    assert not avx512.bf16_native and CpuFeatures(avx2=True).bf16_warning("x") is not None
+    assert "avx512-vnni, no AMX" in avx512.bf16_warning('precision="bf16"')
+    assert CpuFeatures(amx_bf16=True).bf16_warning("x") is None

@@ -258,7 +258,8 @@ def test_bf16_warns_where_the_cpu_would_emulate_it(synthetic, monkeypatch):
     from optbench import isa
 
     monkeypatch.setattr(isa, "cpu_features", lambda: isa.CpuFeatures(avx2=True))
-    with pytest.warns(UserWarning, match="without native bf16.*precision=\"fp32\""):
+    with pytest.warns(UserWarning, match="precision=\"bf16\" on a CPU without native bf16 "
+                      r"\(avx2.*ask for fp32"):
         train(TinyNet(), synthetic, TrainConfig(batch_size=64, max_steps_per_epoch=1,
                                                 precision="bf16"), progress=False)
 
@@ -266,3 +267,18 @@ def test_bf16_warns_where_the_cpu_would_emulate_it(synthetic, monkeypatch):
 def test_unknown_precision_is_refused_with_the_choices():
     with pytest.raises(ConfigError, match="precision.*fp32.*bf16"):
         TrainConfig(precision="fp16")
+
+
+def test_channels_last_trains_the_same_model_and_hands_it_back_contiguous(synthetic):
+    """channels_last=True changes the memory layout only: the weights match the contiguous
+    run's to float rounding, and the model comes back in contiguous memory."""
+    runs = []
+    for channels_last in (False, True):
+        torch.manual_seed(0)
+        model = TinyNet()
+        train(model, synthetic, dataclasses.replace(CONFIG, epochs=2, channels_last=channels_last),
+              progress=False)
+        runs.append(model)
+    assert all(p.is_contiguous() for p in runs[1].parameters())
+    for a, b in zip(*(m.state_dict().values() for m in runs), strict=True):
+        assert torch.allclose(a.float(), b.float(), atol=1e-4)

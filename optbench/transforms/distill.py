@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import warnings
 import weakref
 from typing import ClassVar
 
@@ -29,6 +30,7 @@ from torch.utils.data import Dataset
 from optbench.config import Config, check_choice, check_positive
 from optbench.data import make_loader
 from optbench.errors import ConfigError
+from optbench.isa import cpu_features
 from optbench.runtime import get_runtime
 from optbench.runtime.torch import run_compiled
 from optbench.train import LossFn, TrainConfig, train
@@ -125,6 +127,10 @@ class _FrozenTeacher:
             module = self.teacher()
             if self.precision == "bf16":   # float32 logits out, bf16 inside
                 module = Autocast(module, "bfloat16")
+                warning = (cpu_features().bf16_warning('teacher_precision="bf16"')
+                           if torch.device(self.device).type == "cpu" else None)
+                if warning:
+                    warnings.warn(warning, stacklevel=2)
             self.session = get_runtime(self.runtime).load(module, example=images,
                                                           device=self.device)
         return run_compiled(self.session, images).clone()   # clone: not an inference tensor
