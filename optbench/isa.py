@@ -52,16 +52,17 @@ class CpuFeatures:
 
     @property
     def bf16_native(self) -> bool:
-        """bf16 arithmetic in hardware (AMX or AVX512-BF16); elsewhere on x86 it is emulated
-        and slower than fp32."""
-        return not self.x86 or self.amx_bf16 or self.avx512_bf16
+        """An x86 CPU with bf16 arithmetic in hardware (AMX or AVX512-BF16); on other x86 CPUs
+        bf16 is emulated and slower than fp32."""
+        return self.x86 and (self.amx_bf16 or self.avx512_bf16)
 
     def bf16_warning(self, what: str) -> str | None:
         """Why `what` (a config setting asking for bf16) is a bad idea on this CPU, or None."""
-        if self.bf16_native:
+        if not self.x86 or self.bf16_native:
             return None
         return (f"{what} on a CPU without native bf16 ({self.kind}, no AMX or AVX512-BF16): "
-                "emulated, likely slower than fp32; ask for fp32 here")
+                "emulated, likely slower than fp32; ask for fp32 here, or for \"auto\" (bf16 "
+                "only where the CPU has it)")
 
     @property
     def kind(self) -> str:
@@ -101,6 +102,30 @@ def cpu_features() -> CpuFeatures:
     import torch
 
     return from_capabilities(torch.cpu.get_capabilities())
+
+
+# -- training and teacher precision ------------------------------------------------------------
+PRECISIONS = ("fp32", "bf16", "auto")
+
+
+def resolve_precision(requested: str, device: str = "cpu", setting: str = "precision") -> str:
+    """"fp32" or "bf16" for a requested precision on `device`. "auto" is bf16 where the hardware
+    does bf16 (an x86 CPU with AMX or AVX512-BF16, a CUDA GPU that supports it) and fp32
+    elsewhere; an explicit "bf16" on a CPU that would emulate it warns (naming `setting`)."""
+    import warnings
+
+    import torch
+
+    if requested == "fp32":
+        return "fp32"
+    kind = torch.device(device).type
+    native = torch.cuda.is_bf16_supported() if kind == "cuda" else cpu_features().bf16_native
+    if requested == "auto":
+        return "bf16" if native else "fp32"
+    warning = cpu_features().bf16_warning(f'{setting}="bf16"') if kind == "cpu" else None
+    if warning:
+        warnings.warn(warning, stacklevel=3)
+    return "bf16"
 
 
 # -- int8 modes --------------------------------------------------------------------------------

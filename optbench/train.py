@@ -14,7 +14,6 @@ import math
 import os
 import random
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,9 +29,9 @@ from optbench.data import make_loader
 from optbench.env import device_name
 from optbench.errors import ConfigError
 from optbench.io import atomic_torch_save, safe_torch_load
+from optbench.isa import PRECISIONS, resolve_precision
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
-PRECISIONS = ("fp32", "bf16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +53,8 @@ class TrainConfig(Config):
     precision: str = "fp32"       # "bf16": forward and loss under bf16 autocast, in channels-last
     #                               memory; weights, optimizer and gradients stay fp32. Fast
     #                               where the CPU has native bf16 (AMX, AVX512-BF16), emulated
-    #                               and slower elsewhere (train() warns)
+    #                               and slower elsewhere (train() warns). "auto": bf16 where it
+    #                               is native, fp32 elsewhere (each epoch records which ran)
     channels_last: bool = False   # the model and batches in channels-last memory (NHWC; always
     #                               so with bf16): depthwise-conv nets train much faster so on
     #                               x86 (results/train_precision); the model is handed back
@@ -122,7 +122,7 @@ def train(model: nn.Module, train_data: Dataset, config: TrainConfig | None = No
             record["val_accuracy"] = evaluate(model, val_data, device=device)
         record["seconds"], cpu_seconds = clock.elapsed()   # training and validation
         record["threads"] = torch.get_num_threads()
-        record["device"], record["precision"] = device_name(device), config.precision
+        record["device"], record["precision"] = device_name(device), precision.name
         if cpu_seconds is not None:   # None: resumed from a save without it
             record["cpu_seconds"] = cpu_seconds
         history.append(record)
@@ -141,15 +141,10 @@ class _Precision:
     when training ends."""
 
     def __init__(self, config: TrainConfig, device: str, model: nn.Module):
-        self.bf16 = config.precision == "bf16"
+        self.name = resolve_precision(config.precision, device)
+        self.bf16 = self.name == "bf16"
         self.channels_last = config.channels_last or self.bf16
         self.device_type = torch.device(device).type
-        if self.bf16 and self.device_type == "cpu":
-            from optbench.isa import cpu_features
-
-            warning = cpu_features().bf16_warning('precision="bf16"')
-            if warning:
-                warnings.warn(warning, stacklevel=3)
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
 

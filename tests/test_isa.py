@@ -276,8 +276,28 @@ def test_benching_a_full_range_int8_file_on_a_cpu_without_vnni_warns_in_the_repo
 def test_bf16_is_native_with_amx_or_avx512_bf16_and_emulated_on_other_x86():
     assert CpuFeatures(avx2=True, avx512=True, amx_bf16=True).bf16_native
     assert CpuFeatures(avx2=True, avx512=True, avx512_bf16=True).bf16_native
-    assert CpuFeatures(arch="aarch64").bf16_native   # no x86 emulation question there
+    arm = CpuFeatures(arch="aarch64")   # not known fast: "auto" stays fp32, and no warning
+    assert not arm.bf16_native and arm.bf16_warning("x") is None
     avx512 = CpuFeatures(avx2=True, avx512=True, avx512_vnni=True)
     assert not avx512.bf16_native and CpuFeatures(avx2=True).bf16_warning("x") is not None
     assert "avx512-vnni, no AMX" in avx512.bf16_warning('precision="bf16"')
     assert CpuFeatures(amx_bf16=True).bf16_warning("x") is None
+
+
+@pytest.mark.parametrize(("cpu", "auto"), [(CpuFeatures(avx2=True, avx512=True, amx_bf16=True),
+                                            "bf16"),
+                                           (CpuFeatures(avx2=True, avx512_bf16=True), "bf16"),
+                                           (CpuFeatures(avx2=True), "fp32"),
+                                           (CpuFeatures(arch="aarch64"), "fp32")])
+def test_auto_precision_is_bf16_only_where_the_cpu_has_it(cpu, auto, monkeypatch):
+    from optbench import isa
+
+    monkeypatch.setattr(isa, "cpu_features", lambda: cpu)
+    assert isa.resolve_precision("auto") == auto
+    assert isa.resolve_precision("fp32") == "fp32"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert isa.resolve_precision("bf16", setting="teacher_precision") == "bf16"
+    said = [str(w.message) for w in caught]
+    assert (said == []) == (auto == "bf16" or not cpu.x86)
+    assert all('teacher_precision="bf16" on a CPU without native bf16' in m for m in said)

@@ -264,8 +264,30 @@ def test_bf16_warns_where_the_cpu_would_emulate_it(synthetic, monkeypatch):
                                                 precision="bf16"), progress=False)
 
 
+@pytest.mark.parametrize(("cpu", "ran"), [("amx", "bf16"), ("avx2", "fp32")])
+def test_auto_precision_trains_in_bf16_only_where_the_cpu_has_it_and_records_which(
+        synthetic, monkeypatch, cpu, ran):
+    from optbench import isa
+
+    features = {"amx": isa.CpuFeatures(avx2=True, avx512=True, amx_bf16=True),
+                "avx2": isa.CpuFeatures(avx2=True)}[cpu]
+    monkeypatch.setattr(isa, "cpu_features", lambda: features)
+    torch.manual_seed(0)
+    model = TinyNet()
+    config = dataclasses.replace(CONFIG, epochs=1, precision="auto")
+    history = train(model, synthetic, config, progress=False).history
+    assert history[0]["precision"] == ran
+    torch.manual_seed(0)
+    explicit = TinyNet()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train(explicit, synthetic, dataclasses.replace(config, precision=ran), progress=False)
+    for a, b in zip(model.state_dict().values(), explicit.state_dict().values(), strict=True):
+        assert torch.equal(a, b)   # auto ran exactly what it says it ran
+
+
 def test_unknown_precision_is_refused_with_the_choices():
-    with pytest.raises(ConfigError, match="precision.*fp32.*bf16"):
+    with pytest.raises(ConfigError, match="precision.*fp32.*bf16.*auto"):
         TrainConfig(precision="fp16")
 
 

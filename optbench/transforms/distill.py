@@ -11,14 +11,14 @@ freezing; measured 1.58x [1.35, 1.59] faster than eager for the flagship's ResNe
 batch 128 on 2 AVX2 cores, max |logit diff| 2e-6: results/teacher_forward). One compiled
 teacher serves every step of a process that distills from the same teacher, so it compiles once.
 `teacher_precision = "bf16"` runs that forward under bf16 autocast (float32 logits out): worth it
-only on CPUs with native bf16 (AMX, AVX512-BF16); results/teacher_forward has what it buys.
+only on CPUs with native bf16 (AMX, AVX512-BF16; "auto" picks it there and fp32 elsewhere);
+results/teacher_forward has what it buys.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import warnings
 import weakref
 from typing import ClassVar
 
@@ -30,7 +30,7 @@ from torch.utils.data import Dataset
 from optbench.config import Config, check_choice, check_positive
 from optbench.data import make_loader
 from optbench.errors import ConfigError
-from optbench.isa import cpu_features
+from optbench.isa import PRECISIONS, resolve_precision
 from optbench.runtime import get_runtime
 from optbench.runtime.torch import run_compiled
 from optbench.train import LossFn, TrainConfig, train
@@ -38,7 +38,6 @@ from optbench.transforms.base import Context, Variant, register, require_module
 from optbench.transforms.precision import Autocast
 
 TEACHER_RUNTIMES = ("torch-eager", "torch-compile")
-TEACHER_PRECISIONS = ("fp32", "bf16")
 
 
 def _check_kd(owner: str, temperature: float, alpha: float, teacher_runtime: str,
@@ -47,7 +46,7 @@ def _check_kd(owner: str, temperature: float, alpha: float, teacher_runtime: str
     if not 0.0 <= alpha <= 1.0:
         raise ConfigError(f"{owner}.alpha must lie in [0, 1], got {alpha}")
     check_choice(owner, "teacher_runtime", teacher_runtime, TEACHER_RUNTIMES)
-    check_choice(owner, "teacher_precision", teacher_precision, TEACHER_PRECISIONS)
+    check_choice(owner, "teacher_precision", teacher_precision, PRECISIONS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +55,8 @@ class KDLoss(Config):
     temperature: float = 4.0
     alpha: float = 0.9                # weight of the soft (teacher) term; 1 = logits only
     teacher_runtime: str = "torch-eager"   # or "torch-compile": the teacher's forward compiled
-    teacher_precision: str = "fp32"        # or "bf16": the teacher's forward under bf16 autocast
+    teacher_precision: str = "fp32"        # or "bf16": the teacher's forward under bf16 autocast;
+    #                                        "auto": bf16 where the hardware has it
 
     def __post_init__(self):
         _check_kd("KDLoss", self.temperature, self.alpha, self.teacher_runtime,
@@ -73,7 +73,7 @@ class DistillConfig(Config):
     cache_teacher_logits: bool = True
     teacher: str = ""                 # in recipes: the step or model that teaches
     teacher_runtime: str = "torch-eager"   # or "torch-compile": the teacher's forward compiled
-    teacher_precision: str = "fp32"        # or "bf16": the teacher's forward under bf16 autocast
+    teacher_precision: str = "fp32"        # or "bf16", or "auto" (as KDLoss)
     train: TrainConfig = TrainConfig()
 
     def __post_init__(self):
@@ -125,12 +125,8 @@ class _FrozenTeacher:
         images = images.to(self.device)
         if self.session is None:   # a copy in eval mode; torch-compile compiles it here
             module = self.teacher()
-            if self.precision == "bf16":   # float32 logits out, bf16 inside
-                module = Autocast(module, "bfloat16")
-                warning = (cpu_features().bf16_warning('teacher_precision="bf16"')
-                           if torch.device(self.device).type == "cpu" else None)
-                if warning:
-                    warnings.warn(warning, stacklevel=2)
+            if resolve_precision(self.precision, self.device, "teacher_precision") == "bf16":
+                module = Autocast(module, "bfloat16")   # float32 logits out, bf16 inside
             self.session = get_runtime(self.runtime).load(module, example=images,
                                                           device=self.device)
         return run_compiled(self.session, images).clone()   # clone: not an inference tensor
