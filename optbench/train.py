@@ -81,7 +81,7 @@ class TrainResult:
     # one dict per finished epoch: epoch, train_loss, val_accuracy, seconds (wall, pauses
     # included), cpu_seconds (the process's CPU time, all threads; pauses and waits excluded),
     # threads (the intra-op threads of the process that finished the epoch), device (where it
-    # ran: env.device_name) and precision (config.precision) and, with
+    # ran: env.device_name) and precision (the one it ran in: "auto" resolved) and, with
     # grad_clip_norm on, clipped_steps and max_grad_norm (before clipping)
     history: list[dict]
     resumed_from_epoch: int = 0

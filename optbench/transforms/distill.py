@@ -125,16 +125,17 @@ class _FrozenTeacher:
         images = images.to(self.device)
         if self.session is None:   # a copy in eval mode; torch-compile compiles it here
             module = self.teacher()
-            if resolve_precision(self.precision, self.device, "teacher_precision") == "bf16":
-                module = Autocast(module, "bfloat16")   # float32 logits out, bf16 inside
+            if self.precision == "bf16":   # float32 logits out, bf16 inside
+                module = Autocast(module, "bfloat16")
             self.session = get_runtime(self.runtime).load(module, example=images,
                                                           device=self.device)
         return run_compiled(self.session, images).clone()   # clone: not an inference tensor
 
 
-# one frozen teacher per (teacher module, runtime, device, precision) in a process: every step that
-# distills from it shares its compile. Stored with the teacher's weights' version counters, so a
-# teacher changed in place since (trained on, loaded into) gets a new frozen copy, not a stale one
+# one frozen teacher per (teacher module, runtime, device, precision run) in a process: every
+# step that distills from it shares its compile. Stored with the teacher's weights' version
+# counters, so a teacher changed in place since (trained on, loaded into) gets a new frozen copy,
+# not a stale one
 _TEACHERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -146,6 +147,7 @@ def frozen_teacher(teacher: nn.Module, runtime: str = "torch-eager", device: str
                    precision: str = "fp32") -> _FrozenTeacher:
     per_module = _TEACHERS.setdefault(teacher, {})
     version = _weights_version(teacher)
+    precision = resolve_precision(precision, device, "teacher_precision")   # "auto": fp32/bf16
     key = (runtime, device, precision)
     cached = per_module.get(key)
     if cached is None or cached[0] != version:

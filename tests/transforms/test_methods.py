@@ -283,11 +283,15 @@ def test_a_bf16_teacher_gives_float32_logits_close_to_fp32_and_is_its_own_frozen
     """teacher_precision="bf16": the teacher's forward under bf16 autocast, float32 logits out
     (they are the students' targets), within bf16 rounding of the fp32 teacher's, cached apart
     from the fp32 frozen copy; the configs refuse other precisions with the choices."""
+    from optbench.isa import cpu_features
     from optbench.transforms.distill import DistillConfig, KDLoss, frozen_teacher
 
     images = synthetic.batch(0, 16)
     fp32, bf16 = (frozen_teacher(trained, precision=p) for p in ("fp32", "bf16"))
     assert fp32 is not bf16 and frozen_teacher(trained, precision="bf16") is bf16
+    # "auto" shares the frozen copy of the precision it runs in
+    assert frozen_teacher(trained, precision="auto") is (bf16 if cpu_features().bf16_native
+                                                          else fp32)
     exact, rounded = fp32(images), bf16(images)
     assert rounded.dtype == torch.float32 and not torch.equal(exact, rounded)
     assert torch.allclose(exact, rounded, atol=0.05 * exact.abs().max().item())
