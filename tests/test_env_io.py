@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -80,3 +81,20 @@ def test_import_is_light():
             "'matplotlib', 'mlflow'} & set(sys.modules); print(sorted(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_device_name_says_the_cpu_model_and_its_class_or_the_gpu(monkeypatch, tmp_path):
+    from optbench import isa
+
+    monkeypatch.setattr(isa, "cpu_features", lambda: isa.CpuFeatures(avx2=True))
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(CPUINFO)
+    real_path = Path
+    monkeypatch.setattr(env, "Path", lambda p: cpuinfo if p == "/proc/cpuinfo" else real_path(p))
+    assert env.device_name("cpu") == "Some CPU 9000 (avx2)"
+    monkeypatch.setattr(env, "Path", lambda p: tmp_path / "absent")   # no /proc: platform's
+    monkeypatch.setattr(env.platform, "processor", lambda: "x86_64")
+    assert env.device_name("cpu") == "x86_64 (avx2)"
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda dev: f"GPU {dev.index}")
+    assert env.device_name("cuda:1") == "GPU 1"
+    assert env.device_name("meta") == "meta"

@@ -203,6 +203,23 @@ def test_a_save_without_cpu_time_or_clip_counts_leaves_them_unrecorded_for_that_
     assert history[0]["seconds"] > 0
 
 
+def test_a_resumed_epoch_counts_the_time_its_save_had_already_spent(synthetic, tmp_path):
+    """The epoch's wall and CPU seconds continue from the unfinished save's (a resume does not
+    restart the clock): a save that says 1000 s gives a record of at least 1000 s; the next
+    epoch, not resumed, starts from zero."""
+    config = TrainConfig(epochs=2, batch_size=32)
+    ckpt = tmp_path / "run.ckpt"
+    with pytest.raises(_Crash):
+        train(TinyNet(), synthetic, config, checkpoint=ckpt, loss_fn=_noisy_loss(crash_at=5),
+              progress=False, save_every_s=0)
+    state = safe_torch_load(ckpt)
+    state["partial"]["seconds"] = state["partial"]["cpu_seconds"] = 1000.0
+    torch.save(state, ckpt)
+    history = train(TinyNet(), synthetic, config, checkpoint=ckpt, progress=False).history
+    assert history[0]["seconds"] >= 1000.0 and history[0]["cpu_seconds"] >= 1000.0
+    assert history[1]["seconds"] < 1000.0 and history[1]["cpu_seconds"] < 1000.0
+
+
 def test_grad_clip_norm_bounds_the_step_a_spiking_batch_takes(synthetic):
     """A loss a million times too large (a spike): with grad_clip_norm=1 and plain SGD at lr 1
     the weights move by at most 1 in global norm; without clipping they fly."""
@@ -237,8 +254,6 @@ def test_bf16_precision_learns_resumes_and_hands_back_a_contiguous_fp32_model(sy
         assert result.history[-1]["val_accuracy"] > 0.8
         assert {(h["device"], h["precision"]) for h in result.history} == {
             (device_name("cpu"), "bf16")}   # where each epoch ran, for the report
-        fp32 = train(TinyNet(), synthetic, CONFIG, progress=False).history
-        assert [h["train_loss"] for h in result.history] != [h["train_loss"] for h in fp32]
         assert all(p.dtype == torch.float32 and p.is_contiguous() for p in whole.parameters())
         ckpt = tmp_path / "run.ckpt"
         torch.manual_seed(0)
@@ -275,13 +290,18 @@ def test_auto_precision_trains_in_bf16_only_where_the_cpu_has_it_and_records_whi
     torch.manual_seed(0)
     model = TinyNet()
     config = dataclasses.replace(CONFIG, epochs=1, precision="auto")
-    history = train(model, synthetic, config, progress=False).history
+    seen: list = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # "auto" never warns: it picks what the CPU does
+        history = train(model, synthetic, config, loss_fn=_spy_loss(seen), progress=False).history
     assert history[0]["precision"] == ran
+    assert {step[0] for step in seen} == {ran == "bf16"}   # autocast on exactly when bf16 ran
     torch.manual_seed(0)
     explicit = TinyNet()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        train(explicit, synthetic, dataclasses.replace(config, precision=ran), progress=False)
+        train(explicit, synthetic, dataclasses.replace(config, precision=ran),
+              loss_fn=_spy_loss([]), progress=False)
     for a, b in zip(model.state_dict().values(), explicit.state_dict().values(), strict=True):
         assert torch.equal(a, b)   # auto ran exactly what it says it ran
 
@@ -289,6 +309,42 @@ def test_auto_precision_trains_in_bf16_only_where_the_cpu_has_it_and_records_whi
 def test_unknown_precision_is_refused_with_the_choices():
     with pytest.raises(ConfigError, match="precision.*fp32.*bf16.*auto"):
         TrainConfig(precision="fp16")
+
+
+def _is_nhwc(x: torch.Tensor) -> bool:
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
+def _spy_loss(seen: list):
+    """A cross-entropy loss that records, per step, what train() hands it: whether bf16
+    autocast is on (and the logits' dtype), and whether a conv's weight and its output are in
+    channels-last memory (the 1-channel batch itself is both layouts at once)."""
+    def loss_fn(model, images, labels):
+        logits = model(images)
+        seen.append((torch.is_autocast_enabled("cpu"), logits.dtype,
+                     model.features[4].weight.is_contiguous(memory_format=torch.channels_last),
+                     _is_nhwc(model.features[:5](images))))
+        return torch.nn.functional.cross_entropy(logits.float(), labels)
+    return loss_fn
+
+
+@pytest.mark.parametrize(("precision", "channels_last", "expected"), [
+    ("fp32", False, (False, torch.float32, False, False)),
+    ("fp32", True, (False, torch.float32, True, True)),
+    ("bf16", False, (True, torch.bfloat16, True, True)),   # bf16 always runs channels-last
+])
+def test_each_step_runs_in_the_precision_and_memory_layout_asked_for(
+        synthetic, precision, channels_last, expected):
+    seen: list = []
+    model = TinyNet()
+    config = TrainConfig(epochs=1, batch_size=64, max_steps_per_epoch=3, precision=precision,
+                         channels_last=channels_last)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # emulated-bf16 warning on CPUs without it
+        train(model, synthetic, config, loss_fn=_spy_loss(seen), progress=False)
+    assert seen == [expected] * 3
+    assert not torch.is_autocast_enabled("cpu")   # and nothing leaks out of train()
+    assert all(p.is_contiguous() for p in model.parameters())
 
 
 def test_channels_last_trains_the_same_model_and_hands_it_back_contiguous(synthetic):

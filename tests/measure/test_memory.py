@@ -65,6 +65,7 @@ def test_a_frozen_heap_still_frees_what_is_made_inside_it_before_each_region():
         assert frozen > 0
         with frozen_heap():   # nested: frozen once (frozen objects may still die meanwhile)
             assert gc.get_freeze_count() <= frozen
+        assert gc.get_freeze_count() > 0   # the inner exit left the outer block's freeze
         a, b = Node(), Node()
         a.other, b.other, a.block = b, a, np.ones(150 * MIB // 8)
         alive = weakref.ref(a)

@@ -145,6 +145,28 @@ def test_the_composition_recipe_trains_its_teacher_as_the_flagship_does():
     assert other.data.to_dict() == flagship.data.to_dict()
 
 
+def test_no_quick_run_of_a_shipped_recipe_trains_in_bf16():
+    """The quick runs are CI's end-to-end checks, on whatever CPU CI has: none may train in
+    explicit bf16 (emulated, slow and warning on an AVX2-only CPU); the full recipes may."""
+    import dataclasses
+    from pathlib import Path
+
+    from optbench.train import TrainConfig
+
+    root = Path(__file__).resolve().parents[2] / "recipes"
+    checked = 0
+    for path in sorted(root.glob("*.toml")):
+        if "[quick]" not in path.read_text():
+            continue
+        for step in Recipe.from_toml(path, quick=True).steps:
+            for field in dataclasses.fields(step.config):
+                value = getattr(step.config, field.name)
+                if isinstance(value, TrainConfig):
+                    checked += 1
+                    assert value.precision != "bf16", (path.name, step.name, field.name)
+    assert checked >= 10   # the flagship's and the composition's training steps among them
+
+
 def test_quick_overrides_data_bench_and_every_training_config(tmp_path):
     text = RECIPE + """
 [quick]

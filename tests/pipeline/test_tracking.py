@@ -74,7 +74,13 @@ def test_the_other_size_pass_is_reported_and_logged(logged):
                r["batch_size"] == 1 for r in at24["rows"])
     assert {c["variant"] for c in at24["references"]} == {"sparse", "onnx"}
     # the ONNX variant was exported again at 24x24 (its graph fixes the spatial size)
-    assert list((out / "work" / "at24").rglob("*.onnx"))
+    exported = list((out / "work" / "at24").rglob("*.onnx"))
+    assert exported
+    from onnx import load as load_onnx
+
+    for path in exported:
+        dims = load_onnx(str(path), load_external_data=False).graph.input[0].type.tensor_type
+        assert [d.dim_value for d in dims.shape.dim][-2:] == [24, 24], path
     assert "## Latency at 24x24" in (out / "report.md").read_text()
     onnx = runs["onnx"].data.metrics
     assert onnx["at24.latency_median_ms.onnxruntime.b1"] == pytest.approx(next(

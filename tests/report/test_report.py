@@ -145,7 +145,8 @@ def test_training_runs_table_curves_and_the_verdict_over_seeds():
     variants["teacher"]["info"]["history"] = hist([0.9, 0.93])   # no step clipped anything
     unclipped = make(rows=[row("kd@0", "torch-eager", 0.01)], sections={"variants": variants})
     md = to_markdown(build_document(unclipped))
-    assert "| teacher | train | 2 | 93.00 | 1.0 | 1.8 |" in md and "steps clipped" not in md
+    assert "| teacher | train | 2 | 93.00 | 1.0 | 1.8 |\n" in md and "steps clipped" not in md
+    assert "trained on" not in md and "Trained on" not in md   # no device recorded: no column
     assert "| threads |" not in md   # none recorded, or all the same: no column
     for name, threads in (("teacher", 2), ("kd@0", 1)):   # the students trained with --jobs
         for h in variants[name]["info"]["history"]:
@@ -163,3 +164,9 @@ def test_training_runs_table_curves_and_the_verdict_over_seeds():
                                          sections={"variants": variants})))
     assert "| 2 | AMD EPYC (avx2), fp32; Intel Xeon (amx), bf16 |" in md
     assert "| 1 | — |" in md and "Trained on: the device of each epoch" in md
+    # the first epoch predates the record, and a record without a precision is fp32's
+    del variants["teacher"]["info"]["history"][0]["device"]
+    del variants["teacher"]["info"]["history"][1]["precision"]
+    md = to_markdown(build_document(make(rows=[row("kd@0", "torch-eager", 0.01)],
+                                         sections={"variants": variants})))
+    assert "| 2 | ≥ Intel Xeon (amx), fp32 |\n" in md

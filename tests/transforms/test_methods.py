@@ -232,6 +232,28 @@ def test_distillation_teaches_on_the_augmented_view(trained, synthetic):
     assert not any(torch.equal(s, synthetic.batch(0, 32)) for s in seen["student"])
 
 
+@pytest.mark.parametrize("augment", [False, True])   # cached logits / the teacher per batch
+def test_teacher_precision_reaches_the_teacher_that_distills(trained, synthetic, augment):
+    """distill()'s teacher_precision is the precision its frozen teacher runs in, whether the
+    logits are cached (no augmentation) or the teacher scores every batch (pruning's and QAT's
+    fine-tunes hand their `kd` to the same teacher_guided_loss)."""
+    import copy
+    import warnings
+
+    from optbench.augment import AugmentConfig
+    from optbench.transforms import distill as distill_module
+
+    teacher = copy.deepcopy(trained)   # a cache of its own
+    config = distill_module.DistillConfig(
+        teacher_precision="bf16", train=TrainConfig(
+            epochs=1, batch_size=32, max_steps_per_epoch=2,
+            augment=AugmentConfig(hflip=augment)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # emulated-bf16 warning on CPUs without it
+        distill_module.distill(TinyNet(), teacher, synthetic, config, progress=False)
+    assert list(distill_module._TEACHERS[teacher]) == [("torch-eager", "cpu", "bf16")]
+
+
 def test_a_compiled_teacher_teaches_the_same_and_compiles_once(trained, synthetic):
     """teacher_runtime="torch-compile": the students match the eager teacher's (the logits
     differ by float rounding only), and a second step distilling from the same teacher in the
@@ -279,19 +301,22 @@ def test_a_teacher_changed_in_place_is_frozen_again(trained, synthetic):
 
 
 def test_a_bf16_teacher_gives_float32_logits_close_to_fp32_and_is_its_own_frozen_copy(
-        trained, synthetic):
+        trained, synthetic, monkeypatch):
     """teacher_precision="bf16": the teacher's forward under bf16 autocast, float32 logits out
     (they are the students' targets), within bf16 rounding of the fp32 teacher's, cached apart
     from the fp32 frozen copy; the configs refuse other precisions with the choices."""
-    from optbench.isa import cpu_features
+    from optbench import isa
     from optbench.transforms.distill import DistillConfig, KDLoss, frozen_teacher
 
     images = synthetic.batch(0, 16)
     fp32, bf16 = (frozen_teacher(trained, precision=p) for p in ("fp32", "bf16"))
     assert fp32 is not bf16 and frozen_teacher(trained, precision="bf16") is bf16
-    # "auto" shares the frozen copy of the precision it runs in
-    assert frozen_teacher(trained, precision="auto") is (bf16 if cpu_features().bf16_native
-                                                          else fp32)
+    # "auto" shares the frozen copy of the precision it runs in, on either kind of CPU
+    for features, shared in ((isa.CpuFeatures(avx2=True, avx512=True, amx_bf16=True), bf16),
+                             (isa.CpuFeatures(avx2=True), fp32)):
+        monkeypatch.setattr(isa, "cpu_features", lambda features=features: features)
+        assert frozen_teacher(trained, precision="auto") is shared
+    monkeypatch.undo()
     exact, rounded = fp32(images), bf16(images)
     assert rounded.dtype == torch.float32 and not torch.equal(exact, rounded)
     assert torch.allclose(exact, rounded, atol=0.05 * exact.abs().max().item())
