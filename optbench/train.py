@@ -54,7 +54,8 @@ class TrainConfig(Config):
     #                               memory; weights, optimizer and gradients stay fp32. Fast
     #                               where the CPU has native bf16 (AMX, AVX512-BF16), emulated
     #                               and slower elsewhere (train() warns). "auto": bf16 where it
-    #                               is native, fp32 elsewhere (each epoch records which ran)
+    #                               is native, fp32 elsewhere (each epoch records which ran;
+    #                               a checkpoint resumes under "auto" whatever it ran in)
     channels_last: bool = False   # the model and batches in channels-last memory (NHWC; always
     #                               so with bf16): depthwise-conv nets train much faster so on
     #                               x86 (results/train_precision); the model is handed back
@@ -397,12 +398,23 @@ def _as_current(saved, config: TrainConfig):
     return {**type(config)().to_dict(), **saved}
 
 
+def _same_run(saved, config: TrainConfig) -> bool:
+    """Whether a checkpoint's config (read with today's fields) continues under `config`: every
+    field equal, except that precision "auto" on either side matches any precision. "auto"
+    is whatever the machine does natively, and a run resumed over several sittings may land on
+    another kind of CPU; each epoch's record says which precision it ran in."""
+    current = config.to_dict()
+    if isinstance(saved, dict) and "auto" in (saved.get("precision"), config.precision):
+        saved = {**saved, "precision": config.precision}
+    return saved == current
+
+
 def _resume(path, config, model, optimizer, scheduler) -> tuple[list[dict], int, dict | None]:
     """(finished epochs' history, the epoch to start, the unfinished epoch's state or None)."""
     if path is None or not Path(path).is_file():
         return [], 0, None
     state = safe_torch_load(path)
-    if _as_current(state.get("config"), config) != config.to_dict():
+    if not _same_run(_as_current(state.get("config"), config), config):
         raise ConfigError(
             f"checkpoint {path} was written with a different training config "
             f"({state.get('config')}); delete it or use another checkpoint path to start afresh")

@@ -306,6 +306,34 @@ def test_auto_precision_trains_in_bf16_only_where_the_cpu_has_it_and_records_whi
         assert torch.equal(a, b)   # auto ran exactly what it says it ran
 
 
+def test_a_checkpoint_resumes_under_auto_whatever_precision_it_ran_in(synthetic, tmp_path,
+                                                                       monkeypatch):
+    """A run started with an explicit precision continues when the config says "auto" (a
+    recipe made portable mid-run), on a CPU whose auto is the same precision or another one
+    (each epoch records what it ran in), and a save made under "auto" continues under an
+    explicit precision."""
+    from optbench import isa
+
+    features = {"amx": isa.CpuFeatures(avx2=True, avx512=True, amx_bf16=True),
+                "avx2": isa.CpuFeatures(avx2=True)}
+    config = dataclasses.replace(CONFIG, epochs=3)
+    for cpu, ran in (("amx", "bf16"), ("avx2", "fp32")):
+        ckpt = tmp_path / f"{cpu}.ckpt"
+        monkeypatch.setattr(isa, "cpu_features", lambda: features["amx"])
+        train(TinyNet(), synthetic, dataclasses.replace(config, precision="bf16"),
+              checkpoint=ckpt, progress=False, stop_after_epoch=1)
+        monkeypatch.setattr(isa, "cpu_features", lambda cpu=cpu: features[cpu])
+        result = train(TinyNet(), synthetic, dataclasses.replace(config, precision="auto"),
+                       checkpoint=ckpt, progress=False, stop_after_epoch=2)
+        assert result.resumed_from_epoch == 1
+        assert [h["precision"] for h in result.history] == ["bf16", ran]
+    monkeypatch.setattr(isa, "cpu_features", lambda: features["amx"])
+    history = train(TinyNet(), synthetic, dataclasses.replace(config, precision="bf16"),
+                    checkpoint=ckpt, progress=False).history   # an auto save, explicit bf16
+    assert [h["precision"] for h in history] == ["bf16", "fp32", "bf16"]
+    # explicit precisions that differ are different runs (the bf16 test above): refused
+
+
 def test_unknown_precision_is_refused_with_the_choices():
     with pytest.raises(ConfigError, match="precision.*fp32.*bf16.*auto"):
         TrainConfig(precision="fp16")
