@@ -5,12 +5,15 @@ import pytest
 import torch
 from conftest import TinyNet
 
+from optbench import isa
 from optbench.env import device_name
 from optbench.errors import ConfigError
 from optbench.io import safe_torch_load
 from optbench.train import TrainConfig, evaluate, train
 
 CONFIG = TrainConfig(epochs=5, batch_size=32, lr=0.05, seed=3)
+CPUS = {"amx": isa.CpuFeatures(avx2=True, avx512=True, amx_bf16=True),   # patched in for
+        "avx2": isa.CpuFeatures(avx2=True)}                               # isa.cpu_features
 
 
 def test_learns_the_synthetic_task(synthetic):
@@ -270,8 +273,6 @@ def test_bf16_precision_learns_resumes_and_hands_back_a_contiguous_fp32_model(sy
 
 
 def test_bf16_warns_where_the_cpu_would_emulate_it(synthetic, monkeypatch):
-    from optbench import isa
-
     monkeypatch.setattr(isa, "cpu_features", lambda: isa.CpuFeatures(avx2=True))
     with pytest.warns(UserWarning, match="precision=\"bf16\" on a CPU without native bf16 "
                       r"\(avx2.*ask for fp32"):
@@ -282,11 +283,7 @@ def test_bf16_warns_where_the_cpu_would_emulate_it(synthetic, monkeypatch):
 @pytest.mark.parametrize(("cpu", "ran"), [("amx", "bf16"), ("avx2", "fp32")])
 def test_auto_precision_trains_in_bf16_only_where_the_cpu_has_it_and_records_which(
         synthetic, monkeypatch, cpu, ran):
-    from optbench import isa
-
-    features = {"amx": isa.CpuFeatures(avx2=True, avx512=True, amx_bf16=True),
-                "avx2": isa.CpuFeatures(avx2=True)}[cpu]
-    monkeypatch.setattr(isa, "cpu_features", lambda: features)
+    monkeypatch.setattr(isa, "cpu_features", lambda: CPUS[cpu])
     torch.manual_seed(0)
     model = TinyNet()
     config = dataclasses.replace(CONFIG, epochs=1, precision="auto")
@@ -312,22 +309,19 @@ def test_a_checkpoint_resumes_under_auto_whatever_precision_it_ran_in(synthetic,
     recipe made portable mid-run), on a CPU whose auto is the same precision or another one
     (each epoch records what it ran in), and a save made under "auto" continues under an
     explicit precision."""
-    from optbench import isa
 
-    features = {"amx": isa.CpuFeatures(avx2=True, avx512=True, amx_bf16=True),
-                "avx2": isa.CpuFeatures(avx2=True)}
     config = dataclasses.replace(CONFIG, epochs=3)
     for cpu, ran in (("amx", "bf16"), ("avx2", "fp32")):
         ckpt = tmp_path / f"{cpu}.ckpt"
-        monkeypatch.setattr(isa, "cpu_features", lambda: features["amx"])
+        monkeypatch.setattr(isa, "cpu_features", lambda: CPUS["amx"])
         train(TinyNet(), synthetic, dataclasses.replace(config, precision="bf16"),
               checkpoint=ckpt, progress=False, stop_after_epoch=1)
-        monkeypatch.setattr(isa, "cpu_features", lambda cpu=cpu: features[cpu])
+        monkeypatch.setattr(isa, "cpu_features", lambda cpu=cpu: CPUS[cpu])
         result = train(TinyNet(), synthetic, dataclasses.replace(config, precision="auto"),
                        checkpoint=ckpt, progress=False, stop_after_epoch=2)
         assert result.resumed_from_epoch == 1
         assert [h["precision"] for h in result.history] == ["bf16", ran]
-    monkeypatch.setattr(isa, "cpu_features", lambda: features["amx"])
+    monkeypatch.setattr(isa, "cpu_features", lambda: CPUS["amx"])
     history = train(TinyNet(), synthetic, dataclasses.replace(config, precision="bf16"),
                     checkpoint=ckpt, progress=False).history   # an auto save, explicit bf16
     assert [h["precision"] for h in history] == ["bf16", "fp32", "bf16"]
