@@ -29,7 +29,8 @@ def test_the_answer_comes_first_and_commands_are_relative():
     headings = [line for line in text.splitlines() if line.startswith("## ")]
     assert headings[0] == "## The answer" and headings[-1] == "## Environment"
     command = next(line for line in text.splitlines() if line.startswith("Command:"))
-    assert "/work/" not in command and "runs/flagship3" in command
+    assert "recipes/fashion_resnet50_to_mobilenet.toml" in command
+    assert "/work/" not in command and "/root/" not in command
 
 
 @pytest.mark.parametrize("path", PEERS, ids=lambda p: str(p.parent.relative_to(ROOT)))
