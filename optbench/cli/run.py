@@ -24,6 +24,11 @@ def add_parsers(sub) -> None:
                      "earlier version of this recipe: keep going in it (training steps whose "
                      "training settings did not change resume from their checkpoints; the "
                      "others refuse theirs and say so)")
+    run.add_argument("--resume-measurement", action="store_true", help="OUT/report.json is a "
+                     "measurement of this recipe cut short (e.g. before its 224x224 stage): keep "
+                     "the stages it finished and run only the missing ones. Refused if the "
+                     "recipe, its variants or the machine kind (CPU model, ISA) differ; every "
+                     "stage records the commit, date and command it ran with")
     run.add_argument("--jobs", type=int, default=1, metavar="N", help="train up to N "
                      "independent training steps (the seeds of a step, students of one "
                      "finished teacher) at once, each in a process of its own with cores/N "
@@ -68,9 +73,11 @@ def run_verb(args) -> int:
         from optbench.tracking import require_mlflow
 
         require_mlflow()
+    if args.resume_measurement and args.no_measure:
+        raise ConfigError("--resume-measurement resumes a measurement; drop --no-measure")
     result = run_recipe(recipe, args.out, measure=not args.no_measure,
                         search=not args.skip_search, recipe_changed=args.recipe_changed,
-                        jobs=args.jobs)
+                        jobs=args.jobs, resume_measurement=args.resume_measurement)
     searched = Path(args.out) / "search.md"
     if result.bench is None:
         if result.search:

@@ -38,12 +38,15 @@ class PipelineResult:
 
 def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True,
                measure: bool = True, search: bool = True,
-               recipe_changed: bool = False, jobs: int = 1) -> PipelineResult:
+               recipe_changed: bool = False, jobs: int = 1,
+               resume_measurement: bool = False) -> PipelineResult:
     """Run the steps (training resumes from OUT/work checkpoints), measure, report.
     `recipe_changed=True` continues in a folder started by another version of the recipe.
     `jobs` > 1 trains up to that many independent training steps at once, each in a process
     of its own (pipeline/parallel.py, train_in_worker); the steps then resume from their
-    finished checkpoints."""
+    finished checkpoints. `resume_measurement=True` keeps the measurement stages a saved
+    OUT/report.json of this recipe finished on this machine kind and runs only the missing ones
+    (measure_stages)."""
     from optbench.pipeline.parallel import SideBySide
 
     out = Path(out_dir)
@@ -51,54 +54,129 @@ def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True
     side_by_side = SideBySide(recipe, out, jobs, train_in_worker, progress)
     recipe, splits, ctx, variants = prepare(recipe, out, progress)
     state = _State(out / "state.json", fingerprint, recipe_changed)
+    measured = [*recipe.measure_models, *(s.name for s in recipe.steps if s.measure)]
+    # checked before any step runs: a refusal costs nothing
+    saved = saved_measurement(out, fingerprint, measured) if resume_measurement else None
     for i, step in enumerate(recipe.steps):
         side_by_side.train_from(i, recipe, done=set(variants), finished=set(state.finished))
         variants[step.name] = run_step(recipe, i, variants, ctx)
         state.finish(step.name, variants[step.name])
-    measured = [*recipe.measure_models, *(s.name for s in recipe.steps if s.measure)]
     result = PipelineResult(variants=variants, measured=measured)
     if measure and measured:
-        result.bench = measure_variants([variants[n] for n in measured], recipe.bench,
-                                        splits["test"])
-        from optbench.diagnose import compare_to_references, diagnose
-
-        bench = result.bench
-        result.diagnosis = diagnose(bench, {n: variants[n] for n in measured})
-        sections = bench.sections
-        sections.variants = variant_records(variants, measured)
-        sections.diagnosis = result.diagnosis
-        sections.recipe_fingerprint = fingerprint
-        sections.class_names = list(splits["test"].classes)
-        if recipe.compared_with:
-            sections.references = compare_to_references(bench, recipe.compared_with)
-        from optbench.report import save_bench
-
-        def save() -> None:
-            # targets re-checked at every save: a run cut short says which are not measured yet
-            if recipe.targets:
-                sections.targets = evaluate_targets(bench, recipe.targets, bench.predictions)
-            result.paths = save_bench(bench, out, stem="report")
-
-        save()  # now, so a failure in a later stage (search) loses no measurement
-        result.artifacts = export_artifacts(variants, measured, bench, recipe, out / "artifacts",
-                                            splits["test"], fingerprint)
-        if recipe.robustness:
-            from optbench.pipeline.responsible import robustness_stage  # noqa: I001
-
-            runtime_of = {}
-            for row in bench.rows:
-                runtime_of.setdefault(row.variant, row.runtime)
-            sections.robustness = robustness_stage(
-                variants, measured, runtime_of, splits["test"], recipe.robustness,
-                threads=recipe.bench.threads)
-            save()
-        for size in recipe.bench.extra_sizes:
-            sections.at_sizes[size] = measure_at_size(recipe, variants, measured, splits, size,
-                                                      out)
-            save()
+        measure_stages(recipe, variants, measured, splits, out, fingerprint, result, saved)
     if measure and search and recipe.search:
         result.search = run_search(recipe, variants, ctx, out)
     return result
+
+
+def measure_stages(recipe: Recipe, variants: dict[str, Variant], measured: list[str],
+                   splits: dict, out: Path, fingerprint: str, result: PipelineResult,
+                   saved: BenchResult | None = None) -> None:
+    """The report's stages, each saved as it finishes, each recording where it ran
+    (sections.stages: commit, date, command, CPU): the interleaved measurement of every
+    measured variant (latency, memory, accuracy; then diagnosis, references, targets and the
+    deployable artifacts), robustness, then timing at each [bench] extra size. Given `saved`
+    (saved_measurement: a report of this recipe cut short, from this machine kind), the stages
+    it finished are kept and only the missing ones run: a measurement cut short by the end of
+    a sitting does not start again."""
+    from optbench.diagnose import compare_to_references, diagnose
+    from optbench.report import save_bench
+
+    if saved is None:
+        bench = measure_variants([variants[n] for n in measured], recipe.bench, splits["test"])
+        bench.sections.stages["measurement"] = stage_provenance()
+    else:
+        bench = saved
+    result.bench = bench
+    result.diagnosis = diagnose(bench, {n: variants[n] for n in measured})
+    sections = bench.sections
+    sections.variants = variant_records(variants, measured)
+    sections.diagnosis = result.diagnosis
+    sections.recipe_fingerprint = fingerprint
+    sections.class_names = list(splits["test"].classes)
+    if recipe.compared_with:
+        sections.references = compare_to_references(bench, recipe.compared_with)
+
+    def save() -> None:
+        # targets re-checked at every save: a run cut short says which are not measured yet
+        if recipe.targets:
+            sections.targets = evaluate_targets(bench, recipe.targets, bench.predictions)
+        result.paths = save_bench(bench, out, stem="report")
+
+    save()  # now, so a failure in a later stage (search) loses no measurement
+    result.artifacts = export_artifacts(variants, measured, bench, recipe, out / "artifacts",
+                                        splits["test"], fingerprint)
+    if recipe.robustness and "robustness" not in sections.stages:
+        from optbench.pipeline.responsible import robustness_stage  # noqa: I001
+
+        runtime_of = {}
+        for row in bench.rows:
+            runtime_of.setdefault(row.variant, row.runtime)
+        sections.robustness = robustness_stage(
+            variants, measured, runtime_of, splits["test"], recipe.robustness,
+            threads=recipe.bench.threads)
+        sections.stages["robustness"] = stage_provenance()
+        save()
+    for size in recipe.bench.extra_sizes:
+        if f"at{size}" in sections.stages:
+            continue
+        sections.at_sizes[size] = measure_at_size(recipe, variants, measured, splits, size, out)
+        sections.stages[f"at{size}"] = stage_provenance()
+        save()
+
+
+def stage_provenance() -> dict:
+    """Where and when a report stage ran: commit (and whether the tree was dirty), date (UTC,
+    at its end), command and CPU."""
+    from optbench.env import capture
+
+    env = capture()
+    return {k: env.get(k) for k in ("git_commit", "git_dirty", "date", "command", "cpu_model")}
+
+
+def saved_measurement(out: Path, fingerprint: str, measured: list[str]):
+    """OUT/report.json (and predictions.npz) as a BenchResult to resume from, after checking
+    that it measured this recipe's variants on this machine kind; a clear error otherwise."""
+    from optbench.env import capture
+    from optbench.errors import MissingInputError
+    from optbench.report.store import load_predictions
+    from optbench.results import load_report
+
+    path = out / "report.json"
+    if not path.is_file():
+        raise MissingInputError(f"--resume-measurement: {path} does not exist, so there is no "
+                                "measurement to resume; run without --resume-measurement")
+    saved = load_report(path)
+    sec = saved.sections
+    if sec.recipe_fingerprint != fingerprint:
+        raise ConfigError(f"--resume-measurement: {path} measured a different recipe "
+                          f"(fingerprint {sec.recipe_fingerprint} != {fingerprint}); its "
+                          "numbers cannot be kept. Run without --resume-measurement to "
+                          "measure everything again")
+    if set(sec.variants) != set(measured):
+        raise ConfigError(f"--resume-measurement: {path} measured {sorted(sec.variants)}, this "
+                          f"recipe measures {sorted(measured)}; run without "
+                          "--resume-measurement")
+    here, there = capture(), saved.env
+    for key in ("cpu_model", "isa", "cpu_features", "logical_cpus"):
+        if here.get(key) != there.get(key):
+            raise ConfigError(
+                f"--resume-measurement: {path} was measured on another machine kind ({key}: "
+                f"{there.get(key)!r}, here {here.get(key)!r}); a report's stages must come "
+                "from one kind of machine to be compared. Run without --resume-measurement "
+                "(or with another --out) to measure everything here")
+    if not sec.stages:   # written before stages were recorded: all it holds ran in one sitting
+        sec.stages["measurement"] = {
+            **{k: there.get(k) for k in ("git_commit", "git_dirty", "date", "command",
+                                         "cpu_model")},
+            "note": "from the report's environment (written before stages were recorded)"}
+        if sec.robustness:
+            sec.stages["robustness"] = dict(sec.stages["measurement"])
+        for size in sec.at_sizes:
+            sec.stages[f"at{size}"] = dict(sec.stages["measurement"])
+    if (out / "predictions.npz").is_file():
+        saved.predictions = load_predictions(out / "predictions.npz")
+    return saved
 
 
 def prepare(recipe: Recipe, out: Path, progress: bool = True

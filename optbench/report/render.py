@@ -46,6 +46,7 @@ def build_document(result: BenchResult, title: str | None = None,
                                   else "", env.get("cpu_model") or "") if x)
     blocks = [Para(("Command: ", Code(display_command(env.get("command", "?"))),
                     f" ({where})." if where else "."))]
+    blocks += _stage_blocks(result.sections.stages)
     if "--quick" in result.env.get("command", ""):
         blocks.append(Para((Strong("Quick run:"), " a small data subset and a few training "
                             "steps check the pipeline end to end; its accuracies are not "
@@ -446,6 +447,20 @@ def _environment(env: dict) -> list:
         f"git commit: {env.get('git_commit')}"
         + (" (uncommitted changes)" if env.get("git_dirty") else "")
         + f"; date: {env.get('date')}"])]
+
+
+def _stage_blocks(stages: dict[str, dict]) -> list:
+    """Where each stage ran, when the report's stages come from more than one sitting (a
+    measurement resumed with --resume-measurement)."""
+    sittings = {(st.get("git_commit"), st.get("command")) for st in stages.values()}
+    if len(sittings) < 2:
+        return []
+    lines = [(Strong(name), f": at commit {(st.get('git_commit') or '?')[:12]}"
+              + (" (uncommitted changes)" if st.get("git_dirty") else "")
+              + f", finished {st.get('date')}, ", Code(display_command(st.get("command", "?"))))
+             for name, st in stages.items()]
+    return [Para(f"Measured in {len(sittings)} sittings on the same machine kind (each stage's "
+                 "ratios come from one sitting):"), Bullets(lines)]
 
 
 def display_command(command: str) -> str:

@@ -206,3 +206,90 @@ def test_no_committed_results_folder_pins_a_recipe():
     if listed.returncode != 0:
         pytest.skip("not a git checkout")
     assert not [p for p in listed.stdout.split() if Path(p).name == "state.json"]
+
+
+@pytest.fixture(scope="module")
+def measured_with_size(tmp_path_factory):
+    """A recipe with a second input size, run and measured once; its folder is copied by each
+    test that changes it."""
+    folder = tmp_path_factory.mktemp("stages")
+    text = RECIPE.replace("max_time_s = 0.3", "max_time_s = 0.3\nextra_sizes = [24]\n"
+                          "extra_batch_sizes = [1]")
+    recipe = Recipe.from_toml(_write(folder, text))
+    run_recipe(recipe, folder / "out", progress=False)
+    return recipe, folder / "out"
+
+
+def _copy_cut_short(out, tmp_path, edit=None):
+    """A copy of a measured folder whose report lost its last stage (at24), as if the sitting
+    ended before it; `edit(report dict)` changes it further."""
+    import shutil
+
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    report = json.loads((copy / "report.json").read_text())
+    del report["sections"]["at_sizes"]
+    del report["sections"]["stages"]["at24"]
+    if edit:
+        edit(report)
+    (copy / "report.json").write_text(json.dumps(report))
+    return copy
+
+
+def test_every_stage_records_where_it_ran(measured_with_size):
+    _, out = measured_with_size
+    stages = json.loads((out / "report.json").read_text())["sections"]["stages"]
+    assert list(stages) == ["measurement", "at24"]
+    for stage in stages.values():
+        assert {"git_commit", "date", "command", "cpu_model"} <= set(stage)
+    assert "sittings" not in (out / "report.md").read_text()   # one sitting: nothing to say
+
+
+def test_resume_measurement_runs_only_the_missing_stages(measured_with_size, tmp_path,
+                                                         monkeypatch):
+    recipe, out = measured_with_size
+    copy = _copy_cut_short(out, tmp_path)
+    before = json.loads((copy / "report.json").read_text())
+
+    def no_remeasure(*args, **kwargs):
+        raise AssertionError("the finished measurement was run again")
+
+    import optbench.pipeline.run as run_module
+
+    monkeypatch.setattr(run_module, "measure_variants", no_remeasure)
+    monkeypatch.setattr(run_module, "stage_provenance",
+                        lambda: {"git_commit": "f" * 40, "date": "later", "command": "resumed",
+                                 "cpu_model": "same"})
+    result = run_recipe(recipe, copy, progress=False, resume_measurement=True)
+    after = json.loads((copy / "report.json").read_text())
+    assert after["rows"] == before["rows"] and after["quality"] == before["quality"]
+    assert after["sections"]["stages"]["measurement"] == before["sections"]["stages"][
+        "measurement"]
+    assert after["sections"]["stages"]["at24"]["command"] == "resumed"
+    assert result.bench.sections.at_sizes[24].rows           # the missing stage ran
+    assert result.bench.predictions                          # kept for the targets' tests
+    assert "Measured in 2 sittings" in (copy / "report.md").read_text()
+
+
+@pytest.mark.parametrize("edit,error,message", [
+    (lambda r: r["env"].update(cpu_model="Another CPU"), ConfigError, "another machine kind"),
+    (lambda r: r["sections"].update(recipe_fingerprint="0" * 16), ConfigError,
+     "different recipe"),
+    (lambda r: r["sections"]["variants"].pop("sparse"), ConfigError, "this recipe measures"),
+])
+def test_resume_measurement_refuses_what_cannot_be_kept(measured_with_size, tmp_path, edit,
+                                                         error, message):
+    recipe, out = measured_with_size
+    copy = _copy_cut_short(out, tmp_path, edit)
+    kept = (copy / "report.json").read_bytes()
+    with pytest.raises(error, match=message):
+        run_recipe(recipe, copy, progress=False, resume_measurement=True)
+    assert (copy / "report.json").read_bytes() == kept   # nothing lost
+
+
+def test_resume_measurement_without_a_report_says_so(tmp_path):
+    from optbench.errors import MissingInputError
+
+    recipe = Recipe.from_toml(_write(tmp_path))
+    with pytest.raises(MissingInputError, match="no measurement to resume"):
+        run_recipe(recipe, tmp_path / "out", progress=False, resume_measurement=True)
