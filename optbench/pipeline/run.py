@@ -166,17 +166,27 @@ def saved_measurement(out: Path, fingerprint: str, measured: list[str]):
                 "from one kind of machine to be compared. Run without --resume-measurement "
                 "(or with another --out) to measure everything here")
     if not sec.stages:   # written before stages were recorded: all it holds ran in one sitting
-        sec.stages["measurement"] = {
-            **{k: there.get(k) for k in ("git_commit", "git_dirty", "date", "command",
-                                         "cpu_model")},
-            "note": "from the report's environment (written before stages were recorded)"}
-        if sec.robustness:
-            sec.stages["robustness"] = dict(sec.stages["measurement"])
-        for size in sec.at_sizes:
-            sec.stages[f"at{size}"] = dict(sec.stages["measurement"])
+        _backfill_stages(sec, there, path)
     if (out / "predictions.npz").is_file():
         saved.predictions = load_predictions(out / "predictions.npz")
     return saved
+
+
+def _backfill_stages(sec, env: dict, path: Path) -> None:
+    """Stages of a report written before they were recorded: all from the sitting its env
+    describes. The measurement ended when the env was taken; the last stage saved ended when
+    the file was written (its mtime); a stage in between has no recorded end."""
+    import datetime as dt
+
+    sitting = {k: env.get(k) for k in ("git_commit", "git_dirty", "command", "cpu_model")}
+    note = "from the report's environment (written before stages were recorded)"
+    names = ["measurement", *(["robustness"] if sec.robustness else []),
+             *(f"at{size}" for size in sorted(sec.at_sizes))]
+    written = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+    for i, name in enumerate(names):
+        date = (env.get("date") if i == 0 else
+                written.isoformat(timespec="seconds") if i == len(names) - 1 else None)
+        sec.stages[name] = {**sitting, "date": date, "note": note}
 
 
 def prepare(recipe: Recipe, out: Path, progress: bool = True

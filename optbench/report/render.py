@@ -457,7 +457,8 @@ def _stage_blocks(stages: dict[str, dict]) -> list:
         return []
     lines = [(Strong(name), f": at commit {(st.get('git_commit') or '?')[:12]}"
               + (" (uncommitted changes)" if st.get("git_dirty") else "")
-              + f", finished {st.get('date')}, ", Code(display_command(st.get("command", "?"))))
+              + f", finished {st.get('date') or 'at an unrecorded time'}, ",
+              Code(display_command(st.get("command", "?"))))
              for name, st in stages.items()]
     return [Para(f"Measured in {len(sittings)} sittings on the same machine kind (each stage's "
                  "ratios come from one sitting):"), Bullets(lines)]

@@ -293,3 +293,28 @@ def test_resume_measurement_without_a_report_says_so(tmp_path):
     recipe = Recipe.from_toml(_write(tmp_path))
     with pytest.raises(MissingInputError, match="no measurement to resume"):
         run_recipe(recipe, tmp_path / "out", progress=False, resume_measurement=True)
+
+
+def test_a_report_from_before_stages_were_recorded_resumes_with_their_dates(
+        measured_with_size, tmp_path):
+    """Its stages all ran in the sitting its env describes: the measurement ended when the env
+    was taken, the last stage when the file was written."""
+    import datetime as dt
+    import os
+    import shutil
+
+    recipe, out = measured_with_size
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    report = json.loads((copy / "report.json").read_text())
+    del report["sections"]["stages"]
+    (copy / "report.json").write_text(json.dumps(report))
+    written = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    os.utime(copy / "report.json", (written.timestamp(), written.timestamp()))
+    result = run_recipe(recipe, copy, progress=False, resume_measurement=True)
+    stages = result.bench.sections.stages
+    assert stages["measurement"]["date"] == report["env"]["date"]
+    assert stages["at24"]["date"] == "2026-01-02T03:04:05+00:00"
+    assert stages["at24"]["git_commit"] == report["env"]["git_commit"]
+    kept = json.loads((copy / "report.json").read_text())["sections"]["at_sizes"]
+    assert kept == report["sections"]["at_sizes"]   # kept, not measured again
