@@ -130,7 +130,10 @@ def stage_provenance() -> dict:
     at its end), command and CPU."""
     from optbench.env import capture
 
-    env = capture()
+    return _provenance(capture())
+
+
+def _provenance(env: dict) -> dict:
     return {k: env.get(k) for k in ("git_commit", "git_dirty", "date", "command", "cpu_model")}
 
 
@@ -178,7 +181,7 @@ def _backfill_stages(sec, env: dict, path: Path) -> None:
     the file was written (its mtime); a stage in between has no recorded end."""
     import datetime as dt
 
-    sitting = {k: env.get(k) for k in ("git_commit", "git_dirty", "command", "cpu_model")}
+    sitting = _provenance(env)
     note = "from the report's environment (written before stages were recorded)"
     names = ["measurement", *(["robustness"] if sec.robustness else []),
              *(f"at{size}" for size in sorted(sec.at_sizes))]
