@@ -5,18 +5,27 @@ forward at batch 128 on 32x32 inputs, 2 threads, eager against the cheaper ways 
 Interleaved rounds (every way once per round, order rotated), ratios to eager with paired
 block-bootstrap CIs, and each way's largest |logit - eager logit|. The bf16 ways (autocast,
 optbench.transforms.precision.Autocast) are fast only on CPUs with native bf16 (AMX,
-AVX512-BF16). Run it alone."""
+AVX512-BF16). The ONNX Runtime ways run the teacher exported to ONNX, in fp32 and quantized as
+ptq-ort-static does by default (uint8 activations, per-channel weights, the CPU's int8 mode,
+classifier kept fp32), calibrated on 8 batches of 32 random images: with random weights its
+|diff| says little about a trained teacher's. Run it alone."""
 
 import copy
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 import torch.fx.experimental.optimization
 
 from optbench.env import device_name
+from optbench.isa import cpu_features, ort_mode
 from optbench.models import build_model
+from optbench.runtime import get_runtime
 from optbench.stats import paired_ratio_ci
+from optbench.transforms.export import export_onnx
 from optbench.transforms.precision import Autocast
+from optbench.transforms.quantize_ort import _classifier_nodes, _graph, ort_weight_args
 
 torch.set_num_threads(2)
 torch.manual_seed(0)
@@ -82,10 +91,42 @@ def compiled_bf16_forward():
         return compiled_bf16(x)
 
 
+def ort_sessions(folder: Path):
+    """ONNX Runtime sessions (2 threads) of the teacher in fp32 and in static int8."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    fp32 = export_onnx(teacher, x[:2], folder / "teacher.onnx")
+    pre, int8 = folder / "pre.onnx", folder / "int8.onnx"
+    quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+    graph = _graph(pre)
+    name = graph.input[0].name
+    calibration = iter([{name: torch.randn(32, 1, 32, 32).numpy()} for _ in range(8)])
+    reader = type("Reader", (), {"get_next": lambda self: next(calibration, None)})()
+    quantize_static(str(pre), str(int8), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, calibrate_method=CalibrationMethod.MinMax,
+                    nodes_to_exclude=_classifier_nodes(graph),
+                    **ort_weight_args(ort_mode("auto", cpu_features())))
+    ort = get_runtime("onnxruntime")
+    return ort.load(fp32, threads=2), ort.load(int8, threads=2)
+
+
+ort_fp32, ort_int8 = ort_sessions(Path(tempfile.mkdtemp()))
+
+
+def onnxruntime_fp32():   # what a distilling step would pay: torch in, torch out
+    return torch.from_numpy(ort_fp32.to_numpy(ort_fp32.run(ort_fp32.prepare(x))))
+
+
+def onnxruntime_int8():
+    return torch.from_numpy(ort_int8.to_numpy(ort_int8.run(ort_int8.prepare(x))))
+
+
 WAYS = {"eager (no_grad)": eager, "inference_mode": inference_mode, "bn folded": bn_folded,
         "channels_last": channels_last, "torch.compile (freezing)": compiled,
         "bf16 autocast, channels_last": bf16_channels_last,
-        "bf16 autocast, torch.compile (freezing)": compiled_bf16_forward}
+        "bf16 autocast, torch.compile (freezing)": compiled_bf16_forward,
+        "onnxruntime fp32": onnxruntime_fp32, "onnxruntime int8 (ptq-ort-static)": onnxruntime_int8}
 print(device_name(), flush=True)
 reference = eager()
 t = time.perf_counter()

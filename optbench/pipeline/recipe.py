@@ -18,6 +18,7 @@ from optbench.errors import ConfigError
 from optbench.pipeline.responsible import RobustnessSpec
 from optbench.pipeline.targets import TargetSpec
 from optbench.transforms import config_from_dict, config_to_dict
+from optbench.transforms.distill import teacher_runtime
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,9 +205,11 @@ class Recipe:
                                   f"but its input {source_name!r} is an ONNX file; on ONNX "
                                   f"use {', '.join(onnx_methods())}, or start from the torch "
                                   "model (a zoo name, torchvision:, timm: or python:)")
-            if teacher in files:
+            if teacher in files and teacher_runtime(step.config) != "onnxruntime":
                 raise ConfigError(f"{source}: step {step.name!r} names teacher {teacher!r}, an "
-                                  "ONNX file; a teacher must be a torch model")
+                                  "ONNX file; run it with teacher_runtime = \"onnxruntime\" "
+                                  "(kd.teacher_runtime on pruning and QAT), or name a torch "
+                                  "model as the teacher")
             if source_name in files:
                 files.add(step.name)
             known.add(step.name)

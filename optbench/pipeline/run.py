@@ -219,7 +219,8 @@ def run_step(recipe: Recipe, index: int, variants: dict[str, Variant], ctx: Cont
     if seed is not None and spec is not None and _from_scratch(spec):
         parent = _build(source, spec, recipe.data, spec.num_classes, seed=seed)
     teacher = getattr(step.config, "teacher", None)
-    step_ctx = ctx.for_step(step.name, teacher=variants[teacher].model if teacher else None)
+    # the teacher's variant: its module runs on the torch runtimes, its ONNX file on onnxruntime
+    step_ctx = ctx.for_step(step.name, teacher=variants[teacher] if teacher else None)
     return optimize(parent, step.config, step_ctx, name=step.name)
 
 

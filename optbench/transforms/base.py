@@ -38,7 +38,7 @@ class Context:
     calib_data: Any = None       # PTQ calibration (real data, e.g. a training subset)
     train_data: Any = None       # fine-tuning, QAT, distillation
     val_data: Any = None         # parity checks, accuracy budgets
-    teacher: nn.Module | None = None
+    teacher: nn.Module | Variant | None = None   # a module, or a variant (a recipe step's)
     workdir: Path = Path("runs/tmp")
     device: str = "cpu"
     progress: bool = True

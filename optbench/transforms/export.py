@@ -31,7 +31,8 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: str | os.Pa
     module = out_of_place(copy.deepcopy(model).eval().cpu())
     dynamic_shapes = ({"x": {0: torch.export.Dim("batch", min=1, max=4096)}}
                       if dynamic_batch else None)
-    tmp = path.with_name(path.name + ".tmp.onnx")
+    # a name of this process's own: side-by-side workers (run --jobs) may export the same file
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.onnx")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(

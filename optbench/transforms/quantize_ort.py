@@ -12,6 +12,7 @@ Both pick a weight format that stays exact on the CPU they run on (`int8_mode`, 
 from __future__ import annotations
 
 import dataclasses
+import os
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -103,8 +104,8 @@ def quantize_ort_static(parent: Variant, config: OrtStaticQuantConfig, ctx: Cont
 
     data = ctx.require("calib_data", config.method)
     source = fp32_onnx(ctx, parent, config.opset)
-    pre = ctx.file(parent, f"int8-{config.calibrate_method}-pre.onnx")
     out = ctx.file(parent, f"int8-{config.calibrate_method}.onnx")
+    pre, tmp = _private(out, "pre"), _private(out, "tmp")
     quant_pre_process(str(source), str(pre), skip_symbolic_shape=True)
     methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
                "entropy": CalibrationMethod.Entropy}
@@ -114,12 +115,13 @@ def quantize_ort_static(parent: Variant, config: OrtStaticQuantConfig, ctx: Cont
     # (86.97 -> 85.30); leaving that one small Gemm in fp32 gave 87.02 at no measurable cost.
     graph = _graph(pre)
     keep = _classifier_nodes(graph) if config.keep_classifier_fp32 else []
-    quantize_static(str(pre), str(out), _Reader(data, graph.input[0].name,
+    quantize_static(str(pre), str(tmp), _Reader(data, graph.input[0].name,
                                                  config.calibration_batches, config.batch_size),
                     quant_format=QuantFormat.QDQ, per_channel=config.per_channel,
                     activation_type=act, calibrate_method=methods[config.calibrate_method],
                     nodes_to_exclude=keep, **ort_weight_args(mode))
     pre.unlink(missing_ok=True)
+    os.replace(tmp, out)
     ops = onnx_op_counts(out)
     info = {"int8": True, "ops": ops, "activation_type": config.activation_type,
             "fp32_nodes": keep, "int8_mode": mode.to_dict()}
@@ -137,6 +139,12 @@ SIGNED_ACTIVATIONS_WARNING = ("signed int8 activations: ORT on x86 leaves many c
                               "(measured ~40% here, 3x slower); use activation_type='uint8'")
 
 
+def _private(out: Path, kind: str) -> Path:
+    """A file beside `out` that only this process writes (then moved onto `out`): the same step
+    may be rebuilt at once by side-by-side workers (run --jobs), e.g. a teacher's int8 file."""
+    return out.with_name(f"{out.stem}.{os.getpid()}.{kind}.onnx")
+
+
 def ort_weight_args(mode: Int8Mode) -> dict:
     """quantize_static/quantize_dynamic keyword arguments for an int8 mode."""
     from onnxruntime.quantization import QuantType
@@ -152,7 +160,9 @@ def quantize_ort_dynamic(parent: Variant, config: OrtDynamicQuantConfig, ctx: Co
     source = fp32_onnx(ctx, parent, config.opset)
     out = ctx.file(parent, "int8-dynamic.onnx")
     mode = ort_mode(config.int8_mode, cpu_features(), dynamic=True)
-    quantize_dynamic(str(source), str(out), **ort_weight_args(mode))
+    tmp = _private(out, "tmp")
+    quantize_dynamic(str(source), str(tmp), **ort_weight_args(mode))
+    os.replace(tmp, out)
     ops = onnx_op_counts(out)
     info = {"int8": True, "dynamic": True, "ops": ops, "int8_mode": mode.to_dict()}
     if ops.get("conv", 0):

@@ -124,3 +124,23 @@ def test_seed_matched_students_start_from_the_same_weights(tmp_path, monkeypatch
     torch.rand(100)
     again = run_module.prepare(_recipe(), tmp_path)[3]["small"].model
     assert torch.equal(again.state_dict()["features.0.0.weight"], start["scratch@0"])
+
+
+def test_students_distil_from_an_int8_teacher_file_side_by_side(tmp_path, capfd):
+    """A distilled student's teacher may be the teacher's int8 step, run on onnxruntime. Each
+    worker rebuilds that step (quantizing into OUT/work as the others do, each through a file
+    of its own moved into place), and the students record the runtime they were taught on."""
+    steps = [
+        {"name": "teacher", "method": "train", "input": "net", "train": TRAIN},
+        {"name": "teacher-int8", "method": "ptq-ort-static", "input": "teacher"},
+        {"name": "kd", "method": "distill", "input": "small", "teacher": "teacher-int8",
+         "teacher_runtime": "onnxruntime", "seeds": [0, 1], "train": TRAIN},
+    ]
+    result = run_recipe(Recipe.from_dict({**BASE, "steps": steps}), tmp_path, progress=True,
+                        measure=False, jobs=2)
+    assert "[jobs] training 2 steps 2 at a time" in capfd.readouterr().err
+    for seed in (0, 1):
+        assert result.variants[f"kd@{seed}"].info["teacher_runtime"] == "onnxruntime"
+    work = tmp_path / "work"
+    assert not [p.name for p in work.iterdir() if ".tmp." in p.name or ".pre." in p.name]
+    assert (work / "teacher-int8-int8-minmax.onnx").is_file()

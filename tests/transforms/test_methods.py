@@ -17,7 +17,14 @@ from optbench.measure import collect_logits, model_size, top1_accuracy
 from optbench.runtime import get_runtime
 from optbench.runtime.base import predict
 from optbench.train import TrainConfig, evaluate
-from optbench.transforms import Context, config_from_dict, config_to_dict, method_names, optimize
+from optbench.transforms import (
+    Context,
+    Variant,
+    config_from_dict,
+    config_to_dict,
+    method_names,
+    optimize,
+)
 
 SHORT = {"epochs": 1, "batch_size": 32, "lr": 0.01, "max_steps_per_epoch": 8}
 CASES = {  # method -> (config fields, allowed top-1 drop vs the fp32 model)
@@ -279,7 +286,52 @@ def test_a_compiled_teacher_teaches_the_same_and_compiles_once(trained, syntheti
         for a, b in zip(eager.state_dict().values(), model.state_dict().values(), strict=True):
             assert torch.allclose(a.float(), b.float(), atol=1e-4)
     with pytest.raises(ConfigError, match="teacher_runtime.*torch-compile"):
-        DistillConfig(teacher_runtime="onnxruntime")
+        DistillConfig(teacher_runtime="openvino")
+
+
+def test_an_onnx_teacher_teaches_what_its_file_computes(trained, ctx, synthetic):
+    """teacher_runtime="onnxruntime" runs a teacher step's ONNX file: the fp32 export teaches
+    as the module does (its logits differ by float rounding only); an int8 one teaches with
+    the int8 file's own logits, not the fp32 module's."""
+    from optbench.augment import AugmentConfig
+    from optbench.transforms.distill import DistillConfig, distill, frozen_teacher
+
+    parent = Variant("teacher", model=trained)
+    fp32 = optimize(parent, config_from_dict({"method": "export-onnx"}), ctx)
+    int8 = optimize(parent, config_from_dict({"method": "ptq-ort-static"}), ctx)
+    images = synthetic.batch(0, 16)
+    module_logits = frozen_teacher(trained)(images)
+    onnx_logits = frozen_teacher(fp32, "onnxruntime")(images)
+    int8_logits = frozen_teacher(int8, "onnxruntime")(images)
+    assert torch.allclose(onnx_logits, module_logits, atol=1e-4)
+    assert not torch.allclose(int8_logits, module_logits, atol=1e-3)
+    session = get_runtime("onnxruntime").load(int8.onnx_path)
+    assert torch.allclose(int8_logits, torch.from_numpy(session.to_numpy(
+        session.run(session.prepare(images)))), atol=1e-6)
+    train_config = TrainConfig(epochs=1, batch_size=32, max_steps_per_epoch=3, seed=3,
+                               augment=AugmentConfig(hflip=True))
+    students = []
+    for teacher, runtime in ((trained, "torch-eager"), (fp32, "onnxruntime")):
+        torch.manual_seed(1)
+        students.append(TinyNet())
+        distill(students[-1], teacher, synthetic,
+                DistillConfig(teacher_runtime=runtime, train=train_config), progress=False)
+    for a, b in zip(*(s.state_dict().values() for s in students), strict=True):
+        assert torch.allclose(a.float(), b.float(), atol=1e-4)
+
+
+def test_a_teacher_on_a_runtime_it_cannot_run_is_explained(trained, ctx):
+    from optbench.transforms.distill import frozen_teacher
+
+    int8 = optimize(Variant("teacher", model=trained),
+                    config_from_dict({"method": "ptq-ort-static"}), ctx)
+    with pytest.raises(ConfigError, match="cannot run on teacher_runtime 'torch-compile'.*"
+                                          "onnxruntime"):
+        frozen_teacher(int8, "torch-compile")
+    with pytest.raises(ConfigError, match="torch module.*export-onnx"):
+        frozen_teacher(trained, "onnxruntime")
+    with pytest.raises(ConfigError, match="runs as it is stored"):
+        frozen_teacher(int8, "onnxruntime", precision="bf16")
 
 
 def test_a_teacher_changed_in_place_is_frozen_again(trained, synthetic):
