@@ -15,8 +15,8 @@ only on CPUs with native bf16 (AMX, AVX512-BF16; "auto" picks it there and fp32 
 results/teacher_forward has what it buys.
 
 "onnxruntime" runs a teacher step's ONNX file instead: an export-onnx step's fp32 file, or a
-ptq-ort-static step's int8 one (4.66x [4.56, 4.83] eager's speed at batch 128 on 2 AVX512-VNNI
-cores without bf16, where the compiled fp32 teacher is 1.18x: results/teacher_forward). An int8
+ptq-ort-static step's int8 one (4.85x [4.27, 5.22] eager's speed at batch 128 on 2 AVX512-VNNI
+cores without bf16, where the compiled fp32 teacher is 1.08x: results/teacher_forward). An int8
 teacher's logits are the quantized model's, not the fp32 teacher's: its soft targets differ by
 the quantization error, which the step's report states (`teacher_runtime`) and which the
 teacher's own int8 variant, measured beside it, shows. The file runs as it is stored
