@@ -213,6 +213,24 @@ def paired_t(differences: Sequence[float], confidence: float = 0.95) -> PairedT:
                    min(1.0, max(0.0, p)))
 
 
+def units_to_decide(sd: float, gap: float, n: int, confidence: float = 0.95,
+                    most: int = 100_000) -> int | None:
+    """The fewest units (seeds) whose Student-t CI of the mean, with this `sd`, would be
+    narrower than `gap` on each side: t(n'-1) * sd / sqrt(n') < gap, for n' >= n. The t
+    quantile shrinks as units are added, so at a few seeds this is fewer than the 1/sqrt(n)
+    law gives. None when even `most` units would not do (gap 0)."""
+    if gap <= 0:
+        return None
+    if sd <= 0:
+        return n
+    k = max(n, 2)
+    while k <= most:
+        if t_quantile(0.5 + confidence / 2, k - 1) * sd / math.sqrt(k) < gap:
+            return k
+        k = k + 1 if k < 1000 else int(k * 1.01) + 1
+    return None
+
+
 def holm(p_values) -> np.ndarray:
     """Holm-Bonferroni adjusted p-values (controls the family-wise error rate)."""
     p = np.asarray(p_values, float)

@@ -86,6 +86,13 @@ def _evaluate(report: BenchResult, spec: TargetSpec, predictions: dict) -> dict:
     out.update(detail, measured=value, met=value >= spec.at_least,
                short_by=max(0.0, spec.at_least - value))
     out.update(verdict(value, spec.at_least, out.get("ci95")))
+    if out["verdict"] == "undecided" and "sd" in out:   # a t-interval over seeds
+        from optbench.stats import units_to_decide
+
+        n = len(out["per_seed"])
+        needed = units_to_decide(out["sd"], abs(value - spec.at_least), n)
+        out["more_evidence_factor"] = needed / n if needed else float("inf")
+        out["seeds_to_decide"] = needed
     return out
 
 

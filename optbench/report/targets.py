@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from optbench.report.document import Bullets, Para, Strong, Table
+from optbench.stats import units_to_decide
 
 
 def target_blocks(targets: list[dict]) -> list:
@@ -54,7 +55,15 @@ def _verdict_text(t: dict):
 
 def _more_text(t: dict) -> str:
     factor = t.get("more_evidence_factor", float("inf"))
-    what = ("test images or seeds" if t["metric"] in ("accuracy_delta_points", "top1")
+    if t.get("seeds"):   # a t-interval over seeds: only more seeds narrow it
+        n = len(t.get("per_seed") or t["seeds"])
+        needed = t.get("seeds_to_decide")
+        if needed is None and "sd" in t:   # a report saved before this was recorded
+            needed = units_to_decide(t["sd"], abs(t["measured"] - t["at_least"]), n)
+        if not needed:
+            return "the estimate sits on the target"
+        return f"needs about {needed} seeds at this spread, {needed / n:.1f}x as many"
+    what = ("test images" if t["metric"] in ("accuracy_delta_points", "top1")
             else "timing samples or processes")
     if factor == float("inf"):
         return "the estimate sits on the target"

@@ -126,7 +126,8 @@ def test_accuracy_targets_are_paired_tests_with_an_undecided_zone():
     assert close["measured"] == pytest.approx(-3.5) and close["paired_n"] == 1000
     assert close["verdict"] == "undecided" and close["ci95"][0] < -3.0 < close["ci95"][1]
     assert close["mcnemar_p"] == pytest.approx(mcnemar_exact_p(35, 0))
-    assert "test images or seeds" in "\n".join(target_lines([close]))
+    text = "\n".join(target_lines([close]))
+    assert "x the test images)" in text and "seeds" not in text
     far = evaluate_targets(REPORT, spec(-1.5), predictions)[0]
     assert far["verdict"] == "missed" and far["ci95"][1] < -1.5
     without = evaluate_targets(REPORT, spec(-3.0))[0]
@@ -207,6 +208,19 @@ def test_accuracy_over_seeds_is_the_mean_with_a_paired_t_test():
                                                metric="accuracy_delta_points", at_least=0.0,
                                                seeds=(0, 1)),))[0]
     assert t2["verdict"] == "undecided" and t2["t_p"] > 0.05
+    # how many seeds would decide it: only more seeds narrow a CI over seeds, and the t
+    # quantile shrinks with them (SciPy's here, optbench.stats' own in the code)
+    from scipy.stats import t as student
+
+    needed, gap, sd = t2["seeds_to_decide"], abs(t2["measured"]), t2["sd"]
+
+    def half(k):
+        return student.ppf(0.975, k - 1) * sd / np.sqrt(k)
+
+    assert half(needed) < gap <= half(needed - 1)
+    assert t2["more_evidence_factor"] == pytest.approx(needed / 2)
+    text = "\n".join(target_lines([t2]))
+    assert f"needs about {needed} seeds at this spread" in text and "test images" not in text
     with pytest.raises(ConfigError, match="only accuracy targets"):
         TargetSpec(variant="kd", reference="scratch", metric="speedup", seeds=(0, 1))
 
