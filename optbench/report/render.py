@@ -121,8 +121,11 @@ def training_sections(result: BenchResult) -> list:
         cpu = [h for h in hist if "cpu_seconds" in h]
         clips = [h for h in hist if "clipped_steps" in h]
         last = next((h["val_accuracy"] for h in reversed(hist) if "val_accuracy" in h), None)
-        teacher = (facts.other.get("config") or {}).get("teacher")
-        how = facts.method + (f" (teacher: {teacher})" if teacher else "")
+        config = facts.other.get("config") or {}
+        teacher = config.get("teacher")
+        runtime = config.get("teacher_runtime") or (config.get("kd") or {}).get("teacher_runtime")
+        on = ", on onnxruntime" if runtime == "onnxruntime" else ""   # e.g. its int8 file
+        how = facts.method + (f" (teacher: {teacher}{on})" if teacher else "")
         threads = sorted({h["threads"] for h in hist if "threads" in h})
         where = list(dict.fromkeys(f"{h['device']}, {h.get('precision', 'fp32')}"
                                    for h in hist if "device" in h))
