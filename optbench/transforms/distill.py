@@ -18,8 +18,8 @@ results/teacher_forward has what it buys.
 ptq-ort-static step's int8 one (4.85x [4.27, 5.22] eager's speed at batch 128 on 2 AVX512-VNNI
 cores without bf16, where the compiled fp32 teacher is 1.08x: results/teacher_forward). An int8
 teacher's logits are the quantized model's, not the fp32 teacher's: its soft targets differ by
-the quantization error, which the step's report states (`teacher_runtime`) and which the
-teacher's own int8 variant, measured beside it, shows. The file runs as it is stored
+the quantization error, which the report's training table names ("on onnxruntime") and
+which the teacher's own int8 variant, measured beside it, shows. The file runs as it is stored
 (`teacher_precision` "fp32" or "auto"), with the training's thread count.
 """
 
@@ -269,5 +269,4 @@ def distill_method(parent: Variant, config: DistillConfig, ctx: Context) -> Vari
                      progress=ctx.progress, val_data=ctx.val_data)
     logits = "cached once" if uses_cached_logits(config) else "per batch (the student's view)"
     return parent.derive("distill", model=student.eval(),
-                         info={"history": result.history, "teacher_logits": logits,
-                               "teacher_runtime": config.teacher_runtime})
+                         info={"history": result.history, "teacher_logits": logits})

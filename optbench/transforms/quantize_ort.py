@@ -106,22 +106,26 @@ def quantize_ort_static(parent: Variant, config: OrtStaticQuantConfig, ctx: Cont
     source = fp32_onnx(ctx, parent, config.opset)
     out = ctx.file(parent, f"int8-{config.calibrate_method}.onnx")
     pre, tmp = _private(out, "pre"), _private(out, "tmp")
-    quant_pre_process(str(source), str(pre), skip_symbolic_shape=True)
     methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
                "entropy": CalibrationMethod.Entropy}
     act = QuantType.QUInt8 if config.activation_type == "uint8" else QuantType.QInt8
     mode = ort_mode(config.int8_mode, cpu_features())
-    # Measured on ResNet18/Fashion-MNIST: quantizing the classifier cost 1.7 top-1 points
-    # (86.97 -> 85.30); leaving that one small Gemm in fp32 gave 87.02 at no measurable cost.
-    graph = _graph(pre)
-    keep = _classifier_nodes(graph) if config.keep_classifier_fp32 else []
-    quantize_static(str(pre), str(tmp), _Reader(data, graph.input[0].name,
-                                                 config.calibration_batches, config.batch_size),
-                    quant_format=QuantFormat.QDQ, per_channel=config.per_channel,
-                    activation_type=act, calibrate_method=methods[config.calibrate_method],
-                    nodes_to_exclude=keep, **ort_weight_args(mode))
-    pre.unlink(missing_ok=True)
-    os.replace(tmp, out)
+    try:
+        quant_pre_process(str(source), str(pre), skip_symbolic_shape=True)
+        # Measured on ResNet18/Fashion-MNIST: quantizing the classifier cost 1.7 top-1 points
+        # (86.97 -> 85.30); leaving that one small Gemm in fp32 gave 87.02 at no measurable cost.
+        graph = _graph(pre)
+        keep = _classifier_nodes(graph) if config.keep_classifier_fp32 else []
+        quantize_static(str(pre), str(tmp), _Reader(data, graph.input[0].name,
+                                                     config.calibration_batches,
+                                                     config.batch_size),
+                        quant_format=QuantFormat.QDQ, per_channel=config.per_channel,
+                        activation_type=act, calibrate_method=methods[config.calibrate_method],
+                        nodes_to_exclude=keep, **ort_weight_args(mode))
+        os.replace(tmp, out)
+    finally:
+        pre.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
     ops = onnx_op_counts(out)
     info = {"int8": True, "ops": ops, "activation_type": config.activation_type,
             "fp32_nodes": keep, "int8_mode": mode.to_dict()}
@@ -161,8 +165,11 @@ def quantize_ort_dynamic(parent: Variant, config: OrtDynamicQuantConfig, ctx: Co
     out = ctx.file(parent, "int8-dynamic.onnx")
     mode = ort_mode(config.int8_mode, cpu_features(), dynamic=True)
     tmp = _private(out, "tmp")
-    quantize_dynamic(str(source), str(tmp), **ort_weight_args(mode))
-    os.replace(tmp, out)
+    try:
+        quantize_dynamic(str(source), str(tmp), **ort_weight_args(mode))
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
     ops = onnx_op_counts(out)
     info = {"int8": True, "dynamic": True, "ops": ops, "int8_mode": mode.to_dict()}
     if ops.get("conv", 0):

@@ -140,7 +140,7 @@ def test_students_distil_from_an_int8_teacher_file_side_by_side(tmp_path, capfd)
                         measure=False, jobs=2)
     assert "[jobs] training 2 steps 2 at a time" in capfd.readouterr().err
     for seed in (0, 1):
-        assert result.variants[f"kd@{seed}"].info["teacher_runtime"] == "onnxruntime"
+        assert result.variants[f"kd@{seed}"].info["config"]["teacher_runtime"] == "onnxruntime"
     work = tmp_path / "work"
     assert not [p.name for p in work.iterdir() if ".tmp." in p.name or ".pre." in p.name]
     assert (work / "teacher-int8-int8-minmax.onnx").is_file()
