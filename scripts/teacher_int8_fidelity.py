@@ -8,7 +8,7 @@ Takes the recipe's trained teacher step from OUT/work (its finished checkpoint; 
 unfinished one rather than train), quantizes it as a `ptq-ort-static` step with default
 settings would (calibrated on the recipe's calibration split, into a folder of its own), and
 scores both on the validation split:
-- top-1 agreement of the int8 file with the fp32 module;
+- top-1 agreement of the int8 file with the fp32 module, and each one's validation top-1;
 - KL(fp32_T || int8_T): the KL divergence of their softened outputs at the temperature, what
   the distillation loss would see change;
 - for scale, KL(fp32_T(x) || fp32_T(flip x)): how much the fp32 teacher's own soft targets move
@@ -70,11 +70,13 @@ def main() -> None:
                         ctx.for_step("fidelity", workdir=Path(folder)), name="teacher-int8")
         fp32_forward = frozen_teacher(teacher.model, "torch-eager")
         int8_forward = frozen_teacher(int8, "onnxruntime")
-        agree, to_int8, to_flip, n = 0, [], [], 0
-        for images, _ in make_loader(ctx.val_data, 256):
+        agree, right, to_int8, to_flip, n = 0, [0, 0], [], [], 0
+        for images, labels in make_loader(ctx.val_data, 256):
             a, b = fp32_forward(images), int8_forward(images)
             flipped = fp32_forward(torch.flip(images, dims=[-1]))
             agree += int((a.argmax(1) == b.argmax(1)).sum())
+            right[0] += int((a.argmax(1) == labels).sum())
+            right[1] += int((b.argmax(1) == labels).sum())
             to_int8.append(kl(a, b, args.temperature))
             to_flip.append(kl(a, flipped, args.temperature))
             n += len(images)
@@ -83,6 +85,7 @@ def main() -> None:
           f"{n} validation images, T = {args.temperature:g}")
     print(f"int8 mode: {int8.info['int8_mode']}")
     print(f"top-1 agreement int8 vs fp32: {100 * agree / n:.2f}%")
+    print(f"validation top-1: fp32 {100 * right[0] / n:.2f}%, int8 {100 * right[1] / n:.2f}%")
     for label, values in (("KL(fp32 || int8)", to_int8), ("KL(fp32 || fp32 on the flip)",
                                                           to_flip)):
         print(f"{label}: mean {values.mean():.3e}, median {values.median():.3e}, "
