@@ -7,8 +7,8 @@ block-bootstrap CIs, and each way's largest |logit - eager logit|. The bf16 ways
 optbench.transforms.precision.Autocast) are fast only on CPUs with native bf16 (AMX,
 AVX512-BF16). The ONNX Runtime ways run the teacher exported to ONNX, in fp32 and quantized as
 ptq-ort-static does by default (uint8 activations, per-channel weights, the CPU's int8 mode,
-classifier kept fp32), calibrated on 8 batches of 32 random images: with random weights its
-|diff| says little about a trained teacher's. Run it alone."""
+classifier kept fp32; the method itself makes it), calibrated on 256 random images: with
+random weights its |diff| says little about a trained teacher's. Run it alone."""
 
 import copy
 import tempfile
@@ -17,15 +17,15 @@ from pathlib import Path
 
 import torch
 import torch.fx.experimental.optimization
+from torch.utils.data import TensorDataset
 
 from optbench.env import device_name
-from optbench.isa import cpu_features, ort_mode
 from optbench.models import build_model
 from optbench.runtime import get_runtime
 from optbench.stats import paired_ratio_ci
-from optbench.transforms.export import export_onnx
+from optbench.transforms import Context, Variant, config_from_dict, optimize
+from optbench.transforms.export import DEFAULT_OPSET, fp32_onnx
 from optbench.transforms.precision import Autocast
-from optbench.transforms.quantize_ort import _classifier_nodes, _graph, ort_weight_args
 
 torch.set_num_threads(2)
 torch.manual_seed(0)
@@ -92,23 +92,16 @@ def compiled_bf16_forward():
 
 
 def ort_sessions(folder: Path):
-    """ONNX Runtime sessions (2 threads) of the teacher in fp32 and in static int8."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    fp32 = export_onnx(teacher, x[:2], folder / "teacher.onnx")
-    pre, int8 = folder / "pre.onnx", folder / "int8.onnx"
-    quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
-    graph = _graph(pre)
-    name = graph.input[0].name
-    calibration = iter([{name: torch.randn(32, 1, 32, 32).numpy()} for _ in range(8)])
-    reader = type("Reader", (), {"get_next": lambda self: next(calibration, None)})()
-    quantize_static(str(pre), str(int8), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, calibrate_method=CalibrationMethod.MinMax,
-                    nodes_to_exclude=_classifier_nodes(graph),
-                    **ort_weight_args(ort_mode("auto", cpu_features())))
+    """ONNX Runtime sessions (2 threads) of the teacher in fp32 and in int8 made by the
+    ptq-ort-static method itself (its defaults; the guard only warns: random weights)."""
+    images = torch.randn(256, 1, 32, 32)
+    calib = TensorDataset(images, torch.zeros(len(images), dtype=torch.long))
+    ctx = Context(example_input=x[:2], calib_data=calib, workdir=folder, progress=False)
+    int8 = optimize(Variant("teacher", model=teacher), config_from_dict(
+        {"method": "ptq-ort-static", "guard": {"action": "warn"}}), ctx, name="teacher-int8")
+    fp32 = fp32_onnx(ctx, Variant("teacher", model=teacher), DEFAULT_OPSET)
     ort = get_runtime("onnxruntime")
-    return ort.load(fp32, threads=2), ort.load(int8, threads=2)
+    return ort.load(fp32, threads=2), ort.load(int8.onnx_path, threads=2)
 
 
 ort_fp32, ort_int8 = ort_sessions(Path(tempfile.mkdtemp()))
