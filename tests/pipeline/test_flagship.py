@@ -33,7 +33,12 @@ def test_quick_run_writes_every_report_file(run):
     assert {"teacher", "student-scratch@0", "student-scratch@1", "student-kd@0", "student-kd@1",
             "student-qat", "student-int8-ort", "student-onnx", "teacher-onnx"} <= set(variants)
     assert variants["student-kd@1"]["info"]["teacher_logits"].startswith("per batch")
-    assert variants["student-pruned"]["info"]["config"]["teacher"] == "teacher"
+    # the distilling steps are taught by the teacher's int8 ONNX file, on ONNX Runtime
+    for step in ("student-kd@1", "student-pruned", "student-qat"):
+        config = variants[step]["info"]["config"]
+        assert config["teacher"] == "teacher-int8", step
+    assert variants["student-kd@1"]["info"]["config"]["teacher_runtime"] == "onnxruntime"
+    assert "teacher-int8" not in variants   # used, not measured
     refs = data["sections"]["references"]
     assert {(c["variant"], c["reference"]) for c in refs} >= {
         ("student-int8-ort", "teacher"), ("student-int8-ort", "student-scratch@1"),
