@@ -411,13 +411,26 @@ class BenchResult:
         return sorted({r.batch_size for r in self.rows})
 
     def accuracy(self, variant: str) -> float | None:
-        """A variant's best top-1 over the runtimes it was evaluated on."""
-        best = self.best_quality().get(variant)
-        return best.top1_accuracy if best else None
+        """A variant's top-1 on the runtime it runs fastest on (`deployed_quality`)."""
+        q = self.deployed_quality().get(variant)
+        return q.top1_accuracy if q else None
 
-    def best_quality(self) -> dict[str, Quality]:
-        """variant -> its most accurate evaluated entry."""
-        return best_quality(self.quality.values())
+    def deployed_quality(self) -> dict[str, Quality]:
+        """variant -> the evaluated entry of the runtime it runs fastest on, at its smallest
+        timed batch size and the training input size: the runtime a user would deploy it on,
+        so a variant's accuracy and its speed come from one runtime (one int8 file can score
+        differently on two runtimes). A variant whose fastest runtime was not evaluated, or
+        that was not timed, gets its first evaluated entry."""
+        first = self.first_quality()
+        fastest = fastest_rows(self.rows)
+        smallest: dict[str, int] = {}
+        for variant, batch in fastest:
+            smallest[variant] = min(batch, smallest.get(variant, batch))
+        out = {}
+        for variant, q in first.items():
+            row = fastest.get((variant, smallest.get(variant, -1)))
+            out[variant] = self.quality.get(row.entry, q) if row else q
+        return out
 
     def first_quality(self) -> dict[str, Quality]:
         """variant -> its first evaluated entry (the one the report reads per-class figures
@@ -429,14 +442,6 @@ class BenchResult:
 
     def size_bytes(self, variant: str) -> int | None:
         return self.sizes[variant].file_bytes if variant in self.sizes else None
-
-
-def best_quality(qualities) -> dict[str, Quality]:
-    best: dict[str, Quality] = {}
-    for q in qualities:
-        if q.variant not in best or q.top1_accuracy > best[q.variant].top1_accuracy:
-            best[q.variant] = q
-    return best
 
 
 def fastest_rows(rows: list[Row]) -> dict[tuple[str, int], Row]:

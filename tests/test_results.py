@@ -98,3 +98,34 @@ def test_best_and_first_quality_are_per_variant():
                         "a / onnxruntime": {"top1_accuracy": 0.90, "n": 10}})
     assert r.accuracy("a") == 0.90 and r.accuracy("b") is None
     assert r.first_quality()["a"].runtime == "torch-eager"
+
+
+def test_a_variants_accuracy_is_that_of_the_runtime_it_runs_fastest_on():
+    """One int8 file can score differently on two runtimes: the variant's accuracy must not
+    come from one runtime while its speed comes from another."""
+    quality = {"a / onnxruntime": {"top1_accuracy": 0.92, "n": 10},
+               "a / openvino": {"top1_accuracy": 0.91, "n": 10}}
+    r = result([row("a", "onnxruntime", 0.002), row("a", "openvino", 0.001)], quality=quality)
+    assert r.accuracy("a") == 0.91
+    assert r.deployed_quality()["a"].runtime == "openvino"
+    # the smallest batch decides when runtimes swap places across batch sizes
+    r = result([row("a", "onnxruntime", 0.002), row("a", "openvino", 0.001),
+                row("a", "onnxruntime", 0.010, batch=8), row("a", "openvino", 0.020, batch=8)],
+               quality=quality)
+    assert r.accuracy("a") == 0.91
+    # a variant that was evaluated but not timed keeps its first entry, not the best
+    r = result([row("b", "torch-eager", 0.01)], quality=quality)
+    assert r.accuracy("a") == 0.92
+
+
+def test_an_artifacts_manifest_states_the_accuracy_of_the_runtime_that_serves_it():
+    """An ONNX int8 file timed fastest on OpenVINO is still served by ONNX Runtime: its
+    manifest gives ONNX Runtime's accuracy, the report the deployed runtime's."""
+    from optbench.pipeline.run import variant_figures
+
+    r = result([row("a", "onnxruntime", 0.002), row("a", "openvino", 0.001)],
+               quality={"a / onnxruntime": {"top1_accuracy": 0.92, "n": 10},
+                        "a / openvino": {"top1_accuracy": 0.91, "n": 10}})
+    assert variant_figures(r, "a", "onnxruntime")["top1_accuracy"] == 0.92
+    assert r.accuracy("a") == 0.91
+    assert variant_figures(r, "b", "onnxruntime")["top1_accuracy"] is None

@@ -21,7 +21,7 @@ from optbench.io import atomic_write_json
 from optbench.pipeline.at_size import measure_at_size
 from optbench.pipeline.recipe import DataConfig, ModelConfig, Recipe
 from optbench.pipeline.targets import evaluate_targets
-from optbench.results import BenchResult, VariantFacts, VariantRecord
+from optbench.results import BenchResult, VariantFacts, VariantRecord, entry_label
 from optbench.transforms import Context, Variant, optimize
 
 
@@ -244,7 +244,7 @@ def export_artifacts(variants: dict[str, Variant], measured: list[str], bench: B
     measured figures) for every measured variant that is one: what `optbench serve` loads.
     The manifest carries the data's transform (size, channels, colour, normalization) and class
     names, so the server prepares uploads as the model was trained."""
-    from optbench.artifact import save_artifact
+    from optbench.artifact import FORMATS, save_artifact
 
     d = recipe.data
     transform, class_names = test_data.transform, tuple(test_data.classes)
@@ -257,15 +257,19 @@ def export_artifacts(variants: dict[str, Variant], measured: list[str], bench: B
         paths[name] = save_artifact(
             out / name, name=name, **files,
             input_shape=(d.channels, d.image_size, d.image_size), transform=transform,
-            class_names=class_names, lineage=v.lineage, metrics=variant_figures(bench, name),
+            class_names=class_names, lineage=v.lineage,
+            metrics=variant_figures(bench, name, FORMATS["openvino-ir" if v.ir_path else "onnx"]),
             version=version, int8=v.facts.int8_mode)
     return paths
 
 
-def variant_figures(bench: BenchResult, name: str) -> dict:
-    """The report's figures for one variant: accuracy, latency per runtime and batch, size."""
+def variant_figures(bench: BenchResult, name: str, runtime: str) -> dict:
+    """The report's figures for one variant: accuracy on `runtime` (the one its artifact is
+    served on; the variant's own accuracy where that runtime was not evaluated), latency per
+    runtime and batch, size."""
+    served = bench.quality.get(entry_label(name, runtime))
     return {
-        "top1_accuracy": bench.accuracy(name),
+        "top1_accuracy": served.top1_accuracy if served else bench.accuracy(name),
         "latency_median_s": {f"{r.runtime}/batch{r.batch_size}": r.median_s
                              for r in bench.rows if r.variant == name},
         "size_bytes": bench.size_bytes(name),

@@ -115,11 +115,11 @@ def _paired_accuracy(report: BenchResult, spec: TargetSpec, predictions: dict) -
     labels = predictions.get("labels")
     if labels is None:
         return {}
-    entries, best = {}, report.best_quality()
+    entries, deployed = {}, report.deployed_quality()
     for name in (spec.variant, spec.reference):
-        if name not in best or best[name].entry not in predictions:
+        if name not in deployed or deployed[name].entry not in predictions:
             return {}
-        entries[name] = predictions[best[name].entry]
+        entries[name] = predictions[deployed[name].entry]
     res = paired_accuracy(entries[spec.reference] == labels, entries[spec.variant] == labels)
     return {"ci95": [100 * res.delta.low, 100 * res.delta.high], "mcnemar_p": res.p_value,
             "paired_n": res.n}
@@ -132,7 +132,7 @@ def _accuracy_over_seeds(report: BenchResult, spec: TargetSpec, predictions: dic
     (each seed's McNemar p is kept beside it)."""
     from optbench.stats import paired_t
 
-    acc = {name: q.top1_accuracy for name, q in report.best_quality().items()}
+    acc = {name: q.top1_accuracy for name, q in report.deployed_quality().items()}
     per_seed = []
     for seed in spec.seeds:
         names = [n if n in acc else f"{n}@{seed}" for n in (spec.variant, spec.reference)]
@@ -191,7 +191,7 @@ def _size_ratio(report: BenchResult, spec: TargetSpec):
 
 
 def _accuracy_delta(report: BenchResult, spec: TargetSpec):
-    acc = {name: q.top1_accuracy for name, q in report.best_quality().items()}
+    acc = {name: q.top1_accuracy for name, q in report.deployed_quality().items()}
     for name in (spec.variant, spec.reference):
         if name not in acc:
             raise LookupError(f"no accuracy for {name}")
@@ -206,10 +206,10 @@ def _accuracy_delta(report: BenchResult, spec: TargetSpec):
 
 def _top1(report: BenchResult, spec: TargetSpec):
     """Top-1 in %, with the normal-approximation 95% CI of a proportion over the test images."""
-    best = report.best_quality()
-    if spec.variant not in best:
+    deployed = report.deployed_quality()
+    if spec.variant not in deployed:
         raise LookupError(f"no accuracy for {spec.variant}")
-    q = best[spec.variant]
+    q = deployed[spec.variant]
     p, n = q.top1_accuracy, q.n
     half = 1.96 * (p * (1 - p) / n) ** 0.5 * 100 if n else None
     detail = {"ci95": [p * 100 - half, p * 100 + half], "n": n} if half is not None else {}
