@@ -4,6 +4,11 @@
   unsigned 8-bit activations (ORT's signed default left ~40% of convs in fp32 on x86).
 - `ptq-ort-dynamic`: dynamic int8 for Linear-heavy models; warns on conv nets (slower there).
 
+The static QDQ file also runs on OpenVINO, which reads the same file and runs its convs in
+int8 (u8 activations): where OpenVINO's int8 kernels are faster than ONNX Runtime's, the bench
+times both and the report takes each variant's speed and accuracy from its fastest runtime
+(`BenchResult.deployed_quality`). The accuracy guard runs it on ONNX Runtime.
+
 Both pick a weight format that stays exact on the CPU they run on (`int8_mode`, optbench.isa:
 7-bit weights for static int8 where the CPU has no VNNI) and run the accuracy guard
 (optbench.transforms.guard) against their parent before returning.
@@ -134,7 +139,7 @@ def quantize_ort_static(parent: Variant, config: OrtStaticQuantConfig, ctx: Cont
         info["warnings"] = [SIGNED_ACTIVATIONS_WARNING]
         hints = (SIGNED_ACTIVATIONS_WARNING + ";",)
     variant = parent.derive(f"ptq-ort-static-{config.calibrate_method}", onnx_path=out,
-                            runtimes=("onnxruntime",), info=info)
+                            runtimes=("onnxruntime", "openvino"), info=info)
     check_int8(parent, variant, data, config.guard, mode_hints(mode, *hints))
     return variant
 
