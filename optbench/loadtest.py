@@ -273,24 +273,38 @@ def run_scenario(spec: LoadSpec, scenario: str, *, target_qps: float = 0.0,
     SingleStream and Offline runs are sized by LoadGen from an expectation (the latency of one
     query, `expected_ms`, default `bound_ms`; the Offline rate, `target_qps`, default 1,000/s):
     a server faster than expected finishes before the minimum duration and LoadGen calls the
-    run INVALID. With `calibrate` such a run is repeated once, sized from what it measured (its
-    mean latency, its rate), and the repeat is returned (`calibrated_from` says so)."""
+    run INVALID. With `calibrate` such a run is repeated, sized from the fastest run so far (its
+    mean latency, its rate) with a margin, up to `_CALIBRATION_REPEATS` times (a shared CPU can
+    make a repeat faster than the run it was sized from); the last run is returned and
+    `calibrated_from` lists the runs before it."""
     check_choice("run_scenario", "scenario", scenario, SCENARIOS)
     requests = requests or build_requests(spec)
     result = _run_once(spec, scenario, target_qps, bound_ms, expected_ms, requests, server_pids)
-    if calibrate and scenario != "server" and result.get("min_duration_met") is False:
+    if not calibrate or scenario == "server":
+        return result
+    earlier: list[dict] = []
+    while result.get("min_duration_met") is False and len(earlier) < _CALIBRATION_REPEATS:
         if scenario == "single" and result.get("mean_ms"):
-            expected_ms, first = 0.8 * result["mean_ms"], {"mean_ms": result["mean_ms"]}
+            fastest = min([result["mean_ms"]] + [r["mean_ms"] for r in earlier])
+            expected_ms = _CALIBRATION_MARGIN * fastest
+            earlier.append({"mean_ms": result["mean_ms"], "wall_s": result["wall_s"]})
         elif scenario == "offline" and result.get("samples_per_s"):
-            target_qps, first = 1.2 * result["samples_per_s"], \
-                {"samples_per_s": result["samples_per_s"]}
+            fastest = max([result["samples_per_s"]] + [r["samples_per_s"] for r in earlier])
+            target_qps = fastest / _CALIBRATION_MARGIN
+            earlier.append({"samples_per_s": result["samples_per_s"], "wall_s": result["wall_s"]})
         else:
-            return result
-        again = _run_once(spec, scenario, target_qps, bound_ms, expected_ms, requests,
-                          server_pids)
-        again["calibrated_from"] = {**first, "wall_s": result["wall_s"]}
-        return again
+            break
+        result = _run_once(spec, scenario, target_qps, bound_ms, expected_ms, requests,
+                           server_pids)
+    if earlier:
+        result["calibrated_from"] = earlier
     return result
+
+
+# a calibrated repeat expects queries this much faster than the fastest run so far (so it plans
+# ~1/0.7 = 1.4x the minimum duration), and is tried at most this many times
+_CALIBRATION_MARGIN = 0.7
+_CALIBRATION_REPEATS = 2
 
 
 def _run_once(spec: LoadSpec, scenario: str, target_qps: float, bound_ms: float,

@@ -98,6 +98,42 @@ def test_loadgen_report_checks_the_targets_at_equal_runtime_threads():
                                                                                    meta)
 
 
+def test_a_run_too_short_is_repeated_sized_from_the_fastest_run_so_far(monkeypatch):
+    """A calibrated SingleStream run that ends before LoadGen's minimum duration is repeated,
+    each repeat sized from the fastest mean latency seen so far (a first run slowed by a cold
+    server or a busy CPU must not size the next one), at most twice; Offline alike by rate."""
+    from optbench import loadtest
+
+    runs = {"single": [9.0, 2.0, 3.0, 1.0], "offline": [100.0, 400.0, 300.0]}
+    seen = []
+
+    def fake_run(spec, scenario, target_qps, bound_ms, expected_ms, requests, server_pids):
+        seen.append(expected_ms if scenario == "single" else target_qps)
+        value = runs[scenario].pop(0)
+        key = "mean_ms" if scenario == "single" else "samples_per_s"
+        return {key: value, "wall_s": 0.1, "min_duration_met": value == 3.0}
+
+    monkeypatch.setattr(loadtest, "_run_once", fake_run)
+    spec = loadtest.LoadSpec("http://x", "m")
+    m = loadtest._CALIBRATION_MARGIN
+    out = loadtest.run_scenario(spec, "single", expected_ms=50, requests=[("p", b"", {})])
+    # 9 ms sizes the 2nd run; the 2nd (2 ms, faster) sizes the 3rd, which meets the duration
+    assert seen == [50, m * 9.0, m * 2.0] and out["mean_ms"] == 3.0
+    assert [r["mean_ms"] for r in out["calibrated_from"]] == [9.0, 2.0]
+    seen.clear()
+    out = loadtest.run_scenario(spec, "offline", target_qps=50, requests=[("p", b"", {})])
+    assert seen == [50, 100.0 / m, 400.0 / m] and out["samples_per_s"] == 300.0
+    # never more than the allowed repeats, and without calibration never a repeat
+    runs["single"] = [5.0, 4.0, 3.5, 3.2]
+    seen.clear()
+    out = loadtest.run_scenario(spec, "single", requests=[("p", b"", {})])
+    assert len(seen) == 1 + loadtest._CALIBRATION_REPEATS and out["min_duration_met"] is False
+    seen.clear()
+    assert "calibrated_from" not in loadtest.run_scenario(spec, "single", calibrate=False,
+                                                          requests=[("p", b"", {})])
+    assert len(seen) == 1
+
+
 def test_loadgen_summary_says_which_condition_failed():
     from optbench.loadtest import parse_summary
 
