@@ -418,7 +418,17 @@ def _resume(path, config, model, optimizer, scheduler) -> tuple[list[dict], int,
         raise ConfigError(
             f"checkpoint {path} was written with a different training config "
             f"({state.get('config')}); delete it or use another checkpoint path to start afresh")
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:   # same config, other shapes: e.g. a pruning that changed
+        detail = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in
+                       line or "Missing key" in line or "Unexpected key" in line), str(exc))
+        raise ConfigError(
+            f"checkpoint {path} holds a model of another shape than the one to train "
+            f"({detail[:300]}); it was written for another architecture, e.g. by a "
+            "prune-structured step that kept other channel counts (rounding = \"down\" "
+            "reproduces the counts kept before optbench rounded to the nearest multiple). "
+            "Delete it or use another checkpoint path to start afresh") from exc
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     partial = state.get("partial")

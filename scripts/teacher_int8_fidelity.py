@@ -27,11 +27,8 @@ import torch.nn.functional as F
 
 from optbench.data import make_loader
 from optbench.env import device_name
-from optbench.errors import ConfigError
-from optbench.io import safe_torch_load
 from optbench.pipeline import Recipe
-from optbench.pipeline.parallel import needed_steps
-from optbench.pipeline.run import prepare, run_step
+from optbench.pipeline.run import finished_steps
 from optbench.transforms import config_from_dict, optimize
 from optbench.transforms.distill import frozen_teacher
 
@@ -49,21 +46,7 @@ def main() -> None:
     parser.add_argument("--teacher", default="teacher")
     parser.add_argument("--temperature", type=float, default=4.0)
     args = parser.parse_args()
-    recipe, _, ctx, variants = prepare(Recipe.from_toml(args.recipe), args.out, progress=False)
-    names = [step.name for step in recipe.steps]
-    if args.teacher not in names:
-        raise ConfigError(f"{args.recipe} has no step {args.teacher!r}; its steps: {names}")
-    for i in needed_steps(recipe, names.index(args.teacher)):
-        step = recipe.steps[i]
-        train = getattr(step.config, "train", None)
-        kind = "kd" if step.config.method == "distill" else "train"
-        ckpt = args.out / "work" / f"{step.name}-{kind}.ckpt"
-        if train is not None:
-            history = safe_torch_load(ckpt)["history"] if ckpt.is_file() else []
-            if len(history) < train.epochs:
-                raise ConfigError(f"{ckpt}: {len(history)} of {train.epochs} epochs finished; "
-                                  "let the recipe's run finish the step first")
-        variants[step.name] = run_step(recipe, i, variants, ctx)
+    _, ctx, variants = finished_steps(Recipe.from_toml(args.recipe), args.out, args.teacher)
     teacher = variants[args.teacher]
     with tempfile.TemporaryDirectory() as folder:
         int8 = optimize(teacher, config_from_dict({"method": "ptq-ort-static"}),

@@ -51,6 +51,19 @@ def test_checkpoint_from_another_config_is_refused(synthetic, tmp_path):
               progress=False)
 
 
+def test_checkpoint_of_another_shape_is_refused_with_the_reason(synthetic, tmp_path):
+    """Same training config, other layer shapes (a pruning step that now keeps other channel
+    counts): a clear refusal naming the layer, not a bare load_state_dict error."""
+    ckpt = tmp_path / "run.ckpt"
+    config = TrainConfig(epochs=1, batch_size=64, max_steps_per_epoch=2)
+    train(TinyNet(), synthetic, config, checkpoint=ckpt, progress=False)
+    narrow = TinyNet()
+    narrow.fc = torch.nn.Linear(16, 12)
+    with pytest.raises(ConfigError, match=r"another shape.*fc\.weight.*rounding = \"down\""):
+        train(narrow, synthetic, config, checkpoint=ckpt, progress=False)
+    assert ckpt.is_file()   # nothing already written is lost
+
+
 def test_config_validation_names_field_and_choices():
     with pytest.raises(ConfigError, match="optimizer.*sgd"):
         TrainConfig(optimizer="lion")

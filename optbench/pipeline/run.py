@@ -17,7 +17,7 @@ import torch
 
 from optbench.bench import measure_variants
 from optbench.errors import ConfigError
-from optbench.io import atomic_write_json
+from optbench.io import atomic_write_json, safe_torch_load
 from optbench.pipeline.at_size import measure_at_size
 from optbench.pipeline.recipe import DataConfig, ModelConfig, Recipe
 from optbench.pipeline.targets import evaluate_targets
@@ -222,6 +222,40 @@ def run_step(recipe: Recipe, index: int, variants: dict[str, Variant], ctx: Cont
     # the teacher's variant: its module runs on the torch runtimes, its ONNX file on onnxruntime
     step_ctx = ctx.for_step(step.name, teacher=variants[teacher] if teacher else None)
     return optimize(parent, step.config, step_ctx, name=step.name)
+
+
+# the checkpoint each training method writes in OUT/work (STEP-SUFFIX), and the config field
+# that holds its training settings
+_CHECKPOINTS = {"train": ("train.ckpt", "train"), "distill": ("kd.ckpt", "train"),
+                "qat-pt2e": ("qat.ckpt", "train"), "prune-structured": ("finetune.ckpt",
+                                                                        "finetune")}
+
+
+def finished_steps(recipe: Recipe, out: Path, name: str, progress: bool = False
+                   ) -> tuple[Recipe, Context, dict[str, Variant]]:
+    """Step `name` and the steps it needs, rebuilt from a run's finished checkpoints in
+    OUT/work, never training: a step whose training has not finished is refused (let the
+    recipe's run finish it). For scripts that study a finished run; returns the prepared
+    recipe, the base Context and every variant built."""
+    from optbench.pipeline.parallel import needed_steps
+    from optbench.train import TrainConfig
+
+    names = [step.name for step in recipe.steps]
+    if name not in names:
+        raise ConfigError(f"the recipe has no step {name!r}; its steps: {names}")
+    prepared, _, ctx, variants = prepare(recipe, out, progress=progress)
+    for i in needed_steps(prepared, names.index(name)):
+        step = prepared.steps[i]
+        suffix, field = _CHECKPOINTS.get(step.config.method, ("", ""))
+        train = getattr(step.config, field, None) if field else None
+        if isinstance(train, TrainConfig):
+            ckpt = out / "work" / f"{step.name}-{suffix}"
+            history = safe_torch_load(ckpt)["history"] if ckpt.is_file() else []
+            if len(history) < train.epochs:
+                raise ConfigError(f"{ckpt}: {len(history)} of {train.epochs} epochs finished; "
+                                  "let the recipe's run finish the step first")
+        variants[step.name] = run_step(prepared, i, variants, ctx)
+    return prepared, ctx, variants
 
 
 def train_in_worker(recipe: Recipe, out: str, name: str, threads: int) -> dict:

@@ -121,6 +121,42 @@ def test_structured_pruning_removes_rounded_channels(trained, ctx):
     assert variant.model.fc.out_features == 10  # the classifier keeps its classes
 
 
+@pytest.mark.parametrize("rounding, kept", [("nearest", 12), ("down", 8)])
+def test_structured_pruning_rounds_kept_channels_to_the_nearest_multiple(trained, ctx, rounding,
+                                                                         kept):
+    """30% of 16 channels at round_to 4 keeps 11.2: the nearest multiple is 12, while
+    Torch-Pruning's own rounding (down) keeps 8, removing 50% where 30% was asked."""
+    variant = optimize(trained, config_from_dict({"method": "prune-structured", "ratio": 0.3,
+                                                  "round_to": 4, "rounding": rounding}), ctx)
+    assert variant.info["channels"]["features.4"] == kept
+    assert variant.info["rounding"] == rounding
+
+
+def test_structured_pruning_re_estimates_batchnorm_statistics(trained, ctx, synthetic):
+    """Pruning changes the statistics BatchNorm sees; the pruned model's running statistics are
+    re-estimated on the calibration data (here made stale on purpose), unless turned off."""
+    stale = copy.deepcopy(trained)
+    stale.features[1].running_mean += 5.0
+    stale.features[1].running_var *= 30.0
+    fresh = optimize(stale, config_from_dict({"method": "prune-structured", "ratio": 0.25,
+                                              "round_to": 4, "importance": "bn"}), ctx)
+    kept = fresh.model.features[0]
+    with torch.no_grad():
+        out = torch.cat([kept(x) for x, _ in make_loader(synthetic, 128)])
+    mean, var = out.mean((0, 2, 3)), out.var((0, 2, 3))
+    bn = fresh.model.features[1]
+    assert fresh.info["bn_recalibrated"] >= 512
+    assert torch.allclose(bn.running_mean, mean, atol=0.05 * float(var.sqrt().max()))
+    assert torch.allclose(bn.running_var, var, rtol=0.2)
+    assert fresh.info["val_accuracy_pruned"] > 0.5
+    assert bn.momentum == trained.features[1].momentum   # left as training expects it
+    off = optimize(stale, config_from_dict({"method": "prune-structured", "ratio": 0.25,
+                                            "round_to": 4, "recalibrate_bn": 0}), ctx)
+    assert "bn_recalibrated" not in off.info
+    assert (off.model.features[1].running_mean > 4.0).all()
+    assert off.info["val_accuracy_pruned"] < fresh.info["val_accuracy_pruned"]
+
+
 def test_pt2e_int8_keeps_no_fp32_weights(trained, ctx):
     variant = optimize(trained, config_from_dict({"method": "ptq-pt2e",
                                                   "calibration_batches": 2}), ctx)

@@ -1,0 +1,78 @@
+"""What structured pruning leaves before any fine-tuning: a recipe's `prune-structured` step
+redone on its finished input, for each channel rounding, importance and with or without
+re-estimated BatchNorm statistics.
+
+    PYTHONPATH=. .venv/bin/python scripts/pruning_start.py RECIPE OUT --step STEP \
+        [--importance l1,l2,bn] [--rounding down,nearest]
+
+Takes the step's input from OUT/work (finished checkpoints only; an unfinished one is refused,
+not trained), prunes it with the step's ratio and `round_to` (no fine-tuning, no teacher) into
+a temporary folder, and prints one row per setting: MACs and parameters left, the layer cut
+hardest (its channels before -> after), and validation top-1. The recipe's run is not touched.
+Accuracy only: it can run beside a training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import tempfile
+from pathlib import Path
+
+from optbench.env import device_name
+from optbench.errors import ConfigError
+from optbench.pipeline import Recipe
+from optbench.pipeline.run import finished_steps, prepare
+from optbench.transforms import optimize
+from optbench.transforms.prune import IMPORTANCE, channel_counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("recipe", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--step", required=True, help="the recipe's prune-structured step")
+    parser.add_argument("--importance", default=",".join(IMPORTANCE))
+    parser.add_argument("--rounding", default="down,nearest")
+    args = parser.parse_args()
+    recipe = Recipe.from_toml(args.recipe)
+    step = next((s for s in recipe.steps if s.name == args.step), None)
+    if step is None or step.config.method != "prune-structured":
+        raise ConfigError(f"{args.recipe}: --step must name a prune-structured step; its "
+                          f"steps: {[(s.name, s.config.method) for s in recipe.steps]}")
+    source = recipe.input_of([s.name for s in recipe.steps].index(args.step))
+    if source in recipe.models:   # a recipe model: nothing trained to rebuild
+        _, _, ctx, variants = prepare(recipe, args.out, progress=False)
+    else:
+        _, ctx, variants = finished_steps(recipe, args.out, source)
+    parent = variants[source]
+    before = channel_counts(parent.model)
+    print(f"{device_name()}; step {args.step!r} of {args.recipe} (ratio {step.config.ratio}, "
+          f"round_to {step.config.round_to}) on {source!r} from {args.out}; "
+          f"{len(ctx.val_data)} validation images")
+    print("| rounding | importance | BatchNorm statistics | MACs left | params left | "
+          "cut hardest | val top-1 % |")
+    print("|---|---|---|---:|---:|---|---:|")
+    recal = step.config.recalibrate_bn or 1024
+    with tempfile.TemporaryDirectory() as folder:
+        for rounding in args.rounding.split(","):
+            for importance in args.importance.split(","):
+                for images in (0, recal):
+                    config = dataclasses.replace(step.config, finetune=None, teacher="",
+                                                 rounding=rounding, importance=importance,
+                                                 recalibrate_bn=images)
+                    pruned = optimize(parent, config, ctx.for_step(
+                        f"start-{rounding}-{importance}-{images}", workdir=Path(folder)))
+                    info = pruned.info
+                    after = info["channels"]
+                    layer = min(after, key=lambda n: after[n] / before[n])
+                    stats = f"re-estimated ({images} images)" if images else "kept (stale)"
+                    print(f"| {rounding} | {importance} | {stats} | "
+                          f"{info['macs_after'] / info['macs_before']:.3f} | "
+                          f"{info['params_after'] / info['params_before']:.3f} | "
+                          f"{layer} {before[layer]} -> {after[layer]} | "
+                          f"{100 * info['val_accuracy_pruned']:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
