@@ -3,19 +3,20 @@ redone on its finished input, for each channel rounding, importance and with or 
 re-estimated BatchNorm statistics.
 
     PYTHONPATH=. .venv/bin/python scripts/pruning_start.py RECIPE OUT --step STEP \
-        [--importance l1,l2,bn] [--rounding down,nearest]
+        [--importance l1,l2,bn] [--rounding down,nearest] [--ratios 0.3,0.35]
 
 Takes the step's input from OUT/work (finished checkpoints only; an unfinished one is refused,
-not trained), prunes it with the step's ratio and `round_to` (no fine-tuning, no teacher) into
-a temporary folder, and prints one row per setting: MACs and parameters left, the layer cut
-hardest (its channels before -> after), and validation top-1. The recipe's run is not touched.
-Accuracy only: it can run beside a training.
+not trained), prunes it with the step's ratio (or each of --ratios) and `round_to` (no
+fine-tuning, no teacher) into a temporary folder, and prints one row per setting: MACs and
+parameters left, the layer cut hardest (its channels before -> after), and validation top-1.
+The recipe's run is not touched. Accuracy only: it can run beside a training.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import tempfile
 from pathlib import Path
 
@@ -34,6 +35,7 @@ def main() -> None:
     parser.add_argument("--step", required=True, help="the recipe's prune-structured step")
     parser.add_argument("--importance", default=",".join(IMPORTANCE))
     parser.add_argument("--rounding", default="down,nearest")
+    parser.add_argument("--ratios", default="", help="instead of the step's ratio")
     args = parser.parse_args()
     recipe = Recipe.from_toml(args.recipe)
     step = next((s for s in recipe.steps if s.name == args.step), None)
@@ -47,32 +49,31 @@ def main() -> None:
         _, ctx, variants = finished_steps(recipe, args.out, source)
     parent = variants[source]
     before = channel_counts(parent.model)
-    print(f"{device_name()}; step {args.step!r} of {args.recipe} (ratio {step.config.ratio}, "
-          f"round_to {step.config.round_to}) on {source!r} from {args.out}; "
+    ratios = [float(r) for r in args.ratios.split(",")] if args.ratios else [step.config.ratio]
+    print(f"{device_name()}; step {args.step!r} of {args.recipe} (round_to "
+          f"{step.config.round_to}) on {source!r} from {args.out}; "
           f"{len(ctx.val_data)} validation images")
-    print("| rounding | importance | BatchNorm statistics | MACs left | params left | "
+    print("| ratio | rounding | importance | BatchNorm statistics | MACs left | params left | "
           "cut hardest | val top-1 % |")
-    print("|---|---|---|---:|---:|---|---:|")
+    print("|---:|---|---|---|---:|---:|---|---:|")
     recal = step.config.recalibrate_bn or 1024
+    settings = itertools.product(ratios, args.rounding.split(","), args.importance.split(","),
+                                 (0, recal))
     with tempfile.TemporaryDirectory() as folder:
-        for rounding in args.rounding.split(","):
-            for importance in args.importance.split(","):
-                for images in (0, recal):
-                    config = dataclasses.replace(step.config, finetune=None, teacher="",
-                                                 rounding=rounding, importance=importance,
-                                                 recalibrate_bn=images)
-                    pruned = optimize(parent, config, ctx.for_step(
-                        f"start-{rounding}-{importance}-{images}", workdir=Path(folder)))
-                    info = pruned.info
-                    after = info["channels"]
-                    layer = min(after, key=lambda n: after[n] / before[n])
-                    stats = f"re-estimated ({images} images)" if images else "kept (stale)"
-                    print(f"| {rounding} | {importance} | {stats} | "
-                          f"{info['macs_after'] / info['macs_before']:.3f} | "
-                          f"{info['params_after'] / info['params_before']:.3f} | "
-                          f"{layer} {before[layer]} -> {after[layer]} | "
-                          f"{100 * info['val_accuracy_pruned']:.2f} |", flush=True)
-
+        for ratio, rounding, importance, images in settings:
+            config = dataclasses.replace(step.config, finetune=None, teacher="", ratio=ratio,
+                                         rounding=rounding, importance=importance,
+                                         recalibrate_bn=images)
+            info = optimize(parent, config, ctx.for_step(
+                f"start-{ratio}-{rounding}-{importance}-{images}", workdir=Path(folder))).info
+            after = info["channels"]
+            layer = min(after, key=lambda n: after[n] / before[n])
+            stats = f"re-estimated ({images} images)" if images else "kept (stale)"
+            print(f"| {ratio:g} | {rounding} | {importance} | {stats} | "
+                  f"{info['macs_after'] / info['macs_before']:.3f} | "
+                  f"{info['params_after'] / info['params_before']:.3f} | "
+                  f"{layer} {before[layer]} -> {after[layer]} | "
+                  f"{100 * info['val_accuracy_pruned']:.2f} |", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -61,7 +61,7 @@ def test_pruning_start_per_rounding_from_a_finished_input(tmp_path):
     run_recipe(Recipe.from_toml(recipe), out, progress=False, measure=False)
     done = _script(recipe, out, "--importance", "l1")
     assert done.returncode == 0, done.stderr
-    rows = re.findall(r"^\| (down|nearest) \| l1 \| (.+?) \| ([\d.]+) \| ([\d.]+) \| "
+    rows = re.findall(r"^\| 0.3 \| (down|nearest) \| l1 \| (.+?) \| ([\d.]+) \| ([\d.]+) \| "
                       r"(\S+) (\d+) -> (\d+) \| ([\d.]+) \|$", done.stdout, re.M)
     assert len(rows) == 4, done.stdout
     by = {(r[0], r[1].startswith("re-estimated")): r for r in rows}
