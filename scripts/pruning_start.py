@@ -68,7 +68,8 @@ def main() -> None:
                 f"start-{ratio}-{rounding}-{importance}-{images}", workdir=Path(folder))).info
             after = info["channels"]
             layer = min(after, key=lambda n: after[n] / before[n])
-            stats = f"re-estimated ({images} images)" if images else "kept (stale)"
+            done = info.get("bn_recalibrated")
+            stats = f"re-estimated ({done} images)" if images else "kept (stale)"
             print(f"| {ratio:g} | {rounding} | {importance} | {stats} | "
                   f"{info['macs_after'] / info['macs_before']:.3f} | "
                   f"{info['params_after'] / info['params_before']:.3f} | "
