@@ -3,13 +3,15 @@ redone on its finished input, for each channel rounding, importance and with or 
 re-estimated BatchNorm statistics.
 
     PYTHONPATH=. .venv/bin/python scripts/pruning_start.py RECIPE OUT --step STEP \
-        [--importance l1,l2,bn] [--rounding down,nearest] [--ratios 0.3,0.35]
+        [--importance l1,l2,bn] [--rounding down,nearest] [--ratios 0.3,0.35] [--input NAME]
 
-Takes the step's input from OUT/work (finished checkpoints only; an unfinished one is refused,
-not trained), prunes it with the step's ratio (or each of --ratios) and `round_to` (no
-fine-tuning, no teacher) into a temporary folder, and prints one row per setting: MACs and
-parameters left, the layer cut hardest (its channels before -> after), and validation top-1.
-The recipe's run is not touched. Accuracy only: it can run beside a training.
+Takes the step's input (or --input: another finished step of the recipe, e.g. a scratch
+student where the step's own input has not trained yet) from OUT/work (finished checkpoints
+only; an unfinished one is refused, not trained), prunes it with the step's ratio (or each of
+--ratios) and `round_to` (no fine-tuning, no teacher) into a temporary folder, and prints one
+row per setting: MACs and parameters left, the layer cut hardest (its channels before ->
+after), and validation top-1. The recipe's run is not touched. Accuracy only: it can run
+beside a training.
 """
 
 from __future__ import annotations
@@ -36,13 +38,14 @@ def main() -> None:
     parser.add_argument("--importance", default=",".join(IMPORTANCE))
     parser.add_argument("--rounding", default="down,nearest")
     parser.add_argument("--ratios", default="", help="instead of the step's ratio")
+    parser.add_argument("--input", default="", help="prune this step or model instead")
     args = parser.parse_args()
     recipe = Recipe.from_toml(args.recipe)
     step = next((s for s in recipe.steps if s.name == args.step), None)
     if step is None or step.config.method != "prune-structured":
         raise ConfigError(f"{args.recipe}: --step must name a prune-structured step; its "
                           f"steps: {[(s.name, s.config.method) for s in recipe.steps]}")
-    source = recipe.input_of([s.name for s in recipe.steps].index(args.step))
+    source = args.input or recipe.input_of([s.name for s in recipe.steps].index(args.step))
     if source in recipe.models:   # a recipe model: nothing trained to rebuild
         _, _, ctx, variants = prepare(recipe, args.out, progress=False)
     else:

@@ -201,9 +201,14 @@ def _recalibrate(model: nn.Module, config: StructuredPruneConfig, ctx: Context) 
 def _check_still_runs(model: nn.Module, example, parent: Variant) -> None:
     import torch
 
-    with torch.no_grad():
-        out = model(example)
-        expected = parent.model(example)
+    was_training = parent.model.training   # a model fresh from its constructor trains: a
+    parent.model.eval()                     # forward would update its BatchNorm statistics
+    try:
+        with torch.no_grad():
+            out = model(example)
+            expected = parent.model(example)
+    finally:
+        parent.model.train(was_training)
     if tuple(out.shape) != tuple(expected.shape):
         raise RuntimeError(f"the pruned model returns shape {tuple(out.shape)}, "
                            f"not {tuple(expected.shape)}")

@@ -70,3 +70,6 @@ def test_pruning_start_per_rounding_from_a_finished_input(tmp_path):
     assert int(by[("nearest", True)][6]) / int(by[("nearest", True)][5]) >= 0.5
     assert float(by[("down", True)][2]) < float(by[("nearest", True)][2]) < 1.0
     assert all(0 <= float(r[7]) <= 100 for r in rows)
+    model = _script(recipe, out, "--importance", "bn", "--rounding", "nearest", "--input", "net")
+    assert model.returncode == 0, model.stderr   # a recipe model: built, nothing to finish
+    assert "on 'net' from" in model.stdout and model.stdout.count("| 0.3 | nearest | bn |") == 2

@@ -157,6 +157,17 @@ def test_structured_pruning_re_estimates_batchnorm_statistics(trained, ctx, synt
     assert off.info["val_accuracy_pruned"] < fresh.info["val_accuracy_pruned"]
 
 
+def test_structured_pruning_leaves_a_training_mode_input_as_it_was(trained, ctx):
+    """A model fresh from its constructor is in training mode; checking the pruned model's
+    output against it must neither update its BatchNorm statistics nor change its mode."""
+    model = copy.deepcopy(trained).train()
+    before = copy.deepcopy(model.state_dict())
+    optimize(model, config_from_dict({"method": "prune-structured", "ratio": 0.25,
+                                      "round_to": 4}), ctx)
+    assert model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
 def test_pt2e_int8_keeps_no_fp32_weights(trained, ctx):
     variant = optimize(trained, config_from_dict({"method": "ptq-pt2e",
                                                   "calibration_batches": 2}), ctx)
