@@ -151,8 +151,43 @@ def test_the_guard_stops_a_collapse_and_names_the_likely_cause(trained, syntheti
     assert child.info["int8_guard"]["top1_agreement"] < 0.3
     same = parent.derive("copy", model=trained)
     stats = check_int8(parent, same, synthetic, Int8Guard(batches=3))
-    assert stats == {"examples": 96, "parent_constant": False, "top1_agreement": 1.0,
-                     "max_abs_diff": 0.0, "relative_error": 0.0, "runtime": "torch-eager"}
+    top1_prob = stats.pop("parent_top1_prob")
+    assert stats == {"examples": 96, "parent_constant": False, "parent_undecided": False,
+                     "top1_agreement": 1.0, "max_abs_diff": 0.0, "relative_error": 0.0,
+                     "runtime": "torch-eager"}
+    assert 0.2 < top1_prob <= 1.0
+
+
+class _Cooled(torch.nn.Module):
+    """A model's logits divided by a temperature: the same ranking, flatter probabilities."""
+
+    def __init__(self, model, temperature):
+        super().__init__()
+        self.model, self.temperature = model, temperature
+
+    def forward(self, x):
+        return self.model(x) / self.temperature
+
+
+def test_an_undecided_parent_is_said_not_judged_and_a_decided_one_still_is(trained, synthetic):
+    """The --quick flagship's 12-step pruned student, BatchNorm re-estimated, barely preferred
+    any class (median top-1 probability 0.14 of 10 classes): its int8 flipped near-ties and
+    the relative error of its small logits was 0.52. Such a parent is said to be unjudgeable;
+    the same collapse under a parent that decides is still an error."""
+    from optbench.report.render import int8_notes
+
+    flat = _Cooled(trained, 50.0)
+    parent = Variant("fp32", model=flat, runtimes=("torch-eager",))
+    child = parent.derive("int8", model=_Cooled(_broken(trained), 50.0))
+    with pytest.warns(UserWarning, match="barely prefers any class.*median top-1 probability"):
+        stats = check_int8(parent, child, synthetic, Int8Guard())
+    assert stats["parent_undecided"] and stats["parent_top1_prob"] < 0.2
+    assert stats["top1_agreement"] < 0.75        # recorded, not judged
+    assert "not judged, the parent barely prefers any class" in int8_notes(child.facts)[0]
+    decided = Variant("fp32", model=_Cooled(trained, 1.0), runtimes=("torch-eager",))
+    with pytest.raises(Int8CollapseError):
+        check_int8(decided, decided.derive("int8", model=_Cooled(_broken(trained), 1.0)),
+                   synthetic, Int8Guard())
 
 
 class _Dead(torch.nn.Module):

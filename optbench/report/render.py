@@ -414,6 +414,10 @@ def int8_notes(facts) -> list[str]:
     if guard.get("parent_constant"):
         out.append("guard: not judged, the parent gave the same logits for every "
                    f"calibration input (untrained?) ({guard['runtime']})")
+    elif guard.get("parent_undecided"):
+        out.append("guard: not judged, the parent barely prefers any class (median top-1 "
+                   f"probability {guard['parent_top1_prob']:.2f}; untrained?) "
+                   f"({guard['runtime']})")
     elif "top1_agreement" in guard:
         out.append(f"guard: {guard['top1_agreement']:.1%} top-1 agreement with the parent on "
                    f"{guard['examples']} calibration examples ({guard['runtime']})")
