@@ -7,30 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from test_teacher_fidelity import RECIPE as FIDELITY_RECIPE
+
 from optbench.pipeline import Recipe, run_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
-RECIPE = """
-[data]
-dataset = "synthetic"
-image_size = 16
-train_limit = 256
-val_limit = 128
-test_limit = 32
-calib_limit = 64
-
-[models.net]
-arch = "resnet18"
-
-[bench]
-runtimes = ["torch-eager"]
-
-[[steps]]
-name = "teacher"
-method = "train"
-input = "net"
-train = { epochs = 1, batch_size = 64, max_steps_per_epoch = 3 }
-
+# the fidelity test's recipe (a resnet18 teacher trained a few steps) and a pruning step
+RECIPE = FIDELITY_RECIPE + """
 [[steps]]
 name = "pruned"
 method = "prune-structured"
