@@ -224,13 +224,6 @@ def run_step(recipe: Recipe, index: int, variants: dict[str, Variant], ctx: Cont
     return optimize(parent, step.config, step_ctx, name=step.name)
 
 
-# the checkpoint each training method writes in OUT/work (STEP-SUFFIX), and the config field
-# that holds its training settings
-_CHECKPOINTS = {"train": ("train.ckpt", "train"), "distill": ("kd.ckpt", "train"),
-                "qat-pt2e": ("qat.ckpt", "train"), "prune-structured": ("finetune.ckpt",
-                                                                        "finetune")}
-
-
 def finished_steps(recipe: Recipe, out: Path, name: str, progress: bool = False
                    ) -> tuple[Recipe, Context, dict[str, Variant]]:
     """Step `name` and the steps it needs, rebuilt from a run's finished checkpoints in
@@ -246,10 +239,9 @@ def finished_steps(recipe: Recipe, out: Path, name: str, progress: bool = False
     prepared, _, ctx, variants = prepare(recipe, out, progress=progress)
     for i in needed_steps(prepared, names.index(name)):
         step = prepared.steps[i]
-        suffix, field = _CHECKPOINTS.get(step.config.method, ("", ""))
-        train = getattr(step.config, field, None) if field else None
-        if isinstance(train, TrainConfig):
-            ckpt = out / "work" / f"{step.name}-{suffix}"
+        train = getattr(step.config, getattr(step.config, "training_field", ""), None)
+        if isinstance(train, TrainConfig):   # written by the method as ctx.file() names it
+            ckpt = out / "work" / f"{step.name}-{step.config.checkpoint_suffix}"
             history = safe_torch_load(ckpt)["history"] if ckpt.is_file() else []
             if len(history) < train.epochs:
                 raise ConfigError(f"{ckpt}: {len(history)} of {train.epochs} epochs finished; "

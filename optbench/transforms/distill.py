@@ -76,6 +76,8 @@ class KDLoss(Config):
 @dataclasses.dataclass(frozen=True)
 class DistillConfig(Config):
     method: ClassVar[str] = "distill"
+    checkpoint_suffix: ClassVar[str] = "kd.ckpt"   # OUT/work/STEP-kd.ckpt
+    training_field: ClassVar[str] = "train"
     temperature: float = 4.0
     alpha: float = 0.9                # weight of the soft (teacher) term; 1 = logits only
     # run the teacher once over the plain data instead of per step; ignored (the teacher scores
@@ -265,7 +267,7 @@ def distill_method(parent: Variant, config: DistillConfig, ctx: Context) -> Vari
     teacher = ctx.require("teacher", config.method)
     student = copy.deepcopy(require_module(parent, config.method))
     result = distill(student, teacher, ctx.require("train_data", config.method), config,
-                     checkpoint=ctx.file(parent, "kd.ckpt"), device=ctx.device,
+                     checkpoint=ctx.file(parent, config.checkpoint_suffix), device=ctx.device,
                      progress=ctx.progress, val_data=ctx.val_data)
     logits = "cached once" if uses_cached_logits(config) else "per batch (the student's view)"
     return parent.derive("distill", model=student.eval(),

@@ -14,6 +14,8 @@ from optbench.transforms.base import Context, Variant, register, require_module
 @dataclasses.dataclass(frozen=True)
 class TrainStepConfig(Config):
     method: ClassVar[str] = "train"
+    checkpoint_suffix: ClassVar[str] = "train.ckpt"   # OUT/work/STEP-train.ckpt
+    training_field: ClassVar[str] = "train"
     train: TrainConfig = TrainConfig()
 
 
@@ -21,6 +23,6 @@ class TrainStepConfig(Config):
 def train_step(parent: Variant, config: TrainStepConfig, ctx: Context) -> Variant:
     model = copy.deepcopy(require_module(parent, config.method))
     result = train(model, ctx.require("train_data", config.method), config.train,
-                   val_data=ctx.val_data, checkpoint=ctx.file(parent, "train.ckpt"),
+                   val_data=ctx.val_data, checkpoint=ctx.file(parent, config.checkpoint_suffix),
                    device=ctx.device, progress=ctx.progress)
     return parent.derive("train", model=model.eval(), info={"history": result.history})

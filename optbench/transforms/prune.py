@@ -35,6 +35,8 @@ class UnstructuredPruneConfig(Config):
 @dataclasses.dataclass(frozen=True)
 class StructuredPruneConfig(Config):
     method: ClassVar[str] = "prune-structured"
+    checkpoint_suffix: ClassVar[str] = "finetune.ckpt"   # OUT/work/STEP-finetune.ckpt
+    training_field: ClassVar[str] = "finetune"
     ratio: float = 0.5                  # fraction of channels removed per layer
     target_macs_ratio: float = 0.0      # if > 0: prune until MACs <= this fraction of the input's
     importance: str = "l1"              # "l1"/"l2" norm of the filters; "bn": BatchNorm scale
@@ -131,7 +133,7 @@ def prune_structured(parent: Variant, config: StructuredPruneConfig, ctx: Contex
         loss_fn = (teacher_guided_loss(ctx.require("teacher", config.method), config.kd,
                                        ctx.device) if config.teacher else None)
         info["finetune"] = train(model, data, config.finetune, device=ctx.device,
-                                 checkpoint=ctx.file(parent, "finetune.ckpt"),
+                                 checkpoint=ctx.file(parent, config.checkpoint_suffix),
                                  progress=ctx.progress, val_data=ctx.val_data,
                                  loss_fn=loss_fn).history
         if config.teacher:

@@ -31,6 +31,8 @@ from optbench.transforms.quantize import (
 @dataclasses.dataclass(frozen=True)
 class QATConfig(Config):
     method: ClassVar[str] = "qat-pt2e"
+    checkpoint_suffix: ClassVar[str] = "qat.ckpt"   # OUT/work/STEP-qat.ckpt
+    training_field: ClassVar[str] = "train"
     train: TrainConfig = TrainConfig(epochs=1, lr=0.001, optimizer="sgd", momentum=0.9,
                                      weight_decay=0.0)
     int8_mode: str = "auto"     # auto | full-range | reduce-range (see optbench.isa)
@@ -148,7 +150,7 @@ def qat(parent: Variant, config: QATConfig, ctx: Context) -> Variant:
     loss_fn = (teacher_guided_loss(ctx.require("teacher", config.method), config.kd, ctx.device)
                if config.teacher else None)
     history = train(wrapper, data, config.train, device=ctx.device, progress=ctx.progress,
-                    checkpoint=ctx.file(parent, "qat.ckpt"), loss_fn=loss_fn).history
+                    checkpoint=ctx.file(parent, config.checkpoint_suffix), loss_fn=loss_fn).history
     wrapper.train(False)
     with qat_passes():
         converted = drop_unused_attributes(convert_pt2e(wrapper.gm))
