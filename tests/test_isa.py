@@ -170,7 +170,7 @@ class _Cooled(torch.nn.Module):
 
 
 def test_an_undecided_parent_is_said_not_judged_and_a_decided_one_still_is(trained, synthetic):
-    """The --quick flagship's 12-step pruned student, BatchNorm re-estimated, barely preferred
+    """The --quick flagship's 8-step pruned student, BatchNorm re-estimated, barely preferred
     any class (median top-1 probability 0.14 of 10 classes): its int8 flipped near-ties and
     the relative error of its small logits was 0.52. Such a parent is said to be unjudgeable;
     the same collapse under a parent that decides is still an error."""

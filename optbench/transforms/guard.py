@@ -97,7 +97,7 @@ def check_int8(parent, child, data, guard: Int8Guard, hints: tuple[str, ...] = (
         # (the --quick flagship's 4-step pruned student: top logits 0.0617 and 0.0610; ONNX
         # Runtime's int8 of it on an AVX2 EPYC picked the other one, 0% agreement, and its QAT
         # moved the bias by a relative 0.56: a CI that failed on some runs)
-        # a parent that barely prefers any class (the --quick flagship's 12-step pruned student
+        # a parent that barely prefers any class (the --quick flagship's 8-step pruned student
         # once its BatchNorm statistics were re-estimated: median top-1 probability 0.14, top
         # logits 0.10 apart, |logits| 0.19 on average): PT2E's int8 of it moved its logits by
         # 0.45 at most, a relative 0.52, and flipped 42% of its near-ties
