@@ -25,7 +25,7 @@ from pathlib import Path
 from optbench.env import device_name
 from optbench.errors import ConfigError
 from optbench.pipeline import Recipe
-from optbench.pipeline.run import finished_steps, prepare
+from optbench.pipeline.run import finished_steps
 from optbench.transforms import optimize
 from optbench.transforms.prune import IMPORTANCE, channel_counts
 
@@ -46,10 +46,7 @@ def main() -> None:
         raise ConfigError(f"{args.recipe}: --step must name a prune-structured step; its "
                           f"steps: {[(s.name, s.config.method) for s in recipe.steps]}")
     source = args.input or recipe.input_of([s.name for s in recipe.steps].index(args.step))
-    if source in recipe.models:   # a recipe model: nothing trained to rebuild
-        _, _, ctx, variants = prepare(recipe, args.out, progress=False)
-    else:
-        _, ctx, variants = finished_steps(recipe, args.out, source)
+    _, ctx, variants = finished_steps(recipe, args.out, source)
     parent = variants[source]
     before = channel_counts(parent.model)
     ratios = [float(r) for r in args.ratios.split(",")] if args.ratios else [step.config.ratio]

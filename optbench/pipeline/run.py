@@ -228,15 +228,19 @@ def finished_steps(recipe: Recipe, out: Path, name: str, progress: bool = False
                    ) -> tuple[Recipe, Context, dict[str, Variant]]:
     """Step `name` and the steps it needs, rebuilt from a run's finished checkpoints in
     OUT/work, never training: a step whose training has not finished is refused (let the
-    recipe's run finish it). For scripts that study a finished run; returns the prepared
-    recipe, the base Context and every variant built."""
+    recipe's run finish it). `name` may also be one of the recipe's models (built, nothing to
+    rebuild). For scripts that study a finished run; returns the prepared recipe, the base
+    Context and every variant built."""
     from optbench.pipeline.parallel import needed_steps
     from optbench.train import TrainConfig
 
     names = [step.name for step in recipe.steps]
-    if name not in names:
-        raise ConfigError(f"the recipe has no step {name!r}; its steps: {names}")
+    if name not in names and name not in recipe.models:
+        raise ConfigError(f"the recipe has no step or model {name!r}; its steps: {names}, its "
+                          f"models: {list(recipe.models)}")
     prepared, _, ctx, variants = prepare(recipe, out, progress=progress)
+    if name in recipe.models:
+        return prepared, ctx, variants
     for i in needed_steps(prepared, names.index(name)):
         step = prepared.steps[i]
         train = getattr(step.config, getattr(step.config, "training_field", ""), None)
