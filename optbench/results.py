@@ -306,6 +306,9 @@ class Sections:
     warnings: list[str] = dataclasses.field(default_factory=list)      # about the model file
     recipe_fingerprint: str | None = None
     class_names: list[str] | None = None
+    # the test split accuracy was measured on: examples, and whole = every test image the data
+    # has (no test_limit subset, not synthetic): then more test images cannot narrow a CI
+    test_split: dict = dataclasses.field(default_factory=dict)
     # stage ("measurement", "robustness", "at224") -> where it ran: git_commit, git_dirty,
     # date, command, cpu_model (pipeline.run.measure_stages; a resumed report mixes sittings)
     stages: dict[str, dict] = dataclasses.field(default_factory=dict)
@@ -318,7 +321,8 @@ class Sections:
             "at_sizes": {str(k): v.to_dict() for k, v in self.at_sizes.items()},
             "training": dataclasses.asdict(self.training) if self.training else None,
             "warnings": self.warnings, "recipe_fingerprint": self.recipe_fingerprint,
-            "class_names": self.class_names, "stages": self.stages}
+            "class_names": self.class_names, "test_split": self.test_split,
+            "stages": self.stages}
         # empty sections are left out, but an empty diagnosis says "every variant was faster"
         return {k: v for k, v in out.items()
                 if v is not None and (k == "diagnosis" or v not in ({}, []))}
@@ -335,7 +339,8 @@ class Sections:
             training=Training(**training) if training else None,
             warnings=list(data.get("warnings", [])),
             recipe_fingerprint=data.get("recipe_fingerprint"),
-            class_names=data.get("class_names"), stages=dict(data.get("stages", {})))
+            class_names=data.get("class_names"), test_split=dict(data.get("test_split", {})),
+            stages=dict(data.get("stages", {})))
 
     @classmethod
     def from_v1_extra(cls, extra: dict) -> Sections:

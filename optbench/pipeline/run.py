@@ -94,6 +94,8 @@ def measure_stages(recipe: Recipe, variants: dict[str, Variant], measured: list[
     sections.diagnosis = result.diagnosis
     sections.recipe_fingerprint = fingerprint
     sections.class_names = list(splits["test"].classes)
+    whole = recipe.data.dataset != "synthetic" and not recipe.data.test_limit
+    sections.test_split = {"examples": len(splits["test"]), "whole": whole}
     if recipe.compared_with:
         sections.references = compare_to_references(bench, recipe.compared_with)
 

@@ -86,6 +86,10 @@ def _evaluate(report: BenchResult, spec: TargetSpec, predictions: dict) -> dict:
     out.update(detail, measured=value, met=value >= spec.at_least,
                short_by=max(0.0, spec.at_least - value))
     out.update(verdict(value, spec.at_least, out.get("ci95")))
+    if (out["verdict"] == "undecided" and not spec.seeds
+            and spec.metric in ("accuracy_delta_points", "top1")):
+        # every test image the data has was used: more of them is not a way to decide it
+        out["test_split_whole"] = bool(report.sections.test_split.get("whole"))
     if out["verdict"] == "undecided" and "sd" in out:   # a t-interval over seeds
         from optbench.stats import units_to_decide
 

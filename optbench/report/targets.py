@@ -67,4 +67,8 @@ def _more_text(t: dict) -> str:
             else "timing samples or processes")
     if factor == float("inf"):
         return "the estimate sits on the target"
-    return f"needs about {max(factor, 1.0):.1f}x the {what}"
+    more = f"needs about {max(factor, 1.0):.1f}x the {what}"
+    if t.get("test_split_whole"):
+        return (f"{more}, and every test image the data has was used: only a variant further "
+                "from the target, or more labelled test data, can decide it")
+    return more

@@ -136,6 +136,24 @@ def test_accuracy_targets_are_paired_tests_with_an_undecided_zone():
     assert without["verdict"] == "missed" and "ci95" not in without
 
 
+def test_undecided_on_the_whole_test_split_says_more_images_are_not_the_way():
+    import copy
+
+    spec = (TargetSpec(variant="small", reference="big", metric="accuracy_delta_points",
+                       at_least=-3.0),)
+    whole = copy.deepcopy(REPORT)
+    whole.sections.test_split = {"examples": 1000, "whole": True}
+    t = evaluate_targets(whole, spec, _predictions(115, 80))[0]
+    assert t["verdict"] == "undecided" and t["test_split_whole"] is True
+    assert "x the test images, and every test image the data has was used" in "\n".join(
+        target_lines([t]))
+    top1 = evaluate_targets(whole, (TargetSpec(variant="big", metric="top1", at_least=92.5),))[0]
+    assert top1["verdict"] == "undecided" and top1["test_split_whole"] is True
+    subset = evaluate_targets(REPORT, spec, _predictions(115, 80))[0]   # no record: a subset
+    assert subset["test_split_whole"] is False
+    assert "every test image" not in "\n".join(target_lines([subset]))
+
+
 def test_size_ratio():
     t = _one(variant="small", reference="big", metric="size_ratio", at_least=10.0)
     assert t["measured"] == pytest.approx(25.0) and t["met"]
