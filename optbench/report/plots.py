@@ -121,27 +121,57 @@ def throughput_vs_batch(result: BenchResult) -> bytes | None:
 
 
 def training_curves(result: BenchResult) -> bytes | None:
-    """Validation top-1 per epoch of every step that trained with a validation split (seeds of
-    one step share a colour)."""
-    curves = training_histories(result)
-    curves = {name: [h for h in hist if "val_accuracy" in h] for name, hist in curves.items()}
-    curves = {name: hist for name, hist in curves.items() if hist}
-    if not curves:
+    """Validation top-1 per epoch of every step that trained with a validation split; a step
+    trained with several seeds draws each seed thin and their mean thick."""
+    series = curve_series(result)
+    if not series:
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    colours = {}
-    for name, hist in curves.items():
-        base = name.rpartition("@")[0] or name
-        colour = colours.setdefault(base, f"C{len(colours) % 10}")
-        ax.plot([h["epoch"] for h in hist], [h["val_accuracy"] for h in hist], marker=".",
-                color=colour, label=name, linewidth=1)
+    for s in series:
+        ax.plot(s["epochs"], s["values"], color=s["colour"], label=s["label"],
+                **({"linewidth": 2.2, "marker": "o", "markersize": 3} if s["kind"] == "mean"
+                   else {"linewidth": 0.8, "alpha": 0.35} if s["kind"] == "seed"
+                   else {"linewidth": 1, "marker": "."}))
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation top-1")
     ax.set_title("Validation accuracy per epoch")
     ax.legend(fontsize=6, ncol=2)
     ax.grid(alpha=0.3)
     return _png(fig)
+
+
+def curve_series(result: BenchResult) -> list[dict]:
+    """The lines of training_curves: per step a colour; a step with several seeds gives one
+    unlabelled line per seed and the mean over its seeds at each epoch all of them reached
+    (labelled with the seed count); a single run gives one line under its name."""
+    curves = {name: [h for h in hist if "val_accuracy" in h]
+              for name, hist in training_histories(result).items()}
+    groups: dict[str, list[tuple[str, list[dict]]]] = {}
+    for name, hist in curves.items():
+        if hist:
+            groups.setdefault(name.rpartition("@")[0] or name, []).append((name, hist))
+    series = []
+    for i, (base, members) in enumerate(groups.items()):
+        colour = f"C{i % 10}"
+        if len(members) == 1:
+            name, hist = members[0]
+            series.append({"label": name, "kind": "single", "colour": colour,
+                           "epochs": [h["epoch"] for h in hist],
+                           "values": [h["val_accuracy"] for h in hist]})
+            continue
+        by_epoch = [{h["epoch"]: h["val_accuracy"] for h in hist} for _, hist in members]
+        for (name, hist) in members:
+            series.append({"label": None, "kind": "seed", "colour": colour, "name": name,
+                           "epochs": [h["epoch"] for h in hist],
+                           "values": [h["val_accuracy"] for h in hist]})
+        common = sorted(set.intersection(*(set(e) for e in by_epoch)))
+        if common:
+            series.append({"label": f"{base}: mean of {len(members)} seeds", "kind": "mean",
+                           "colour": colour, "epochs": common,
+                           "values": [float(np.mean([e[k] for e in by_epoch]))
+                                      for k in common]})
+    return series
 
 
 def training_histories(result: BenchResult) -> dict[str, list[dict]]:

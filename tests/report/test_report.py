@@ -175,3 +175,35 @@ def test_training_runs_table_curves_and_the_verdict_over_seeds():
     md = to_markdown(build_document(make(rows=[row("kd@0", "torch-eager", 0.01)],
                                          sections={"variants": variants})))
     assert "| 2 | ≥ Intel Xeon (amx), fp32 |\n" in md
+
+
+def test_training_curves_draw_the_mean_of_a_seeded_step():
+    """Seeds of one step share a colour, drawn thin and unlabelled; their mean over the epochs
+    every seed reached is the labelled line; a single run keeps its name."""
+    from results_factory import result as make
+
+    from optbench.report.plots import curve_series
+
+    def info(accs):
+        return {"method": "train", "history": [{"epoch": i + 1, "val_accuracy": a}
+                                               for i, a in enumerate(accs)]}
+
+    variants = {"teacher": {"lineage": ["r", "teacher"], "runtimes": [],
+                            "info": info([0.90, 0.93])},
+                "kd@0": {"lineage": ["m", "kd@0"], "runtimes": [],
+                         "info": info([0.80, 0.90, 0.92])},
+                "kd@1": {"lineage": ["m", "kd@1"], "runtimes": [],
+                         "info": info([0.70, 0.80])},   # a seed still training: 2 epochs
+                "int8": {"lineage": ["m", "int8"], "runtimes": [], "info": {"method": "ptq"}}}
+    series = curve_series(make(rows=[], sections={"variants": variants}))
+    by_kind = {}
+    for s in series:
+        by_kind.setdefault(s["kind"], []).append(s)
+    assert [s["label"] for s in by_kind["single"]] == ["teacher"]
+    assert [s["name"] for s in by_kind["seed"]] == ["kd@0", "kd@1"]
+    assert all(s["label"] is None for s in by_kind["seed"])
+    (mean,) = by_kind["mean"]
+    assert mean["label"] == "kd: mean of 2 seeds" and mean["epochs"] == [1, 2]
+    assert mean["values"] == pytest.approx([0.75, 0.85])
+    assert {s["colour"] for s in series if s["kind"] != "single"} == {mean["colour"]}
+    assert mean["colour"] != by_kind["single"][0]["colour"]
