@@ -86,11 +86,13 @@ def _evaluate(report: BenchResult, spec: TargetSpec, predictions: dict) -> dict:
     out.update(detail, measured=value, met=value >= spec.at_least,
                short_by=max(0.0, spec.at_least - value))
     out.update(verdict(value, spec.at_least, out.get("ci95")))
+    if out.get("spread_unknown"):
+        out.update(verdict="undecided", more_evidence_factor=float("inf"))
     if (out["verdict"] == "undecided" and not spec.seeds
             and spec.metric in ("accuracy_delta_points", "top1")):
         # every test image the data has was used: more of them is not a way to decide it
         out["test_split_whole"] = bool(report.sections.test_split.get("whole"))
-    if out["verdict"] == "undecided" and "sd" in out:   # a t-interval over seeds
+    if out["verdict"] == "undecided" and "ci95" in out and "sd" in out:   # a t-interval over seeds
         from optbench.stats import units_to_decide
 
         n = len(out["per_seed"])
@@ -153,6 +155,12 @@ def _accuracy_over_seeds(report: BenchResult, spec: TargetSpec, predictions: dic
     if len(per_seed) < 2:
         return per_seed[0]["points"], detail
     res = paired_t([e["points"] for e in per_seed])
+    if res.sd == 0:
+        # every seed gave the same difference (ties are common on small test splits): the
+        # t-interval collapses to a point and p to 0 or 1, yet the spread over seeds is
+        # unknown, not zero; no interval, and the verdict stays undecided
+        detail.update(sd=0.0, spread_unknown=True)
+        return res.mean, detail
     detail.update(ci95=[res.ci.low, res.ci.high], t_p=res.p_value, sd=res.sd)
     return res.mean, detail
 

@@ -98,6 +98,10 @@ def _seed_verdict(t: dict) -> tuple:
     detectable, with the paired t-test over the seed-matched pairs."""
     per_seed = ", ".join(f"seed {e['seed']}: {e['points']:+.2f}" for e in t["per_seed"])
     head = f"{t['variant']} vs {t['reference']}, over {len(t['per_seed'])} seeds ({per_seed}): "
+    if t.get("spread_unknown"):
+        return (head, Strong("undecided"), f" (every seed {t['measured']:+.2f} points: with no "
+                "spread over seeds to estimate, the paired t-test cannot be drawn; more seeds "
+                "can decide it).")
     if "t_p" not in t:
         return (head + f"{t['measured']:+.2f} points (one seed: no test).",)
     lo, hi = t["ci95"]

@@ -52,7 +52,10 @@ def test_quick_run_writes_every_report_file(run):
     assert targets[("size_ratio", "student-int8-ort", "teacher", ())]["measured"] > 1
     assert "breakdown" in targets[("accuracy_delta_points", "student-int8-ort", "teacher", ())]
     over = targets[("accuracy_delta_points", "student-kd", "student-scratch", (0, 1))]
-    assert len(over["per_seed"]) == 2 and "t_p" in over
+    # a paired t-test over the seeds, or, where the barely trained quick students tie on
+    # every seed (they often do), undecided without one
+    assert len(over["per_seed"]) == 2
+    assert "t_p" in over or (over["spread_unknown"] and over["verdict"] == "undecided")
     top1 = targets[("top1", "teacher", "", ())]
     assert top1["measured"] == pytest.approx(100 * max(   # its most accurate runtime's
         q["top1_accuracy"] for k, q in data["quality"].items() if k.startswith("teacher /")))

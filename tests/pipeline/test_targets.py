@@ -245,6 +245,31 @@ def test_accuracy_over_seeds_is_the_mean_with_a_paired_t_test():
         TargetSpec(variant="kd", reference="scratch", metric="speedup", seeds=(0, 1))
 
 
+def test_seeds_that_all_give_the_same_difference_leave_the_target_undecided():
+    """Two seeds both +2.00 points (ties are common on small test splits): the t-interval
+    would be a point and p = 0, yet the spread over seeds is unknown, not zero. No interval,
+    no p-value, undecided, and the text says more seeds decide it, not how many."""
+    from optbench.report.document import Document, to_markdown
+    from optbench.report.render import build_document
+
+    accs = {"kd@0": 0.92, "kd@1": 0.93, "scratch@0": 0.90, "scratch@1": 0.91}
+    report = result(rows=[row(n, "torch-eager", 0.01) for n in accs],
+                    quality={f"{n} / torch-eager": {"top1_accuracy": a, "n": 500}
+                             for n, a in accs.items()})
+    for at_least in (0.5, 3.0):   # a point estimate far above the target, or below it
+        t = evaluate_targets(report, (TargetSpec(
+            variant="kd", reference="scratch", metric="accuracy_delta_points",
+            at_least=at_least, seeds=(0, 1)),))[0]
+        assert t["measured"] == pytest.approx(2.0)
+        assert t["verdict"] == "undecided" and t["spread_unknown"]
+        assert "ci95" not in t and "t_p" not in t and "seeds_to_decide" not in t
+        text = "\n".join(target_lines([t]))
+        assert "all 2 seeds gave the same difference" in text and "needs about" not in text
+    report.sections.targets = [t]
+    md = to_markdown(Document("r", build_document(report).blocks))
+    assert "**undecided** (every seed +2.00 points" in md and "p = 0" not in md
+
+
 def test_top1_target_needs_no_reference_and_carries_a_binomial_ci():
     t = _one(variant="big", metric="top1", at_least=90.0)
     half = 1.96 * (0.92 * 0.08 / 1000) ** 0.5 * 100
