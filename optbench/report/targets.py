@@ -58,7 +58,8 @@ def _more_text(t: dict) -> str:
     if t.get("seeds"):   # a t-interval over seeds: only more seeds narrow it
         n = len(t.get("per_seed") or t["seeds"])
         if t.get("spread_unknown"):
-            return (f"all {n} seeds gave the same difference, so their spread is unknown and "
+            return (f"{'both' if n == 2 else f'all {n}'} seeds gave the same difference, so "
+                    "their spread is unknown and "
                     "no interval can be drawn: more seeds can decide it")
         needed = t.get("seeds_to_decide")
         if needed is None and "sd" in t:   # a report saved before this was recorded
