@@ -449,6 +449,18 @@ class BenchResult:
         return self.sizes[variant].file_bytes if variant in self.sizes else None
 
 
+SEED_SEPARATOR = "@"   # a step trained with several seeds runs once per seed, as NAME@SEED
+
+
+def split_seed(name: str) -> tuple[str, int | None]:
+    """`NAME@SEED` (one seed's replicate of a seeded step: pipeline.recipe.expand_seeds) ->
+    (NAME, SEED); any other variant name -> (name, None)."""
+    base, sep, seed = name.rpartition(SEED_SEPARATOR)
+    if sep and base and seed.lstrip("-").isdigit():
+        return base, int(seed)
+    return name, None
+
+
 def fastest_rows(rows: list[Row]) -> dict[tuple[str, int], Row]:
     """(variant, batch size) -> the row of its fastest runtime."""
     best: dict[tuple[str, int], Row] = {}

@@ -5,9 +5,10 @@
 
 from __future__ import annotations
 
+import statistics
 import sys
 
-from optbench.results import BenchResult, Row, fastest_rows, load_report
+from optbench.results import BenchResult, Row, fastest_rows, load_report, split_seed
 
 
 def best_rows(rows: list[Row], batch: int) -> dict[str, Row]:
@@ -15,6 +16,9 @@ def best_rows(rows: list[Row], batch: int) -> dict[str, Row]:
 
 
 def headline(report: BenchResult, reference: str = "teacher") -> str:
+    """One row per variant at batch 1, its fastest runtime. A step trained with several seeds
+    (`NAME@SEED`) is one row: top-1 and robust accuracy as the mean ± sample sd over its seeds;
+    timing, size and runtime of its first seed (the seeds share one architecture)."""
     sec = report.sections
     b1 = best_rows(report.rows, 1)
     size_key = next(iter(sec.at_sizes), None)
@@ -26,9 +30,21 @@ def headline(report: BenchResult, reference: str = "teacher") -> str:
     head += ["size ratio", "PGD eps=0.03 %"]
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     ref_bytes = report.size_bytes(reference)
+    seeds: dict[str, list[tuple[int, str]]] = {}
+    for v in b1:
+        base, seed = split_seed(v)
+        if seed is not None:
+            seeds.setdefault(base, []).append((seed, v))
     for v, row in b1.items():
-        acc = report.accuracy(v)
-        cells = [f"{v} ({row.runtime})", f"{(acc if acc is not None else float('nan')) * 100:.2f}",
+        base, _ = split_seed(v)
+        members = [name for _, name in sorted(seeds.get(base, []))]
+        if len(members) > 1 and v != members[0]:
+            continue
+        group = members if len(members) > 1 else [v]
+        robust = [sec.robustness.get(m, {}).get("accuracy", {}).get("0.03") for m in group]
+        label = (f"{base}, {len(group)} seeds ({row.runtime}; timing of {v})"
+                 if len(group) > 1 else f"{v} ({row.runtime})")
+        cells = [label, _mean_sd([report.accuracy(m) for m in group]),
                  f"{report.size_bytes(v) / 1e6:.2f}", f"{row.median_s * 1e3:.2f}"]
         if size_key:
             big = b1_big.get(v)
@@ -36,10 +52,17 @@ def headline(report: BenchResult, reference: str = "teacher") -> str:
                        f"{ref_big.median_s / big.median_s:.1f}x"] if big and ref_big
                       else ["—", "—"])
         cells.append(f"{ref_bytes / report.size_bytes(v):.1f}x")
-        r = sec.robustness.get(v, {}).get("accuracy", {})
-        cells.append(f"{r['0.03'] * 100:.1f}" if "0.03" in r else "—")
+        cells.append(_mean_sd(robust, digits=1) if any(r is not None for r in robust) else "—")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _mean_sd(values: list[float | None], digits: int = 2) -> str:
+    """A fraction in percent; several as mean ± sample sd (any missing: nan, not hidden)."""
+    pct = [v * 100 if v is not None else float("nan") for v in values]
+    if len(pct) == 1:
+        return f"{pct[0]:.{digits}f}"
+    return f"{statistics.fmean(pct):.{digits}f} ± {statistics.stdev(pct):.{digits}f}"
 
 
 if __name__ == "__main__":

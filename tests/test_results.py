@@ -129,3 +129,16 @@ def test_an_artifacts_manifest_states_the_accuracy_of_the_runtime_that_serves_it
     assert variant_figures(r, "a", "onnxruntime")["top1_accuracy"] == 0.92
     assert r.accuracy("a") == 0.91
     assert variant_figures(r, "b", "onnxruntime")["top1_accuracy"] is None
+
+
+def test_split_seed_reads_only_the_names_seeded_steps_get():
+    """`NAME@SEED` is one seed of a seeded step (pipeline.recipe.expand_seeds names them);
+    a name that merely contains the separator is a variant of its own."""
+    from optbench.pipeline.recipe import expand_seeds
+    from optbench.results import split_seed
+
+    steps, _ = expand_seeds([{"name": "kd", "method": "train", "seeds": [0, 7]}], "m", "t")
+    assert [split_seed(s["name"]) for s in steps] == [("kd", 0), ("kd", 7)]
+    assert split_seed("kd@-1") == ("kd", -1)
+    for name in ("kd", "kd@best", "@3", "kd@"):
+        assert split_seed(name) == (name, None)

@@ -17,6 +17,7 @@ from optbench.config import Config, check_choice, read_toml
 from optbench.errors import ConfigError
 from optbench.pipeline.responsible import RobustnessSpec
 from optbench.pipeline.targets import TargetSpec
+from optbench.results import SEED_SEPARATOR
 from optbench.transforms import config_from_dict, config_to_dict
 from optbench.transforms.distill import teacher_runtime
 
@@ -277,9 +278,6 @@ def apply_quick(data: dict, quick: dict, source: str) -> dict:
         out["steps"] = [{**step, "seeds": quick["seeds"]} if "seeds" in step else step
                         for step in out.get("steps", data.get("steps", []))]
     return out
-
-
-SEED_SEPARATOR = "@"
 
 
 def expand_seeds(raws: list[dict], first_model: str, source: str

@@ -9,7 +9,7 @@ import io
 
 import numpy as np
 
-from optbench.results import BenchResult
+from optbench.results import BenchResult, split_seed
 
 
 def _plt():
@@ -150,7 +150,7 @@ def curve_series(result: BenchResult) -> list[dict]:
     groups: dict[str, list[tuple[str, list[dict]]]] = {}
     for name, hist in curves.items():
         if hist:
-            groups.setdefault(name.rpartition("@")[0] or name, []).append((name, hist))
+            groups.setdefault(split_seed(name)[0], []).append((name, hist))
     series = []
     for i, (base, members) in enumerate(groups.items()):
         colour = f"C{i % 10}"

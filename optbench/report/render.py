@@ -25,7 +25,7 @@ from optbench.report.document import (
 )
 from optbench.report.responsible import responsible_sections
 from optbench.report.targets import target_blocks
-from optbench.results import AtSize, BenchResult, Row, fastest_rows
+from optbench.results import AtSize, BenchResult, Row, fastest_rows, split_seed
 
 
 def render_bench(result, title: str | None = None) -> str:
@@ -71,10 +71,10 @@ def seed_sections(result: BenchResult) -> list:
 
     groups: dict[str, list[tuple[int, float]]] = {}
     for name in dict.fromkeys(r.variant for r in result.rows):
-        base, sep, seed = name.rpartition("@")
+        base, seed = split_seed(name)
         acc = result.accuracy(name)
-        if sep and seed.lstrip("-").isdigit() and acc is not None:
-            groups.setdefault(base, []).append((int(seed), acc))
+        if seed is not None and acc is not None:
+            groups.setdefault(base, []).append((seed, acc))
     if not groups:
         return []
     rows = []
