@@ -105,12 +105,16 @@ def _evaluate(report: BenchResult, spec: TargetSpec, predictions: dict) -> dict:
 def verdict(value: float, target: float, ci: list[float] | None) -> dict:
     """met / missed / undecided. Undecided when the 95% CI contains the target; then a rough
     factor of more evidence (samples, processes, test images) that would shrink the CI past it,
-    from the 1/sqrt(n) law: (half-width / distance to the target)^2."""
+    from the 1/sqrt(n) law: (half-width / distance to the target)^2 (infinite for an estimate on
+    the target)."""
     if ci is None or not ci[0] <= target <= ci[1]:
         return {"verdict": "met" if value >= target else "missed"}
     half = (ci[1] - ci[0]) / 2
     gap = abs(value - target)
-    factor = (half / gap) ** 2 if gap > 0 else float("inf")
+    # an estimate on the target up to rounding (2.5 measured as 2.4999999999999996): no amount
+    # of evidence decides it, where the law would ask for 1e28 times as much
+    on_target = gap <= 1e-9 * max(1.0, abs(target))
+    factor = float("inf") if on_target else (half / gap) ** 2
     return {"verdict": "undecided", "more_evidence_factor": factor}
 
 

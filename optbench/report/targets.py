@@ -53,6 +53,9 @@ def _verdict_text(t: dict):
     return {"met": "met", "missed": Strong("missed")}.get(v, f"undecided ({_more_text(t)})")
 
 
+MOST_FACTOR = 1000.0   # beyond this "how much more evidence" is only a way of saying "none"
+
+
 def _more_text(t: dict) -> str:
     factor = t.get("more_evidence_factor", float("inf"))
     if t.get("seeds"):   # a t-interval over seeds: only more seeds narrow it
@@ -71,7 +74,8 @@ def _more_text(t: dict) -> str:
             else "timing samples or processes")
     if factor == float("inf"):
         return "the estimate sits on the target"
-    more = f"needs about {max(factor, 1.0):.1f}x the {what}"
+    more = (f"needs about {max(factor, 1.0):.1f}x the {what}" if factor <= MOST_FACTOR
+            else f"needs over {MOST_FACTOR:g}x the {what}: the estimate is all but on the target")
     if t.get("test_split_whole"):
         return (f"{more}, and every test image the data has was used: only a variant further "
                 "from the target, or more labelled test data, can decide it")

@@ -83,6 +83,26 @@ def test_speedup_at_another_size_and_a_missing_size_is_said():
     assert gone["met"] is None and "extra_sizes" in gone["why"]
 
 
+def test_an_estimate_on_the_target_up_to_rounding_asks_for_no_more_evidence():
+    """2.5 points measured as 2.4999999999999996 (a difference of two accuracies in %): the
+    1/sqrt(n) law would ask for ~1e28 times the test images; the verdict says the estimate
+    sits on the target, and a merely huge factor is said as "over 1000x"."""
+    from optbench.pipeline.targets import verdict
+
+    on = verdict(2.4999999999999996, 2.5, [2.04, 2.96])
+    assert on == {"verdict": "undecided", "more_evidence_factor": float("inf")}
+    near = verdict(2.5 + 1e-4, 2.5, [2.04, 2.96])
+    assert near["more_evidence_factor"] == pytest.approx((0.46 / 1e-4) ** 2)
+    base = {"target": "a top-1 points vs b: >= +2.50", "variant": "a", "reference": "b",
+            "metric": "accuracy_delta_points",
+            "at_least": 2.5, "measured": 2.5, "met": True, "short_by": 0.0,
+            "ci95": [2.04, 2.96], "verdict": "undecided"}
+    text = "\n".join(target_lines([{**base, **on}, {**base, **near}]))
+    assert "the estimate sits on the target" in text
+    assert "needs over 1000x the test images: the estimate is all but on the target" in text
+    assert "e+" not in text and "000000" not in text
+
+
 def test_accuracy_shortfall_is_split_along_the_lineage():
     t = _one(variant="small", reference="big", metric="accuracy_delta_points", at_least=-1.5)
     assert t["measured"] == pytest.approx(-3.5) and t["short_by"] == pytest.approx(2.0)
