@@ -12,6 +12,29 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 pytest_plugins = ["require_all"]  # OPTBENCH_REQUIRE_ALL=1 (CI): a skipped requirement fails
 
 
+# The suite's peak in the temp dir (pipeline runs, checkpoints, ONNX files), measured with
+# pyproject's tmp_path_retention_policy = "failed"; with less free, tests failed at random with
+# "No space left on device" instead of one clear message.
+TEMP_SPACE_NEEDED = 2 * 2**30
+
+
+def pytest_sessionstart(session):
+    import shutil
+    import tempfile
+
+    if hasattr(session.config, "workerinput"):   # xdist workers: the controller checked
+        return
+    where = session.config.option.basetemp or tempfile.gettempdir()
+    while not os.path.exists(where):
+        where = os.path.dirname(os.path.abspath(where))
+    free = shutil.disk_usage(where).free
+    if free < TEMP_SPACE_NEEDED:
+        pytest.exit(f"only {free / 2**30:.1f} GiB free under {where}; the tests write up to "
+                    f"{TEMP_SPACE_NEEDED / 2**30:.0f} GiB of temporary files there. Free some "
+                    "space, or point TMPDIR (or --basetemp) at a disk with more room",
+                    returncode=pytest.ExitCode.USAGE_ERROR)
+
+
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
         return
