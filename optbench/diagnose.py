@@ -5,7 +5,7 @@ Pure functions over a BenchResult and the variants' facts (what each method reco
 
 from __future__ import annotations
 
-from optbench.results import BenchResult, Row, VariantFacts, fastest_rows
+from optbench.results import BenchResult, Row, VariantFacts, fastest_rows, split_seed
 
 NOT_FASTER = 1.05   # a variant must beat its parent's median by 5% to count as faster
 MULTIPLE = 8        # channel counts that SIMD kernels like
@@ -99,6 +99,36 @@ def _parent(variant, variants: dict) -> str | None:
         if name in variants:
             return name
     return None
+
+
+def seed_matched(comparisons: list[dict], lineages: dict[str, tuple[str, ...]]) -> list[dict]:
+    """The comparisons a reader needs when a reference was trained with several seeds
+    (`NAME@SEED`): a variant of seed k (its own, or the nearest seeded step in its lineage)
+    against the reference's seed k; a variant with no seed, or a seed the reference lacks,
+    against the reference's first seed. Seed 1 of a step against seed 3 of another says
+    nothing the seed-matched pair does not; with 5 seeds they were most of the table."""
+    seeds: dict[str, list[int]] = {}
+    for c in comparisons:
+        base, seed = split_seed(c["reference"])
+        if seed is not None and seed not in seeds.setdefault(base, []):
+            seeds[base].append(seed)
+
+    def seed_of(variant: str) -> int | None:
+        for name in (variant, *reversed(lineages.get(variant, ()))):
+            seed = split_seed(name)[1]
+            if seed is not None:
+                return seed
+        return None
+
+    out = []
+    for c in comparisons:
+        base, seed = split_seed(c["reference"])
+        if seed is not None:
+            mine = seed_of(c["variant"])
+            if seed != (mine if mine in seeds[base] else min(seeds[base])):
+                continue
+        out.append(c)
+    return out
 
 
 def compare_to_references(result: BenchResult, references: tuple[str, ...]) -> list[dict]:

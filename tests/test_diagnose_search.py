@@ -159,3 +159,21 @@ def test_search_pick_lets_accuracy_decide_only_when_speed_is_tied_and_it_is_sign
     alone = pick([fast, slow], measured)
     assert alone["entry"] == "fast" and alone["decided_by"] == "speed"
     assert pick([{**slow, "within_budget": False}], measured) is None
+
+
+def test_a_seeded_reference_is_shown_seed_matched():
+    """Against references trained with several seeds, a variant meets the replicate of its own
+    seed (or its lineage's), an unseeded variant the first seed; every other pair is dropped."""
+    from optbench.diagnose import seed_matched
+
+    variants = ["teacher", "kd@0", "kd@1", "kd@7", "int8", "scratch@1"]
+    refs = ["scratch@0", "scratch@1", "teacher"]
+    pairs = [{"variant": v, "reference": r} for v in variants for r in refs if r != v]
+    lineages = {"int8": ("m", "kd@1", "pruned", "int8"), "kd@1": ("m", "kd@1")}
+    kept = {(c["variant"], c["reference"]) for c in seed_matched(pairs, lineages)}
+    assert kept == {("teacher", "scratch@0"), ("kd@0", "scratch@0"), ("kd@0", "teacher"),
+                    ("kd@1", "scratch@1"), ("kd@1", "teacher"), ("kd@7", "scratch@0"),
+                    ("kd@7", "teacher"), ("int8", "scratch@1"), ("int8", "teacher"),
+                    ("scratch@1", "teacher")}
+    unseeded = [{"variant": "a", "reference": "b"}, {"variant": "b", "reference": "a"}]
+    assert seed_matched(unseeded, {}) == unseeded

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shlex
 
+from optbench.diagnose import seed_matched
 from optbench.report.document import (
     Bullets,
     Code,
@@ -275,10 +276,12 @@ def detail_sections(result: BenchResult) -> list:
     sec = result.sections
     out = []
     if sec.references:
+        shown = _seed_matched(result, sec.references)
         out.append(Section("Against the references", [
             Para("Each variant's fastest runtime against each reference's fastest, same batch "
-                 "size. Size ratio = reference bytes / variant bytes; accuracy in points."),
-            _references_table(sec.references)]))
+                 "size. Size ratio = reference bytes / variant bytes; accuracy in points."
+                 + (_SEED_MATCHED if len(shown) < len(sec.references) else "")),
+            _references_table(shown)]))
     out.append(Section("Latency, memory and speed-up", [
         Para(f"Input shape {tuple(result.config.input_shape)}, device {result.config.device}, "
              f"threads {_threads(result)}. Latencies are per call (one batch); speed-up is the "
@@ -291,7 +294,7 @@ def detail_sections(result: BenchResult) -> list:
     if sec.training:
         out.append(Section("Training", _training(sec.training)))
     for size, at in sorted(sec.at_sizes.items()):
-        out.append(Section(f"Latency at {size}x{size}", _at_size(size, at)))
+        out.append(Section(f"Latency at {size}x{size}", _at_size(result, size, at)))
     if sec.variants:
         out.append(Section("Variants", [_variants_table(result)]))
     if sec.diagnosis is not None:
@@ -378,6 +381,16 @@ def _size_table(result: BenchResult) -> Table:
                  align="lrrrrl")
 
 
+_SEED_MATCHED = (" A reference trained with several seeds is shown seed-matched: a variant of "
+                 "seed k (its own, or its lineage's) against the reference's seed k, any other "
+                 "variant against its first seed (report.json keeps every pair).")
+
+
+def _seed_matched(result: BenchResult, comparisons: list[dict]) -> list[dict]:
+    return seed_matched(comparisons, {name: v.lineage
+                                      for name, v in result.sections.variants.items()})
+
+
 def _references_table(comparisons: list[dict]) -> Table:
     rows = [[f"{c['variant']} ({c['runtime']})",
              f"{c['reference']} ({c['reference_runtime']})", str(c["batch_size"]),
@@ -386,14 +399,14 @@ def _references_table(comparisons: list[dict]) -> Table:
                  rows, align="llrrrr")
 
 
-def _at_size(size: int, at: AtSize) -> list:
+def _at_size(result: BenchResult, size: int, at: AtSize) -> list:
     out = [Para(f"The same networks timed on {size}x{size} inputs (interleaved, in one run). "
                 "fp32 modules run as they are; post-training steps (PTQ, ONNX export) were "
                 f"re-applied to their parent at {size}x{size}, calibrated on the same images "
                 "resized. Accuracy belongs to the training scale and is not measured here."),
            _latency_table(at.rows)]
     if at.references:
-        out.append(_references_table(at.references))
+        out.append(_references_table(_seed_matched(result, at.references)))
     if at.skipped:
         out.append(Bullets([f"{name}: not timed at {size}x{size}: {why}"
                             for name, why in at.skipped.items()]))
