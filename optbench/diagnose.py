@@ -5,7 +5,7 @@ Pure functions over a BenchResult and the variants' facts (what each method reco
 
 from __future__ import annotations
 
-from optbench.results import BenchResult, Row, VariantFacts, fastest_rows, split_seed
+from optbench.results import BenchResult, Row, VariantFacts, fastest_rows, seed_groups, split_seed
 
 NOT_FASTER = 1.05   # a variant must beat its parent's median by 5% to count as faster
 MULTIPLE = 8        # channel counts that SIMD kernels like
@@ -107,14 +107,11 @@ def seed_matched(comparisons: list[dict], lineages: dict[str, tuple[str, ...]]) 
     against the reference's seed k; a variant with no seed, or a seed the reference lacks,
     against the reference's first seed. Seed 1 of a step against seed 3 of another says
     nothing the seed-matched pair does not; with 5 seeds they were most of the table."""
-    seeds: dict[str, list[int]] = {}
-    for c in comparisons:
-        base, seed = split_seed(c["reference"])
-        if seed is not None and seed not in seeds.setdefault(base, []):
-            seeds[base].append(seed)
+    seeds = {base: [seed for seed, _ in members]
+             for base, members in seed_groups(c["reference"] for c in comparisons).items()}
 
     def seed_of(variant: str) -> int | None:
-        for name in (variant, *reversed(lineages.get(variant, ()))):
+        for name in reversed(lineages.get(variant) or (variant,)):
             seed = split_seed(name)[1]
             if seed is not None:
                 return seed

@@ -461,6 +461,17 @@ def split_seed(name: str) -> tuple[str, int | None]:
     return name, None
 
 
+def seed_groups(names) -> dict[str, list[tuple[int, str]]]:
+    """The seeded steps among `names` (repeats ignored): NAME -> [(SEED, NAME@SEED), ...] by
+    seed, in the order the steps first appear."""
+    groups: dict[str, list[tuple[int, str]]] = {}
+    for name in dict.fromkeys(names):
+        base, seed = split_seed(name)
+        if seed is not None:
+            groups.setdefault(base, []).append((seed, name))
+    return {base: sorted(members) for base, members in groups.items()}
+
+
 def fastest_rows(rows: list[Row]) -> dict[tuple[str, int], Row]:
     """(variant, batch size) -> the row of its fastest runtime."""
     best: dict[tuple[str, int], Row] = {}

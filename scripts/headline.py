@@ -8,7 +8,7 @@ from __future__ import annotations
 import statistics
 import sys
 
-from optbench.results import BenchResult, Row, fastest_rows, load_report, split_seed
+from optbench.results import BenchResult, Row, fastest_rows, load_report, seed_groups, split_seed
 
 
 def best_rows(rows: list[Row], batch: int) -> dict[str, Row]:
@@ -30,14 +30,10 @@ def headline(report: BenchResult, reference: str = "teacher") -> str:
     head += ["size ratio", "PGD eps=0.03 %"]
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     ref_bytes = report.size_bytes(reference)
-    seeds: dict[str, list[tuple[int, str]]] = {}
-    for v in b1:
-        base, seed = split_seed(v)
-        if seed is not None:
-            seeds.setdefault(base, []).append((seed, v))
+    seeds = seed_groups(b1)
     for v, row in b1.items():
         base, _ = split_seed(v)
-        members = [name for _, name in sorted(seeds.get(base, []))]
+        members = [name for _, name in seeds.get(base, [])]
         if len(members) > 1 and v != members[0]:
             continue
         group = members if len(members) > 1 else [v]

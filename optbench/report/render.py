@@ -26,7 +26,7 @@ from optbench.report.document import (
 )
 from optbench.report.responsible import responsible_sections
 from optbench.report.targets import target_blocks
-from optbench.results import AtSize, BenchResult, Row, fastest_rows, split_seed
+from optbench.results import AtSize, BenchResult, Row, fastest_rows, seed_groups
 
 
 def render_bench(result, title: str | None = None) -> str:
@@ -70,12 +70,12 @@ def seed_sections(result: BenchResult) -> list:
     top-1 and their mean ± sample sd, so one lucky seed is not read as the method's effect."""
     import statistics
 
-    groups: dict[str, list[tuple[int, float]]] = {}
-    for name in dict.fromkeys(r.variant for r in result.rows):
-        base, seed = split_seed(name)
-        acc = result.accuracy(name)
-        if seed is not None and acc is not None:
-            groups.setdefault(base, []).append((seed, acc))
+    groups = {}
+    for base, members in seed_groups(r.variant for r in result.rows).items():
+        scored = [(seed, acc) for seed, name in members
+                  if (acc := result.accuracy(name)) is not None]
+        if scored:
+            groups[base] = scored
     if not groups:
         return []
     rows = []
