@@ -5,7 +5,15 @@ Pure functions over a BenchResult and the variants' facts (what each method reco
 
 from __future__ import annotations
 
-from optbench.results import BenchResult, Row, VariantFacts, fastest_rows, seed_groups, split_seed
+from optbench.results import (
+    BenchResult,
+    Row,
+    VariantFacts,
+    fastest_rows,
+    lineage_seed,
+    seed_groups,
+    split_seed,
+)
 
 NOT_FASTER = 1.05   # a variant must beat its parent's median by 5% to count as faster
 MULTIPLE = 8        # channel counts that SIMD kernels like
@@ -110,18 +118,11 @@ def seed_matched(comparisons: list[dict], lineages: dict[str, tuple[str, ...]]) 
     seeds = {base: [seed for seed, _ in members]
              for base, members in seed_groups(c["reference"] for c in comparisons).items()}
 
-    def seed_of(variant: str) -> int | None:
-        for name in reversed(lineages.get(variant) or (variant,)):
-            seed = split_seed(name)[1]
-            if seed is not None:
-                return seed
-        return None
-
     out = []
     for c in comparisons:
         base, seed = split_seed(c["reference"])
         if seed is not None:
-            mine = seed_of(c["variant"])
+            mine = lineage_seed(lineages.get(c["variant"]) or (c["variant"],))
             if seed != (mine if mine in seeds[base] else min(seeds[base])):
                 continue
         out.append(c)

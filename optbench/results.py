@@ -461,6 +461,16 @@ def split_seed(name: str) -> tuple[str, int | None]:
     return name, None
 
 
+def lineage_seed(lineage) -> int | None:
+    """The seed of a variant: that of the nearest seeded step in its lineage (oldest first,
+    the variant last), walking back from the variant; None where no step in it is seeded."""
+    for name in reversed(tuple(lineage)):
+        seed = split_seed(name)[1]
+        if seed is not None:
+            return seed
+    return None
+
+
 def seed_groups(names) -> dict[str, list[tuple[int, str]]]:
     """The seeded steps among `names` (repeats ignored): NAME -> [(SEED, NAME@SEED), ...] by
     seed, in the order the steps first appear."""

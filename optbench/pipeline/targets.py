@@ -22,7 +22,7 @@ import dataclasses
 from optbench.config import Config, check_choice
 from optbench.errors import ConfigError
 from optbench.measure.compare import ratio_between
-from optbench.results import BenchResult, fastest_rows
+from optbench.results import SEED_SEPARATOR, BenchResult, fastest_rows, lineage_seed, split_seed
 
 METRICS = ("speedup", "size_ratio", "accuracy_delta_points", "top1")
 
@@ -211,13 +211,40 @@ def _accuracy_delta(report: BenchResult, spec: TargetSpec):
     for name in (spec.variant, spec.reference):
         if name not in acc:
             raise LookupError(f"no accuracy for {name}")
-    record = report.sections.variants.get(spec.variant)
-    lineage = record.lineage if record else (spec.variant,)
-    steps = [(spec.reference, acc[spec.reference])]
-    steps += [(name, acc[name]) for name in lineage if name in acc and name != spec.reference]
-    breakdown = [{"from": a, "to": b, "points": (acc_b - acc_a) * 100}
-                 for (a, acc_a), (b, acc_b) in zip(steps, steps[1:], strict=False)]
+    records = report.sections.variants
+
+    def lineage_of(name: str) -> tuple[str, ...]:
+        return tuple(records[name].lineage) if name in records else (name,)
+
+    steps = _steps(spec.reference, lineage_of(spec.variant), acc, lineage_of)
+    breakdown = [{"from": a, "to": b, "points": (acc[b] - acc[a]) * 100}
+                 for a, b in zip(steps, steps[1:], strict=False)]
+    for b in breakdown:
+        if split_seed(b["from"])[0] == split_seed(b["to"])[0]:
+            b["another_seed"] = True
     return (acc[spec.variant] - acc[spec.reference]) * 100, {"breakdown": breakdown}
+
+
+def _steps(reference: str, lineage: tuple[str, ...], acc: dict, lineage_of) -> list[str]:
+    """The variants the points are split along: the reference, then the variant's lineage
+    after it (after the steps it shares with the reference, where the variant does not
+    descend from it). A reference that is one seed of a step (NAME@3), against a variant of
+    another seed (its lineage holds NAME2@0), is met by NAME@0 first: the seed-to-seed spread,
+    which can be larger than a method's effect, gets a step of its own instead of hiding in a
+    jump between two lineages. `lineage_of(name)`: a variant's lineage, oldest first."""
+    steps, start = [reference], reference
+    base, seed = split_seed(reference)
+    mine = lineage_seed(lineage)
+    sibling = f"{base}{SEED_SEPARATOR}{mine}"
+    if seed is not None and mine not in (None, seed) and sibling in acc:
+        steps.append(sibling)
+        start = sibling
+    if start in lineage:
+        rest = lineage[lineage.index(start) + 1:]
+    else:
+        shared = set(lineage_of(start))
+        rest = tuple(name for name in lineage if name not in shared)
+    return steps + [name for name in rest if name in acc]
 
 
 def _top1(report: BenchResult, spec: TargetSpec):

@@ -31,6 +31,7 @@ def target_blocks(targets: list[dict]) -> list:
     for t in targets:
         if t["met"] is False and t.get("breakdown"):
             path = "; ".join(f"{b['from']} → {b['to']} {b['points']:+.2f}"
+                             + (" (another seed)" if b.get("another_seed") else "")
                              for b in t["breakdown"])
             notes.append(f"Where the points went for {t['variant']} vs {t['reference']}: {path}.")
         if t.get("verdict") == "undecided":

@@ -301,3 +301,42 @@ def test_top1_target_needs_no_reference_and_carries_a_binomial_ci():
     assert _one(variant="big", metric="top1", at_least=95.0)["verdict"] == "missed"
     with pytest.raises(ConfigError, match="needs variant and reference"):
         TargetSpec(variant="big", metric="speedup")
+
+
+def test_a_shortfall_against_another_seed_passes_through_the_variants_own_seed():
+    """pruned descends from kd@0; against scratch@3 the points go first from seed 3 to seed 0
+    of scratch (the seed-to-seed spread), then from scratch@0 to kd@0; against an ancestor,
+    the steps before it are not part of the path."""
+    quality = {f"{name} / torch-eager": {"top1_accuracy": acc, "n": 1000} for name, acc in
+               {"scratch@0": 0.900, "scratch@3": 0.905, "kd@0": 0.902, "pruned": 0.899}.items()}
+    report = result(rows=[row("pruned", "torch-eager", 0.01)], quality=quality,
+                    sections={"variants": {"pruned": {"lineage": ["net", "kd@0", "pruned"]}}})
+    t, own = evaluate_targets(report, (
+        TargetSpec(variant="pruned", reference="scratch@3", metric="accuracy_delta_points",
+                   at_least=0.0),
+        TargetSpec(variant="pruned", reference="kd@0", metric="accuracy_delta_points",
+                   at_least=0.0)))
+    steps = [(b["from"], b["to"], round(b["points"], 6)) for b in t["breakdown"]]
+    assert steps == [("scratch@3", "scratch@0", -0.5), ("scratch@0", "kd@0", 0.2),
+                     ("kd@0", "pruned", -0.3)]
+    assert [b.get("another_seed", False) for b in t["breakdown"]] == [True, False, False]
+    assert sum(b["points"] for b in t["breakdown"]) == pytest.approx(t["measured"])
+    assert ("scratch@3 → scratch@0 -0.50 (another seed); scratch@0 → kd@0 +0.20"
+            in "\n".join(target_lines([t])))
+    assert [(b["from"], b["to"]) for b in own["breakdown"]] == [("kd@0", "pruned")]
+
+
+def test_the_breakdown_between_two_seeds_of_one_step_is_one_step():
+    """trained@1 against trained@0, with the untrained net measured too: one step from seed 0
+    to seed 1 (the root net shared by both is not a step), summing to the measured delta."""
+    quality = {f"{name} / torch-eager": {"top1_accuracy": acc, "n": 1000} for name, acc in
+               {"net": 0.10, "trained@0": 0.90, "trained@1": 0.88}.items()}
+    report = result(rows=[row("net", "torch-eager", 0.01)], quality=quality,
+                    sections={"variants": {"trained@0": {"lineage": ["net", "trained@0"]},
+                                           "trained@1": {"lineage": ["net", "trained@1"]}}})
+    (t,) = evaluate_targets(report, (TargetSpec(
+        variant="trained@1", reference="trained@0", metric="accuracy_delta_points",
+        at_least=0.0),))
+    assert [(b["from"], b["to"]) for b in t["breakdown"]] == [("trained@0", "trained@1")]
+    assert t["breakdown"][0]["another_seed"]
+    assert t["breakdown"][0]["points"] == pytest.approx(t["measured"]) == pytest.approx(-2.0)
