@@ -12,6 +12,7 @@ import os
 import pickle
 import tempfile
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -83,9 +84,15 @@ def int8_warnings(onnx_path: Path) -> list[str]:
 
 def bench_entries(entries: list[Entry], config: BenchConfig, *, eval_data=None,
                   label: str = "comparison",
-                  agreement_with: dict[str, str] | None = None) -> BenchResult:
-    """Time every entry interleaved, per batch size; the first entry is the speed-up baseline.
-    Output agreement is measured against agreement_with[entry label] (default: the first)."""
+                  agreement_with: dict[str, str] | None = None,
+                  untimed: frozenset[str] = frozenset(),
+                  finished: FinishedProcesses | None = None) -> BenchResult:
+    """Time every entry interleaved, per batch size; the first timed entry is the speed-up
+    baseline. Output agreement is measured against agreement_with[entry label] (default: the
+    first). Entries labelled in `untimed` are evaluated (accuracy, agreement) but neither timed
+    nor memory-tracked: they have no rows. `finished` keeps the timing processes
+    (`processes` > 1) as each ends, and reuses those a run cut short finished
+    (FinishedProcesses)."""
     previous = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -94,14 +101,19 @@ def bench_entries(entries: list[Entry], config: BenchConfig, *, eval_data=None,
             threads = torch.get_num_threads()
             skipped: dict[str, str] = {}
             sessions, loads = _load_sessions(entries, config, threads, skipped)
-            pooled = (time_in_processes(list(sessions), config, threads, skipped)
+            timed = {e: s for e, s in sessions.items() if e.label not in untimed}
+            if not timed:
+                raise ConfigError("every entry that loaded is untimed (accuracy only); time at "
+                                  "least one, the speed-ups' baseline")
+            pooled = (time_in_processes(list(timed), config, threads, skipped, finished)
                       if config.processes > 1 else {})
             rows = [row for bs in config.batch_sizes
-                    for row in _time_batch(sessions, loads, bs, config, threads, skipped,
+                    for row in _time_batch(timed, loads, bs, config, threads, skipped,
                                            pooled.get(bs))]
             if config.memory == "process":
-                _memory_from_processes(rows, list(sessions), config, threads)
-            quality, predictions = (_quality(sessions, eval_data, config, agreement_with or {})
+                _memory_from_processes(rows, list(timed), config, threads)
+            quality, predictions = (_quality(sessions, eval_data, config, agreement_with or {},
+                                             untimed)
                                     if eval_data is not None else ({}, {}))
     finally:  # the caller's thread setting, as it was
         torch.set_num_threads(previous)
@@ -221,23 +233,96 @@ def _time_batch(sessions: dict, loads: dict, batch_size: int, config: BenchConfi
             for e in sessions if e.label in fns]
 
 
+@dataclasses.dataclass
+class FinishedProcesses:
+    """Where `time_in_processes` keeps each finished worker process's timing (JSON, written
+    atomically as the process ends), so a timing cut short (the end of a sitting, a crash)
+    resumes from the processes it finished. A kept process is reused only when `reuse` is set
+    and it timed the same entries with the same settings and threads, on the same kind of
+    machine with the same allocator and package versions (`context`: what else must match,
+    e.g. a recipe's fingerprint; optbench's own commit is not matched, only recorded in each
+    process's provenance); without `reuse`
+    the folder is emptied first, so a fresh run never pools an old one. `processes` collects
+    each process's provenance (commit, date, reused or not)."""
+
+    folder: Path
+    context: str = ""
+    reuse: bool = False
+    processes: list = dataclasses.field(default_factory=list)
+
+    def key(self, entries: list[Entry], config: BenchConfig, threads: int) -> str:
+        import hashlib
+        import json
+
+        env = _env.capture()
+        blob = {"entries": [e.label for e in entries], "config": config.to_dict(),
+                "threads": threads, "context": self.context, **_env.machine_kind(env),
+                "allocator": env.get("allocator"), "packages": env.get("packages")}
+        return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
+
+    def load(self, process: int, key: str):
+        """A kept process's ({batch size: Comparison}, {label: why skipped}), or None."""
+        import json
+
+        from optbench.measure.compare import Comparison
+        from optbench.measure.measurement import Measurement
+
+        path = self.folder / f"process-{process}.json"
+        if not self.reuse or not path.is_file():
+            return None
+        data = json.loads(path.read_text())
+        if data.get("key") != key:
+            return None
+        comparisons = {int(bs): Comparison(
+            measurements={k: Measurement.from_dict(m) for k, m in c["measurements"].items()},
+            ratios={}, baseline=c["baseline"]) for bs, c in data["comparisons"].items()}
+        self.processes.append({**data["provenance"], "process": process, "reused": True})
+        return comparisons, data["skipped"]
+
+    def save(self, process: int, key: str, comparisons: dict, skipped: dict) -> None:
+        from optbench.io import atomic_write_json
+
+        provenance = {k: v for k, v in _env.capture().items()
+                      if k in ("git_commit", "git_dirty", "date")}
+        atomic_write_json(self.folder / f"process-{process}.json", {
+            "key": key, "provenance": provenance, "skipped": skipped,
+            "comparisons": {str(bs): {"baseline": c.baseline, "measurements": {
+                k: m.to_dict() for k, m in c.measurements.items()}}
+                for bs, c in comparisons.items()}})
+        self.processes.append({**provenance, "process": process, "reused": False})
+
+    def clear(self) -> None:
+        for path in self.folder.glob("process-*.json"):
+            path.unlink()
+
+
 def time_in_processes(entries: list[Entry], config: BenchConfig, threads: int,
-                      skipped: dict) -> dict:
+                      skipped: dict, finished: FinishedProcesses | None = None) -> dict:
     """Time every entry at every batch size in `config.processes` fresh processes, one after
     the other (spawned: nothing inherited but the environment, so allocator state, memory
     layout and compiled code start anew each time), and pool them: batch size -> Comparison.
     Each worker loads (and compiles) its own sessions; the artifacts reach it by pickle, as
-    in-memory objects of this process (no file is unpickled)."""
+    in-memory objects of this process (no file is unpickled). With `finished`, each process
+    is kept as it ends and the processes a run cut short had finished are reused."""
     from optbench.measure.compare import pool
 
     one = dataclasses.replace(config, processes=1)
+    key = finished.key(entries, one, threads) if finished else ""
+    if finished and not finished.reuse:
+        finished.clear()
     runs: list[dict] = []
-    for process in range(config.processes):
-        comparisons, failed = _in_fresh_process(
-            f"processes = {config.processes}", "processes = 1", _timing_worker, entries, one,
-            threads)
+    for process in range(1, config.processes + 1):
+        kept = finished.load(process, key) if finished else None
+        if kept is None:
+            comparisons, failed = _in_fresh_process(
+                f"processes = {config.processes}", "processes = 1", _timing_worker, entries,
+                one, threads)
+            if finished:
+                finished.save(process, key, comparisons, failed)
+        else:
+            comparisons, failed = kept
         for label, why in failed.items():
-            skipped.setdefault(label, f"in worker process {process + 1}: {why}")
+            skipped.setdefault(label, f"in worker process {process}: {why}")
         runs.append(comparisons)
     return {bs: pool([r[bs] for r in runs if bs in r], one.timer())
             for bs in config.batch_sizes if any(bs in r for r in runs)}
@@ -341,22 +426,24 @@ def _bind(session, prepared):
     return lambda: session.run(prepared)
 
 
-def _eval_rows(runtime, config: BenchConfig) -> int:
+def _eval_rows(runtime, config: BenchConfig, timed: bool = True) -> int:
     """The batch size the quality pass runs at: eval_batch_size, except for a runtime that
     compiles one program per input shape (torch-compile), which evaluates at a batch size it
     was already timed (and so compiled) at: the largest timed one up to eval_batch_size, else
-    the smallest. Another shape would be one more compile (measured: 20-27 s for MobileNetV2
-    at 32x32, one thread of a 2-core AVX2 EPYC that a training job shared); examples are
-    independent in eval mode, so the logits are those of the deployed program at a deployed
-    batch size."""
+    the smallest; an untimed entry, at the one it was loaded (compiled) at, the first. Another
+    shape would be one more compile (measured: 20-27 s for MobileNetV2 at 32x32, one thread of
+    a 2-core AVX2 EPYC that a training job shared); examples are independent in eval mode, so
+    the logits are those of the deployed program at a deployed batch size."""
     if not getattr(runtime, "compiles_per_shape", False):
         return config.eval_batch_size
+    if not timed:
+        return config.batch_sizes[0]
     fitting = [bs for bs in config.batch_sizes if bs <= config.eval_batch_size]
     return max(fitting) if fitting else min(config.batch_sizes)
 
 
-def _quality(sessions: dict, eval_data, config: BenchConfig,
-             agreement_with: dict[str, str]) -> tuple[dict[str, Quality], dict]:
+def _quality(sessions: dict, eval_data, config: BenchConfig, agreement_with: dict[str, str],
+             untimed: frozenset[str] = frozenset()) -> tuple[dict[str, Quality], dict]:
     from optbench.data import make_loader
     from optbench.measure.quality import paired_comparison
 
@@ -365,7 +452,7 @@ def _quality(sessions: dict, eval_data, config: BenchConfig,
         def predict(images, s=session):
             return s.to_numpy(s.run(s.prepare(images)))
         # one batch shape: a short last batch would recompile a torch-compile session
-        rows = _eval_rows(get_runtime(entry.runtime), config)
+        rows = _eval_rows(get_runtime(entry.runtime), config, entry.label not in untimed)
         logits[entry.label], labels = collect_logits(padded(predict, rows),
                                                      make_loader(eval_data, rows))
     first = next(iter(logits))
@@ -386,12 +473,20 @@ def _quality(sessions: dict, eval_data, config: BenchConfig,
     return out, {**predictions, "labels": np.asarray(labels, np.int16)}
 
 
-def measure_variants(variants: list, config: BenchConfig, eval_data) -> BenchResult:
+def measure_variants(variants: list, config: BenchConfig, eval_data,
+                     untimed: Collection[str] = (),
+                     finished: FinishedProcesses | None = None) -> BenchResult:
     """All variants, each through its runtimes (those in config.runtimes when it lists any),
-    timed interleaved in one run; the first entry is the baseline. Each variant (a
+    timed interleaved in one run; the first timed entry is the baseline. Each variant (a
     transforms.base.Variant) is compared for output agreement with its nearest measured
-    ancestor."""
+    ancestor. The variants named in `untimed` are evaluated on each runtime but not timed
+    (accuracy only: e.g. the other seeds of a step whose first seed is timed; their accuracy
+    is read on the runtime the timed seed deploys on, BenchResult.deployed_quality); with no
+    eval_data they are left out. `finished`: as in bench_entries."""
 
+    untimed = set(untimed)
+    if eval_data is None:   # nothing to measure for them
+        variants, untimed = [v for v in variants if v.name not in untimed], set()
     entries, first_entry = [], {}
     for v in variants:
         runtimes = [r for r in v.runtimes if r in config.runtimes] or [v.runtimes[0]]
@@ -405,7 +500,9 @@ def measure_variants(variants: list, config: BenchConfig, eval_data) -> BenchRes
             if e.variant == v.name:
                 agreement_with[e.label] = first_entry[parent]
     result = bench_entries(entries, config, eval_data=eval_data, label="pipeline",
-                           agreement_with=agreement_with)
+                           agreement_with=agreement_with,
+                           untimed=frozenset(e.label for e in entries if e.variant in untimed),
+                           finished=finished)
     result.sizes = {v.name: artifact_size(v.ir_path or v.onnx_path or v.model)
                     for v in variants}
     return result

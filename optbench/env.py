@@ -92,6 +92,15 @@ def git_dirty(cwd: str | os.PathLike | None = None) -> bool | None:
     return bool(out.stdout.strip())
 
 
+MACHINE_KIND = ("cpu_model", "isa", "cpu_features", "logical_cpus")
+
+
+def machine_kind(env: dict) -> dict:
+    """What must match for two measurements to be compared: the CPU, its instruction set and
+    the number of logical CPUs (from an env of `capture`)."""
+    return {key: env.get(key) for key in MACHINE_KIND}
+
+
 def capture() -> dict:
     """A JSON-ready description of this machine and software, taken now."""
     try:

@@ -424,18 +424,29 @@ class BenchResult:
         """variant -> the evaluated entry of the runtime it runs fastest on, at its smallest
         timed batch size and the training input size: the runtime a user would deploy it on,
         so a variant's accuracy and its speed come from one runtime (one int8 file can score
-        differently on two runtimes). A variant whose fastest runtime was not evaluated, or
-        that was not timed, gets its first evaluated entry."""
+        differently on two runtimes). A seed measured for accuracy only (NAME@SEED, not
+        timed) is read on the runtime its step's first timed seed deploys on. A variant whose
+        runtime was not evaluated, or that was not timed, gets its first evaluated entry."""
         first = self.first_quality()
         fastest = fastest_rows(self.rows)
         smallest: dict[str, int] = {}
         for variant, batch in fastest:
             smallest[variant] = min(batch, smallest.get(variant, batch))
+        runtime = {v: fastest[(v, b)].runtime for v, b in smallest.items()}
+        step_runtime: dict[str, str] = {}
+        for variant, rt in runtime.items():
+            step_runtime.setdefault(split_seed(variant)[0], rt)
         out = {}
         for variant, q in first.items():
-            row = fastest.get((variant, smallest.get(variant, -1)))
-            out[variant] = self.quality.get(row.entry, q) if row else q
+            base, seed = split_seed(variant)
+            rt = runtime.get(variant) or (step_runtime.get(base) if seed is not None else None)
+            out[variant] = self.quality.get(entry_label(variant, rt), q) if rt else q
         return out
+
+    def accuracy_only(self) -> list[str]:
+        """The variants evaluated but not timed (seeds left out of their step's timed_seeds)."""
+        timed = {r.variant for r in self.rows}
+        return [v for v in self.first_quality() if v not in timed]
 
     def first_quality(self) -> dict[str, Quality]:
         """variant -> its first evaluated entry (the one the report reads per-class figures

@@ -18,7 +18,7 @@ def best_rows(rows: list[Row], batch: int) -> dict[str, Row]:
 def headline(report: BenchResult, reference: str = "teacher") -> str:
     """One row per variant at batch 1, its fastest runtime. A step trained with several seeds
     (`NAME@SEED`) is one row: top-1 and robust accuracy as the mean ± sample sd over its seeds;
-    timing, size and runtime of its first seed (the seeds share one architecture)."""
+    timing, size and runtime of its first timed seed (the seeds share one architecture)."""
     sec = report.sections
     b1 = best_rows(report.rows, 1)
     size_key = next(iter(sec.at_sizes), None)
@@ -30,12 +30,12 @@ def headline(report: BenchResult, reference: str = "teacher") -> str:
     head += ["size ratio", "PGD eps=0.03 %"]
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     ref_bytes = report.size_bytes(reference)
-    seeds = seed_groups(b1)
+    seeds = seed_groups([*b1, *report.first_quality()])   # seeds timed or accuracy-only
     for v, row in b1.items():
         base, _ = split_seed(v)
         members = [name for _, name in seeds.get(base, [])]
-        if len(members) > 1 and v != members[0]:
-            continue
+        if len(members) > 1 and v != next(m for m in members if m in b1):
+            continue   # the step's row is that of its first timed seed
         group = members if len(members) > 1 else [v]
         robust = [sec.robustness.get(m, {}).get("accuracy", {}).get("0.03") for m in group]
         label = (f"{base}, {len(group)} seeds ({row.runtime}; timing of {v})"

@@ -1,4 +1,5 @@
 import dataclasses
+import importlib
 import json
 
 import pytest
@@ -130,3 +131,57 @@ def test_memory_per_entry_in_a_fresh_process_counts_the_weights_once(tmp_path):
     # before the measured region, as ordinary memory); ORT's peak also holds the file and
     # its parsed graph while the session builds
     assert eager.load_memory.peak_delta_bytes < 48 * 2**20
+
+
+def _fake_processes(monkeypatch, fail_on: set):
+    """bench._in_fresh_process replaced by a worker that makes one comparison per call
+    (samples 1, 2, 3... ms, numbered by call since `calls` was last cleared) and raises on the
+    calls in `fail_on` (a set the test may change)."""
+    bench_module = importlib.import_module("optbench.bench")   # optbench.bench is also a function
+    from optbench.measure.compare import Comparison
+    from optbench.measure.measurement import Measurement, TaskSpec
+
+    calls = []
+
+    def worker(setting, instead, fn, entries, config, threads):
+        calls.append(len(calls) + 1)
+        if calls[-1] in fail_on:
+            raise KeyboardInterrupt("the sitting ended")
+        ms = {e.label: Measurement(TaskSpec(label=e.label, batch_size=2),
+                                   tuple([calls[-1] / 1000] * 3)) for e in entries}
+        return {2: Comparison(measurements=ms, ratios={}, baseline=entries[0].label)}, {}
+
+    monkeypatch.setattr(bench_module, "_in_fresh_process", worker)
+    return calls
+
+
+def test_a_timing_cut_short_resumes_from_the_processes_it_finished(tmp_path, monkeypatch):
+    from optbench.bench import Entry, FinishedProcesses, time_in_processes
+
+    entries = [Entry("a", "torch-eager", None), Entry("b", "torch-eager", None)]
+    config = BenchConfig(runtimes=("torch-eager",), batch_sizes=(2,), processes=3, **FAST)
+    fail_on = {3}
+    calls = _fake_processes(monkeypatch, fail_on)
+    kept = FinishedProcesses(tmp_path / "timing", context="recipe 1")
+    with pytest.raises(KeyboardInterrupt):
+        time_in_processes(entries, config, 2, {}, kept)
+    assert sorted(p.name for p in kept.folder.iterdir()) == ["process-1.json", "process-2.json"]
+
+    calls.clear()
+    fail_on.clear()
+    again = FinishedProcesses(tmp_path / "timing", context="recipe 1", reuse=True)
+    pooled = time_in_processes(entries, config, 2, {}, again)
+    assert calls == [1]                                  # only the third process ran
+    m = pooled[2].measurements["b / torch-eager"]
+    assert m.groups() == [(0.001,) * 3, (0.002,) * 3, (0.001,) * 3]   # kept, kept, new
+    assert [(p["process"], p["reused"]) for p in again.processes] == [
+        (1, True), (2, True), (3, False)]
+
+    calls.clear()   # another recipe (or settings, machine, software): nothing is reused
+    other = FinishedProcesses(tmp_path / "timing", context="recipe 2", reuse=True)
+    time_in_processes(entries, config, 2, {}, other)
+    assert calls == [1, 2, 3]
+    calls.clear()   # without reuse the kept processes are dropped first: a fresh run
+    fresh = FinishedProcesses(tmp_path / "timing", context="recipe 2")
+    time_in_processes(entries, config, 2, {}, fresh)
+    assert calls == [1, 2, 3] and not any(p["reused"] for p in fresh.processes)

@@ -100,6 +100,23 @@ def test_best_and_first_quality_are_per_variant():
     assert r.first_quality()["a"].runtime == "torch-eager"
 
 
+def test_an_untimed_seed_is_read_on_the_runtime_its_timed_seed_deploys_on():
+    """timed_seeds = [0]: k@1 has accuracy on both runtimes but no rows; it is read where k@0
+    runs fastest (ONNX Runtime), not on its first evaluated runtime; a variant of no seeded
+    step with no rows keeps its first entry."""
+    quality = {f"{v} / {rt}": {"top1_accuracy": acc, "n": 10} for v, rt, acc in [
+        ("k@0", "torch-eager", 0.80), ("k@0", "onnxruntime", 0.81),
+        ("k@1", "torch-eager", 0.70), ("k@1", "onnxruntime", 0.71),
+        ("lone", "torch-eager", 0.60), ("lone", "onnxruntime", 0.61)]}
+    r = result([row("k@0", "torch-eager", 0.01), row("k@0", "onnxruntime", 0.005)],
+               quality=quality)
+    deployed = r.deployed_quality()
+    assert deployed["k@0"].runtime == deployed["k@1"].runtime == "onnxruntime"
+    assert r.accuracy("k@1") == 0.71
+    assert deployed["lone"].runtime == "torch-eager"
+    assert r.accuracy_only() == ["k@1", "lone"]
+
+
 def test_a_variants_accuracy_is_that_of_the_runtime_it_runs_fastest_on():
     """One int8 file can score differently on two runtimes: the variant's accuracy must not
     come from one runtime while its speed comes from another."""

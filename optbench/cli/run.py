@@ -26,7 +26,9 @@ def add_parsers(sub) -> None:
                      "others refuse theirs and say so)")
     run.add_argument("--resume-measurement", action="store_true", help="OUT/report.json is a "
                      "measurement of this recipe cut short (e.g. before its 224x224 stage): keep "
-                     "the stages it finished and run only the missing ones. Refused if the "
+                     "the stages it finished and run only the missing ones (the stage cut short "
+                     "reuses the timing processes it finished, where recipe, machine kind and "
+                     "packages match). Refused if the "
                      "recipe, its variants or the machine kind (CPU model, ISA) differ; every "
                      "stage records the commit, date and command it ran with")
     run.add_argument("--jobs", type=int, default=1, metavar="N", help="train up to N "

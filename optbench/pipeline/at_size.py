@@ -52,7 +52,9 @@ def variants_at_size(recipe, variants: dict[str, Variant], measured: list[str], 
     return out, skipped
 
 
-def measure_at_size(recipe, variants, measured, splits, size: int, out: Path) -> AtSize:
+def measure_at_size(recipe, variants, measured, splits, size: int, out: Path,
+                    finished=None) -> AtSize:
+    """The measured variants timed at size x size (`finished`: bench.FinishedProcesses)."""
     from optbench.bench import measure_variants
     from optbench.diagnose import compare_to_references
 
@@ -60,7 +62,7 @@ def measure_at_size(recipe, variants, measured, splits, size: int, out: Path) ->
                                         out / "work" / f"at{size}")
     config = dataclasses.replace(recipe.bench, input_shape=(recipe.data.channels, size, size),
                                  batch_sizes=recipe.bench.extra_batch_sizes)
-    bench = measure_variants(resized, config, eval_data=None)
+    bench = measure_variants(resized, config, eval_data=None, finished=finished)
     refs = [r for r in recipe.compared_with if r in {v.name for v in resized}]
     return AtSize(size=size, rows=bench.rows, sizes=bench.sizes, skipped=skipped,
                   references=compare_to_references(bench, tuple(refs)),

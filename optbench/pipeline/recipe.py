@@ -111,6 +111,11 @@ class Step:
     config: Config
     input: str = ""                     # an earlier step or a model; default: the previous step
     measure: bool = True
+    # measured for accuracy only, not timed: a seed left out of its step's timed_seeds (the
+    # seeds of one step share an architecture, so one seed's latency stands for all). How a
+    # step is timed is a measurement setting, like [bench]: not part of to_dict, so not of
+    # the fingerprint that finished training is kept under
+    timed: bool = True
 
     def to_dict(self) -> dict:
         return {"name": self.name, "input": self.input, "measure": self.measure,
@@ -176,7 +181,8 @@ class Recipe:
                                  if "robustness" in data else None),
                      targets=tuple(_parse(TargetSpec, raw, f"{source} [[targets]] #{i + 1}")
                                    for i, raw in enumerate(_seeded_targets(
-                                       data.get("targets", []), seeded))),
+                                       data.get("targets", []), seeded,
+                                       {s.name for s in steps if not s.timed}))),
                      bench_shape_from_data="input_shape" not in data.get("bench", {}))
         recipe.validate(source)
         return recipe
@@ -219,6 +225,16 @@ class Recipe:
             if name not in self.models:
                 raise ConfigError(f"{source}: measure_models names {name!r}, not a model")
         measured = {*self.measure_models, *(s.name for s in self.steps if s.measure)}
+        untimed = {s.name for s in self.steps if s.measure and not s.timed}
+        if measured and measured <= untimed:
+            raise ConfigError(f"{source}: every measured variant is left untimed (timed_seeds "
+                              "or timed = false); time at least one, the speed-ups' baseline")
+        for i, target in enumerate(self.targets):
+            slow = [n for n in (target.variant, target.reference) if n in untimed]
+            if target.metric == "speedup" and slow:
+                raise ConfigError(f"{source}: [[targets]] #{i + 1} is a speed-up of {slow[0]!r}, "
+                                  "which is measured for accuracy only (not in its step's "
+                                  "timed_seeds); name a timed seed or add it to timed_seeds")
         for name in self.references:
             if name not in measured:
                 raise ConfigError(f"{source}: references names {name!r}, which is not a measured "
@@ -295,6 +311,7 @@ def expand_seeds(raws: list[dict], first_model: str, source: str
         raw = dict(raw)
         where = f"{source} [[steps]] #{i + 1} ({raw.get('name', '?')!r})"
         seeds = raw.pop("seeds", None)
+        timed_seeds = raw.pop("timed_seeds", None)
         name = raw.get("name", "")
         input_name = raw.get("input") or previous
         sources = [input_name, *([raw["teacher"]] if raw.get("teacher") else [])]
@@ -312,9 +329,16 @@ def expand_seeds(raws: list[dict], first_model: str, source: str
         elif inherited:
             mine = next(iter(inherited))
         else:
+            if timed_seeds is not None:
+                raise ConfigError(f"{where}: timed_seeds chooses which seeds of a seeded step "
+                                  "are timed; this step has no seeds (add seeds = [...])")
             out.append(raw)
             previous = name
             continue
+        if timed_seeds is not None and "timed" in raw:
+            raise ConfigError(f"{where}: give timed_seeds (which seeds are timed) or timed "
+                              "(every seed or none), not both")
+        timed = _timed_seeds(timed_seeds, mine, where)
         if len(inherited) > 1 or (inherited and not set(mine) <= set(next(iter(inherited)))):
             raise ConfigError(f"{where}: its inputs were trained with seeds "
                               f"{sorted(map(list, inherited))}, which do not match {list(mine)}; "
@@ -326,10 +350,29 @@ def expand_seeds(raws: list[dict], first_model: str, source: str
                     copy[key] = f"{copy[key]}{SEED_SEPARATOR}{seed}"
             if "train" in _config_fields(raw):   # each seed's chain is its own replicate
                 copy["train"] = {**raw.get("train", {}), "seed": seed}
+            if seed not in timed:
+                copy["timed"] = False
             out.append(copy)
         seeded[name] = mine
         previous = name
     return out, seeded
+
+
+def _timed_seeds(timed_seeds, seeds: tuple[int, ...], where: str) -> tuple[int, ...]:
+    """The seeds of a seeded step that are timed (all unless timed_seeds names some); the
+    others are measured for accuracy only."""
+    if timed_seeds is None:
+        return seeds
+    if (not isinstance(timed_seeds, list) or not timed_seeds
+            or not all(isinstance(x, int) and not isinstance(x, bool) for x in timed_seeds)):
+        raise ConfigError(f"{where}: timed_seeds must be a non-empty list of the step's seeds, "
+                          f"e.g. timed_seeds = [{seeds[0]}]; got {timed_seeds!r}")
+    unknown = [x for x in timed_seeds if x not in seeds]
+    if unknown:
+        raise ConfigError(f"{where}: timed_seeds {unknown} are not among the step's seeds "
+                          f"{list(seeds)} (with --quick, [quick] seeds replaces them); name "
+                          "seeds the step trains")
+    return tuple(timed_seeds)
 
 
 def _config_fields(raw: dict) -> set[str]:
@@ -343,10 +386,11 @@ def _per_seed(name: str, seeded: dict) -> list[str]:
     return ([f"{name}{SEED_SEPARATOR}{s}" for s in seeded[name]] if name in seeded else [name])
 
 
-def _seeded_targets(raws: list[dict], seeded: dict) -> list[dict]:
+def _seeded_targets(raws: list[dict], seeded: dict, untimed: set[str]) -> list[dict]:
     """A target naming seeded steps becomes one target per seed: seed-matched when both sides
-    are seeded, each seed against the single model otherwise. An accuracy target over two or
-    more seeds is also checked once over all of them (the mean, with a paired t-test)."""
+    are seeded, each seed against the single model otherwise (a speed-up target: per timed
+    seed, those of timed_seeds). An accuracy target over two or more seeds is also checked
+    once over all of them (the mean, with a paired t-test)."""
     out = []
     for raw in raws:
         variant, reference = raw.get("variant", ""), raw.get("reference", "")
@@ -354,10 +398,13 @@ def _seeded_targets(raws: list[dict], seeded: dict) -> list[dict]:
         if not seeds:
             out.append(raw)
             continue
-        for seed in seeds:
-            out.append({**raw, **{key: f"{raw[key]}{SEED_SEPARATOR}{seed}"
-                                  for key in ("variant", "reference")
-                                  if raw.get(key) in seeded}})
+        per_seed = [{**raw, **{key: f"{raw[key]}{SEED_SEPARATOR}{seed}"
+                               for key in ("variant", "reference") if raw.get(key) in seeded}}
+                    for seed in seeds]
+        if raw.get("metric") == "speedup":   # the seeds timed_seeds left out have no latency
+            timed = [t for t in per_seed if not {t.get("variant"), t.get("reference")} & untimed]
+            per_seed = timed or per_seed   # none timed: validate says so
+        out += per_seed
         if raw.get("metric") == "accuracy_delta_points" and len(seeds) > 1:
             out.append({**raw, "seeds": list(seeds)})
     return out
@@ -381,7 +428,10 @@ def _step(raw: dict, index: int, source: str) -> Step:
     name = raw.pop("name", None)
     if not name:
         raise ConfigError(f"{where}: every step needs a name")
-    meta = {k: raw.pop(k) for k in ("input", "measure") if k in raw}
+    meta = {k: raw.pop(k) for k in ("input", "measure", "timed") if k in raw}
+    if not isinstance(meta.get("timed", True), bool):
+        raise ConfigError(f"{where} ({name!r}): timed must be true or false (false: measured "
+                          f"for accuracy only, not timed); got {meta['timed']!r}")
     try:
         config = config_from_dict(raw)
     except (ConfigError, TypeError) as exc:

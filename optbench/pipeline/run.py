@@ -10,12 +10,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from optbench.bench import measure_variants
+from optbench.bench import FinishedProcesses, measure_variants
 from optbench.errors import ConfigError
 from optbench.io import atomic_write_json, safe_torch_load
 from optbench.pipeline.at_size import measure_at_size
@@ -46,7 +47,7 @@ def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True
     of its own (pipeline/parallel.py, train_in_worker); the steps then resume from their
     finished checkpoints. `resume_measurement=True` keeps the measurement stages a saved
     OUT/report.json of this recipe finished on this machine kind and runs only the missing ones
-    (measure_stages)."""
+    (measure_stages), the one cut short from the timing processes it finished."""
     from optbench.pipeline.parallel import SideBySide
 
     out = Path(out_dir)
@@ -63,7 +64,8 @@ def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True
         state.finish(step.name, variants[step.name])
     result = PipelineResult(variants=variants, measured=measured)
     if measure and measured:
-        measure_stages(recipe, variants, measured, splits, out, fingerprint, result, saved)
+        measure_stages(recipe, variants, measured, splits, out, fingerprint, result, saved,
+                       resume=resume_measurement)
     if measure and search and recipe.search:
         result.search = run_search(recipe, variants, ctx, out)
     return result
@@ -71,20 +73,40 @@ def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True
 
 def measure_stages(recipe: Recipe, variants: dict[str, Variant], measured: list[str],
                    splits: dict, out: Path, fingerprint: str, result: PipelineResult,
-                   saved: BenchResult | None = None) -> None:
+                   saved: BenchResult | None = None, resume: bool = False) -> None:
     """The report's stages, each saved as it finishes, each recording where it ran
     (sections.stages: commit, date, command, CPU): the interleaved measurement of every
     measured variant (latency, memory, accuracy; then diagnosis, references, targets and the
     deployable artifacts), robustness, then timing at each [bench] extra size. Given `saved`
     (saved_measurement: a report of this recipe cut short, from this machine kind), the stages
     it finished are kept and only the missing ones run: a measurement cut short by the end of
-    a sitting does not start again."""
+    a sitting does not start again. Within a stage, each timing process (`[bench]
+    processes`) is kept as it ends (bench.FinishedProcesses, OUT/work/timing/STAGE), and with
+    `resume` a stage cut short reuses the processes it finished; a stage's folder is removed
+    once the report holds it."""
     from optbench.diagnose import compare_to_references, diagnose
     from optbench.report import save_bench
 
+    untimed = {s.name for s in recipe.steps if not s.timed}
+
+    def finished(stage: str):   # each timing process kept as it ends (work/timing/STAGE)
+        return FinishedProcesses(out / "work" / "timing" / stage, context=fingerprint,
+                                 reuse=resume)
+
+    held: list[Path] = []   # kept processes of finished stages: removed once saved
+
+    def done(stage: str, kept) -> dict:
+        held.append(kept.folder)
+        provenance = stage_provenance()
+        if any(p["reused"] for p in kept.processes):   # timed over more than one sitting
+            provenance["processes"] = kept.processes
+        return provenance
+
     if saved is None:
-        bench = measure_variants([variants[n] for n in measured], recipe.bench, splits["test"])
-        bench.sections.stages["measurement"] = stage_provenance()
+        kept = finished("measurement")
+        bench = measure_variants([variants[n] for n in measured], recipe.bench, splits["test"],
+                                 untimed=untimed, finished=kept)
+        bench.sections.stages["measurement"] = done("measurement", kept)
     else:
         bench = saved
     result.bench = bench
@@ -104,6 +126,9 @@ def measure_stages(recipe: Recipe, variants: dict[str, Variant], measured: list[
         if recipe.targets:
             sections.targets = evaluate_targets(bench, recipe.targets, bench.predictions)
         result.paths = save_bench(bench, out, stem="report")
+        for folder in held:   # the report holds their timing now
+            shutil.rmtree(folder, ignore_errors=True)
+        held.clear()
 
     save()  # now, so a failure in a later stage (search) loses no measurement
     result.artifacts = export_artifacts(variants, measured, bench, recipe, out / "artifacts",
@@ -114,6 +139,8 @@ def measure_stages(recipe: Recipe, variants: dict[str, Variant], measured: list[
         runtime_of = {}
         for row in bench.rows:
             runtime_of.setdefault(row.variant, row.runtime)
+        for name, q in bench.first_quality().items():   # measured for accuracy only
+            runtime_of.setdefault(name, q.runtime)
         sections.robustness = robustness_stage(
             variants, measured, runtime_of, splits["test"], recipe.robustness,
             threads=recipe.bench.threads)
@@ -122,8 +149,11 @@ def measure_stages(recipe: Recipe, variants: dict[str, Variant], measured: list[
     for size in recipe.bench.extra_sizes:
         if f"at{size}" in sections.stages:
             continue
-        sections.at_sizes[size] = measure_at_size(recipe, variants, measured, splits, size, out)
-        sections.stages[f"at{size}"] = stage_provenance()
+        kept = finished(f"at{size}")
+        sections.at_sizes[size] = measure_at_size(
+            recipe, variants, [n for n in measured if n not in untimed], splits, size, out,
+            finished=kept)
+        sections.stages[f"at{size}"] = done(f"at{size}", kept)
         save()
 
 
@@ -141,14 +171,17 @@ def _provenance(env: dict) -> dict:
 
 def saved_measurement(out: Path, fingerprint: str, measured: list[str]):
     """OUT/report.json (and predictions.npz) as a BenchResult to resume from, after checking
-    that it measured this recipe's variants on this machine kind; a clear error otherwise."""
-    from optbench.env import capture
+    that it measured this recipe's variants on this machine kind; None where no report was
+    saved yet but the first stage kept finished timing processes; a clear error otherwise."""
+    from optbench.env import capture, machine_kind
     from optbench.errors import MissingInputError
     from optbench.report.store import load_predictions
     from optbench.results import load_report
 
     path = out / "report.json"
     if not path.is_file():
+        if any((out / "work" / "timing" / "measurement").glob("process-*.json")):
+            return None   # the first stage was cut short: it resumes from its kept processes
         raise MissingInputError(f"--resume-measurement: {path} does not exist, so there is no "
                                 "measurement to resume; run without --resume-measurement")
     saved = load_report(path)
@@ -162,16 +195,16 @@ def saved_measurement(out: Path, fingerprint: str, measured: list[str]):
         raise ConfigError(f"--resume-measurement: {path} measured {sorted(sec.variants)}, this "
                           f"recipe measures {sorted(measured)}; run without "
                           "--resume-measurement")
-    here, there = capture(), saved.env
-    for key in ("cpu_model", "isa", "cpu_features", "logical_cpus"):
-        if here.get(key) != there.get(key):
+    here, there = machine_kind(capture()), machine_kind(saved.env)
+    for key in here:
+        if here[key] != there[key]:
             raise ConfigError(
                 f"--resume-measurement: {path} was measured on another machine kind ({key}: "
-                f"{there.get(key)!r}, here {here.get(key)!r}); a report's stages must come "
+                f"{there[key]!r}, here {here[key]!r}); a report's stages must come "
                 "from one kind of machine to be compared. Run without --resume-measurement "
                 "(or with another --out) to measure everything here")
     if not sec.stages:   # written before stages were recorded: all it holds ran in one sitting
-        _backfill_stages(sec, there, path)
+        _backfill_stages(sec, saved.env, path)
     if (out / "predictions.npz").is_file():
         saved.predictions = load_predictions(out / "predictions.npz")
     return saved

@@ -71,7 +71,9 @@ def seed_sections(result: BenchResult) -> list:
     import statistics
 
     groups = {}
-    for base, members in seed_groups(r.variant for r in result.rows).items():
+    untimed = set(result.accuracy_only())
+    for base, members in seed_groups([*(r.variant for r in result.rows),
+                                      *result.first_quality()]).items():
         scored = [(seed, acc) for seed, name in members
                   if (acc := result.accuracy(name)) is not None]
         if scored:
@@ -84,10 +86,22 @@ def seed_sections(result: BenchResult) -> list:
         spread = f" ± {statistics.stdev(accs) * 100:.2f}" if len(accs) > 1 else ""
         rows.append([base, str(len(seeds)), f"{statistics.fmean(accs) * 100:.2f}{spread}",
                      ", ".join(f"{s}: {a * 100:.2f}" for s, a in sorted(seeds))])
+    timed_note = ""
+    partly = {base: [seed for seed, name in members if name not in untimed]
+              for base, members in seed_groups(result.first_quality()).items()
+              if any(name in untimed for _, name in members)}
+    if partly:
+        timed_note = (" Timed: " + "; ".join(
+            f"{base} seed {', '.join(map(str, seeds))}" if seeds else f"{base} none"
+            for base, seeds in partly.items())
+            + ". Their other seeds have no latency rows: measured for accuracy only "
+            "(timed_seeds: the seeds of a step share its architecture, so a timed seed's "
+            "latency stands for them), read on the runtime their step's timed seed is deployed "
+            "on.")
     return [Section("Seeds", [
         Para("Top-1 (%) of every step trained with several seeds: mean ± sample standard "
              "deviation, and each seed. Targets naming a seeded step are checked per seed, "
-             "seed-matched where both sides are seeded (paired tests in Targets)."),
+             "seed-matched where both sides are seeded (paired tests in Targets)." + timed_note),
         Table(["step", "seeds", "top-1 mean ± sd", "per seed"], rows, align="lrrl"),
         *[Para(_seed_verdict(t)) for t in result.sections.targets
           if t.get("seeds") and t.get("measured") is not None]],
@@ -477,15 +491,27 @@ def _stage_blocks(stages: dict[str, dict]) -> list:
     """Where each stage ran, when the report's stages come from more than one sitting (a
     measurement resumed with --resume-measurement)."""
     sittings = {(st.get("git_commit"), st.get("command")) for st in stages.values()}
-    if len(sittings) < 2:
+    split = {name: st["processes"] for name, st in stages.items() if st.get("processes")}
+    if len(sittings) < 2 and not split:
         return []
     lines = [(Strong(name), f": at commit {(st.get('git_commit') or '?')[:12]}"
               + (" (uncommitted changes)" if st.get("git_dirty") else "")
               + f", finished {st.get('date') or 'at an unrecorded time'}, ",
-              Code(display_command(st.get("command", "?"))))
+              Code(display_command(st.get("command", "?"))),
+              *([_process_text(split[name])] if name in split else []))
              for name, st in stages.items()]
-    return [Para(f"Measured in {len(sittings)} sittings on the same machine kind (each stage's "
-                 "ratios come from one sitting):"), Bullets(lines)]
+    ratios = ("each stage's ratios come from one sitting" if not split else
+              "a stage resumed from the timing processes an earlier sitting finished pools "
+              "them: its CIs treat each fresh process as a unit either way")
+    many = f"{len(sittings)} sittings" if len(sittings) > 1 else "more than one sitting"
+    return [Para(f"Measured in {many} on the same machine kind ({ratios}):"),
+            Bullets(lines)]
+
+
+def _process_text(processes: list[dict]) -> str:
+    return "; its timing processes: " + ", ".join(
+        f"{p['process']} at {(p.get('git_commit') or '?')[:12]}, ended {p.get('date') or '?'}"
+        + (" (kept from an earlier sitting)" if p.get("reused") else "") for p in processes)
 
 
 def display_command(command: str) -> str:

@@ -1,3 +1,4 @@
+import importlib
 import json
 
 import pytest
@@ -318,3 +319,37 @@ def test_a_report_from_before_stages_were_recorded_resumes_with_their_dates(
     assert stages["at24"]["git_commit"] == report["env"]["git_commit"]
     kept = json.loads((copy / "report.json").read_text())["sections"]["at_sizes"]
     assert kept == report["sections"]["at_sizes"]   # kept, not measured again
+
+
+def test_a_first_stage_cut_short_resumes_from_its_finished_timing_processes(tmp_path,
+                                                                            monkeypatch):
+    """processes = 2: the sitting ends during the second timing process, before any report
+    was written; --resume-measurement times only the second one, the stage records both, and
+    the kept processes are removed once the report holds them."""
+    bench_module = importlib.import_module("optbench.bench")   # optbench.bench is also a function
+
+    calls = []
+
+    def in_this_process(setting, instead, fn, *args):   # the worker, without the spawn
+        calls.append(fn.__name__)
+        if fn.__name__ == "_timing_worker" and calls.count("_timing_worker") == 2:
+            raise KeyboardInterrupt("the sitting ended")
+        return fn(*args)
+
+    monkeypatch.setattr(bench_module, "_in_fresh_process", in_this_process)
+    recipe = Recipe.from_toml(_write(tmp_path, RECIPE.replace(
+        "max_time_s = 0.3", "max_time_s = 0.3\nprocesses = 2")))
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        run_recipe(recipe, out, progress=False)
+    assert not (out / "report.json").exists()
+    assert [p.name for p in (out / "work" / "timing" / "measurement").iterdir()] == [
+        "process-1.json"]
+    calls.clear()
+    result = run_recipe(recipe, out, progress=False, resume_measurement=True)
+    assert calls.count("_timing_worker") == 1
+    stage = result.bench.sections.stages["measurement"]
+    assert [(p["process"], p["reused"]) for p in stage["processes"]] == [(1, True), (2, False)]
+    assert all(r.measurement.processes == 2 for r in result.bench.rows)
+    assert not (out / "work" / "timing" / "measurement").exists()
+    assert "its timing processes: 1 at" in (out / "report.md").read_text()

@@ -55,6 +55,15 @@ def test_seeded_steps_expand_and_downstream_steps_follow_their_seed():
      "do not match"),
     ([{"name": "t", "method": "train", "seeds": [0], "train": TRAIN},
       {"name": "p", "method": "prune-unstructured", "input": "t@5"}], "not a model or an earlier"),
+    ([{"name": "t", "method": "train", "seeds": [0, 1], "timed_seeds": [2], "train": TRAIN}],
+     r"timed_seeds \[2\] are not among the step's seeds \[0, 1\]"),
+    ([{"name": "t", "method": "train", "seeds": [0, 1], "timed_seeds": [], "train": TRAIN}],
+     "non-empty list"),
+    ([{"name": "t", "method": "train", "timed_seeds": [0], "train": TRAIN}],
+     "this step has no seeds"),
+    ([{"name": "t", "method": "train", "timed": "no", "train": TRAIN}], "true or false"),
+    ([{"name": "t", "method": "train", "seeds": [0, 1], "timed_seeds": [0], "timed": False,
+       "train": TRAIN}], "not both"),
 ])
 def test_bad_seeds_are_explained(steps, message):
     with pytest.raises(ConfigError, match=message):
@@ -75,3 +84,44 @@ def test_each_seed_trains_its_own_model_and_the_report_shows_mean_and_sd(tmp_pat
     row = next(line for line in text.splitlines() if line.startswith("| trained |"))
     assert f"0: {accs[0]:.2f}" in row and f"1: {accs[1]:.2f}" in row
     assert f"{sum(accs) / 2:.2f} ± " in row
+
+
+def test_timed_seeds_time_one_seed_and_measure_the_others_for_accuracy(tmp_path):
+    """timed_seeds = [0]: seed 1 is evaluated but never timed (no rows, no extra-size pass,
+    no speed target), and the Seeds section and accuracy targets still count it. Like [bench],
+    it leaves the fingerprint that finished training is kept under as it was. (Which runtime
+    an untimed seed's accuracy is read on: test_results.)"""
+    steps = [{"name": "trained", "method": "train", "input": "net", "seeds": [0, 1],
+              "train": TRAIN}]
+    plain = _recipe(steps)
+    recipe = _recipe([{**steps[0], "timed_seeds": [0]}], measure_models=["net"],
+                     bench={**BASE["bench"], "extra_sizes": [24]},
+                     targets=[{"variant": "trained@1", "reference": "trained@0",
+                               "metric": "accuracy_delta_points", "at_least": -50.0},
+                              {"variant": "trained", "reference": "net", "metric": "speedup",
+                               "batch_size": 2, "at_least": 0.01}])
+    assert [s.timed for s in recipe.steps] == [True, False]
+    assert recipe.fingerprint() == plain.fingerprint()
+    assert [(t.variant, t.metric) for t in recipe.targets] == [
+        ("trained@1", "accuracy_delta_points"), ("trained@0", "speedup")]
+    result = run_recipe(recipe, tmp_path / "out", progress=False)
+    bench = result.bench
+    assert {r.variant for r in bench.rows} == {"net", "trained@0"}
+    assert {r.variant for r in bench.sections.at_sizes[24].rows} == {"net", "trained@0"}
+    assert [q.variant for q in bench.quality.values()] == ["net", "trained@0", "trained@1"]
+    assert bench.accuracy_only() == ["trained@1"]
+    accuracy, speed = bench.sections.targets
+    assert accuracy["measured"] is not None and accuracy["met"]
+    assert speed["measured"] is not None, speed
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "Timed: trained seed 0. Their other seeds have no latency rows" in text
+    row = next(line for line in text.splitlines() if line.startswith("| trained |"))
+    assert f"1: {bench.accuracy('trained@1') * 100:.2f}" in row
+
+
+def test_a_speed_target_on_an_untimed_seed_is_refused():
+    with pytest.raises(ConfigError, match="measured for accuracy only"):
+        _recipe([{"name": "t", "method": "train", "input": "net", "seeds": [0, 1],
+                  "timed_seeds": [0], "train": TRAIN}],
+                targets=[{"variant": "t@1", "reference": "net", "metric": "speedup"}],
+                measure_models=["net"])
