@@ -282,8 +282,7 @@ class FinishedProcesses:
     def save(self, process: int, key: str, comparisons: dict, skipped: dict) -> None:
         from optbench.io import atomic_write_json
 
-        provenance = {k: v for k, v in _env.capture().items()
-                      if k in ("git_commit", "git_dirty", "date")}
+        provenance = _env.provenance()
         atomic_write_json(self.folder / f"process-{process}.json", {
             "key": key, "provenance": provenance, "skipped": skipped,
             "comparisons": {str(bs): {"baseline": c.baseline, "measurements": {

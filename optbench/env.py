@@ -93,6 +93,14 @@ def git_dirty(cwd: str | os.PathLike | None = None) -> bool | None:
 
 
 MACHINE_KIND = ("cpu_model", "isa", "cpu_features", "logical_cpus")
+PROVENANCE = ("git_commit", "git_dirty", "date", "command", "cpu_model")
+
+
+def provenance(env: dict | None = None) -> dict:
+    """Where and when something ran (a report stage, a timing process): commit (and whether
+    the tree was dirty), date (UTC), command and CPU, from `env` (default: `capture()` now)."""
+    env = capture() if env is None else env
+    return {key: env.get(key) for key in PROVENANCE}
 
 
 def machine_kind(env: dict) -> dict:

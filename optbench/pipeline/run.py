@@ -158,15 +158,10 @@ def measure_stages(recipe: Recipe, variants: dict[str, Variant], measured: list[
 
 
 def stage_provenance() -> dict:
-    """Where and when a report stage ran: commit (and whether the tree was dirty), date (UTC,
-    at its end), command and CPU."""
-    from optbench.env import capture
+    """Where and when a report stage ran, taken at its end (env.provenance)."""
+    from optbench.env import provenance
 
-    return _provenance(capture())
-
-
-def _provenance(env: dict) -> dict:
-    return {k: env.get(k) for k in ("git_commit", "git_dirty", "date", "command", "cpu_model")}
+    return provenance()
 
 
 def saved_measurement(out: Path, fingerprint: str, measured: list[str]):
@@ -216,7 +211,9 @@ def _backfill_stages(sec, env: dict, path: Path) -> None:
     the file was written (its mtime); a stage in between has no recorded end."""
     import datetime as dt
 
-    sitting = _provenance(env)
+    from optbench.env import provenance
+
+    sitting = provenance(env)
     note = "from the report's environment (written before stages were recorded)"
     names = ["measurement", *(["robustness"] if sec.robustness else []),
              *(f"at{size}" for size in sorted(sec.at_sizes))]
