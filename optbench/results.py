@@ -312,6 +312,9 @@ class Sections:
     # stage ("measurement", "robustness", "at224") -> where it ran: git_commit, git_dirty,
     # date, command, cpu_model (pipeline.run.measure_stages; a resumed report mixes sittings)
     stages: dict[str, dict] = dataclasses.field(default_factory=dict)
+    # where `optbench report` checked the targets again with newer code (env.provenance), when
+    # its verdicts or breakdowns differ from those the measuring run stored; {}: as measured
+    targets_checked: dict = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict:
         out = {
@@ -322,7 +325,7 @@ class Sections:
             "training": dataclasses.asdict(self.training) if self.training else None,
             "warnings": self.warnings, "recipe_fingerprint": self.recipe_fingerprint,
             "class_names": self.class_names, "test_split": self.test_split,
-            "stages": self.stages}
+            "stages": self.stages, "targets_checked": self.targets_checked}
         # empty sections are left out, but an empty diagnosis says "every variant was faster"
         return {k: v for k, v in out.items()
                 if v is not None and (k == "diagnosis" or v not in ({}, []))}
@@ -340,7 +343,8 @@ class Sections:
             warnings=list(data.get("warnings", [])),
             recipe_fingerprint=data.get("recipe_fingerprint"),
             class_names=data.get("class_names"), test_split=dict(data.get("test_split", {})),
-            stages=dict(data.get("stages", {})))
+            stages=dict(data.get("stages", {})),
+            targets_checked=dict(data.get("targets_checked", {})))
 
     @classmethod
     def from_v1_extra(cls, extra: dict) -> Sections:

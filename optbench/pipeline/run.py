@@ -125,6 +125,7 @@ def measure_stages(recipe: Recipe, variants: dict[str, Variant], measured: list[
         # targets re-checked at every save: a run cut short says which are not measured yet
         if recipe.targets:
             sections.targets = evaluate_targets(bench, recipe.targets, bench.predictions)
+            sections.targets_checked = {}   # checked by the code that measured
         result.paths = save_bench(bench, out, stem="report")
         for folder in held:   # the report holds their timing now
             shutil.rmtree(folder, ignore_errors=True)

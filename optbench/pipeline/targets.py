@@ -70,6 +70,14 @@ def evaluate_targets(report: BenchResult, specs: tuple[TargetSpec, ...],
     return [_evaluate(report, spec, predictions or {}) for spec in specs]
 
 
+def stored_specs(targets: list[dict]) -> tuple[TargetSpec, ...]:
+    """The specs of checked targets as a report stores them (each check carries its spec's
+    fields), so a saved report's targets can be checked again by newer code."""
+    names = {f.name for f in dataclasses.fields(TargetSpec)}
+    return tuple(TargetSpec.from_dict({k: v for k, v in t.items() if k in names})
+                 for t in targets)
+
+
 def _evaluate(report: BenchResult, spec: TargetSpec, predictions: dict) -> dict:
     out = {"target": spec.describe(), **spec.to_dict(), "measured": None, "met": None,
            "short_by": None, "verdict": "not measured"}

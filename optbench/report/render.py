@@ -228,7 +228,20 @@ def _target_summary(result: BenchResult) -> list:
                  "came out; the Targets table below gives each one with its CI."),
             Table(["variant", "vs", "speed-up", "size ratio", "top-1 Δ (points)", "targets"],
                   rows, align="llrrrl"),
-            Section("Targets", target_blocks(result.sections.targets), open=True, level=3)]
+            Section("Targets", [*_rechecked(result.sections.targets_checked),
+                                *target_blocks(result.sections.targets)], open=True, level=3)]
+
+
+def _rechecked(where: dict) -> list:
+    """Said above the targets `optbench report` checked again with newer code."""
+    if not where:
+        return []
+    return [Para(("Checked again by ", Code(display_command(where.get("command") or "?")),
+                  f" at commit {(where.get('git_commit') or '?')[:12]}"
+                  + (" (uncommitted changes)" if where.get("git_dirty") else "")
+                  + f" on {where.get('date') or 'an unrecorded date'}, from the stored "
+                  "measurements and predictions: the code that measured them (see the stages "
+                  "and the environment) had checked them differently."))]
 
 
 def _reference_summary(result: BenchResult) -> list:

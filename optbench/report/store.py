@@ -54,12 +54,17 @@ def save_bench(result, out_dir: str | os.PathLike, stem: str = "result",
 def rerender(folder: str | os.PathLike, stem: str = "report") -> dict[str, Path]:
     """Re-render the Markdown, HTML and CSV of a results folder from its `stem`.json (any
     stored version), and search.md from search.json where there is one, e.g. after an optbench
-    upgrade; the JSON files are left as they are."""
+    upgrade. The recipe's targets are checked again from the stored measurements and
+    predictions.npz (recheck_targets); where that changes them, `stem`.json is rewritten with
+    the new check and where it ran. Nothing measured is changed."""
     from optbench.report.render import render_bench, render_html
 
     folder = Path(folder)
     result = load_result(folder / f"{stem}.json")
-    paths = {"md": atomic_write_text(folder / f"{stem}.md", render_bench(result)),
+    paths = {}
+    if recheck_targets(result, folder / "predictions.npz"):
+        paths["json"] = atomic_write_json(folder / f"{stem}.json", result.to_dict())
+    paths |= {"md": atomic_write_text(folder / f"{stem}.md", render_bench(result)),
              "html": atomic_write_text(folder / f"{stem}.html", render_html(result)),
              "csv": atomic_write_text(folder / f"{stem}.csv",
                                       bench_frame(result).to_csv(index=False))}
@@ -71,6 +76,34 @@ def rerender(folder: str | os.PathLike, stem: str = "report") -> dict[str, Path]
         summary = json.loads((folder / "search.json").read_text())
         paths["search"] = atomic_write_text(folder / "search.md", render_search(summary))
     return paths
+
+
+def recheck_targets(result: BenchResult, predictions: Path) -> bool:
+    """Check a saved report's targets again with this optbench (e.g. a newer breakdown of where
+    the points went); True when that changed them, recorded in sections.targets_checked. A
+    report whose accuracy targets were paired tests is left as it is without its
+    predictions.npz, rather than re-checked without the pairing."""
+    from optbench import env
+    from optbench.pipeline.targets import evaluate_targets, stored_specs
+
+    sec = result.sections
+    if not sec.targets:
+        return False
+    paired = any("paired_n" in t or "t_p" in t for t in sec.targets)
+    if paired and not predictions.is_file():
+        return False
+    found = load_predictions(predictions) if predictions.is_file() else {}
+    checked = evaluate_targets(result, stored_specs(sec.targets), found)
+    if _canonical(checked) == _canonical(sec.targets):
+        return False
+    sec.targets, sec.targets_checked = checked, env.provenance()
+    return True
+
+
+def _canonical(value) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 def save_predictions(predictions: dict, path: str | os.PathLike) -> Path:

@@ -340,3 +340,47 @@ def test_the_breakdown_between_two_seeds_of_one_step_is_one_step():
     assert [(b["from"], b["to"]) for b in t["breakdown"]] == [("trained@0", "trained@1")]
     assert t["breakdown"][0]["another_seed"]
     assert t["breakdown"][0]["points"] == pytest.approx(t["measured"]) == pytest.approx(-2.0)
+
+
+def test_optbench_report_checks_saved_targets_again_and_says_where(tmp_path):
+    """`optbench report DIR` re-checks the targets from the stored measurements with today's
+    code (a report keeps its verdicts otherwise, e.g. an older breakdown), rewrites report.json
+    only when that changes them, and says where; paired accuracy targets are not re-checked
+    without their predictions.npz."""
+    import copy
+    import json
+
+    from optbench.report import rerender
+    from optbench.report.store import save_bench, save_predictions
+    from optbench.results import load_report
+
+    specs = (TargetSpec(variant="small", reference="big", metric="speedup", at_least=20.0,
+                        reference_runtime="torch-eager"),
+             TargetSpec(variant="small", reference="big", metric="accuracy_delta_points",
+                        at_least=-3.0))
+    predictions = _predictions(115, 80)
+    saved = copy.deepcopy(REPORT)
+    saved.sections.targets = evaluate_targets(saved, specs, predictions)
+    current = copy.deepcopy(saved.sections.targets)
+    stale = saved.sections.targets
+    stale[1]["breakdown"] = [{"from": "net", "to": "small", "points": -3.5}]  # older code's
+    stale[0].update(verdict="missed", met=False)
+    save_bench(saved, tmp_path, stem="report")
+    save_predictions(predictions, tmp_path / "predictions.npz")
+
+    paths = rerender(tmp_path)
+    stored = load_report(tmp_path / "report.json").sections
+    assert "json" in paths and stored.targets == current
+    assert set(stored.targets_checked) >= {"git_commit", "date", "command"}
+    assert "Checked again by" in (tmp_path / "report.md").read_text()
+    before = (tmp_path / "report.json").read_text()
+    assert "json" not in rerender(tmp_path)          # nothing more to change
+    assert (tmp_path / "report.json").read_text() == before
+
+    saved.sections.targets = copy.deepcopy(stale)    # stale again, without its predictions
+    save_bench(saved, tmp_path, stem="report")
+    (tmp_path / "predictions.npz").unlink()
+    assert "json" not in rerender(tmp_path)
+    assert json.loads((tmp_path / "report.json").read_text())["sections"]["targets"] == \
+        json.loads(json.dumps(stale))
+    assert "Checked again by" not in (tmp_path / "report.md").read_text()
