@@ -1,6 +1,8 @@
-"""Every committed report.md is what the renderer makes of its report.json today: re-rendering
-changes nothing (fix a stale one with `optbench report DIR`)."""
+"""Every committed report.md is what the renderer makes of its report.json today, and its
+targets are what today's code checks: re-rendering changes nothing (fix a stale one with
+`optbench report DIR`)."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,23 @@ def test_committed_markdown_is_the_rendering_of_its_json(path):
     folder = path.parent.relative_to(ROOT)
     assert rendered == committed, (f"{folder}/{path.stem}.md is stale; re-render it with "
                                    f"optbench.report.rerender('{folder}', '{path.stem}')")
+
+
+# version-1 files are kept as written (test_results loads the first edition's as the example
+# of that format); `optbench report` would rewrite one in today's version
+CURRENT = [p for p in REPORTS if "version" in json.loads(p.read_text())]
+
+
+@pytest.mark.parametrize("path", CURRENT, ids=lambda p: str(p.parent.relative_to(ROOT)))
+def test_committed_targets_are_what_todays_code_checks(path):
+    """A report's targets (verdicts, CIs, where the points went) are those today's code finds
+    in its stored measurements: fix a stale one with `optbench report DIR`, which checks them
+    again and says so in the report."""
+    from optbench.report.store import recheck_targets
+
+    folder = path.parent.relative_to(ROOT)
+    assert not recheck_targets(load_report(path), path.parent / "predictions.npz"), \
+        f"{folder}'s targets are stale; check them again with `optbench report {folder}`"
 
 
 def test_the_answer_comes_first_and_commands_are_relative():
