@@ -147,6 +147,12 @@ def process_ratio_ci(
     return Interval(pooled, pooled * math.exp(-half), pooled * math.exp(half), confidence)
 
 
+def proportion_half_width(p: float, n: int, confidence: float = 0.95) -> float:
+    """Half-width of the normal-approximation CI of a proportion p measured on n examples
+    (e.g. a top-1 accuracy on a split of n images), in the proportion's units."""
+    return _normal_quantile(0.5 + confidence / 2) * math.sqrt(p * (1 - p) / n)
+
+
 def _normal_quantile(q: float) -> float:
     return float(np.sqrt(2.0) * _erfinv(2.0 * q - 1.0))
 

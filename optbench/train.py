@@ -121,6 +121,7 @@ def train(model: nn.Module, train_data: Dataset, config: TrainConfig | None = No
             record["clipped_steps"], record["max_grad_norm"] = done.clipped, done.max_grad_norm
         if val_data is not None:
             record["val_accuracy"] = evaluate(model, val_data, device=device)
+            record["val_examples"] = len(val_data)
         record["seconds"], cpu_seconds = clock.elapsed()   # training and validation
         record["threads"] = torch.get_num_threads()
         record["device"], record["precision"] = device_name(device), precision.name

@@ -23,6 +23,7 @@ def test_learns_the_synthetic_task(synthetic):
     result = train(model, synthetic, CONFIG, val_data=synthetic, progress=False)
     assert len(result.history) == 5
     assert result.history[-1]["val_accuracy"] > 0.8 > before + 0.5
+    assert result.history[-1]["val_examples"] == len(synthetic)   # for the report's ± CI
 
 
 def test_interrupted_run_resumes_to_the_same_weights(synthetic, tmp_path):

@@ -23,6 +23,7 @@ from optbench.config import Config, check_choice
 from optbench.errors import ConfigError
 from optbench.measure.compare import ratio_between
 from optbench.results import SEED_SEPARATOR, BenchResult, fastest_rows, lineage_seed, split_seed
+from optbench.stats import proportion_half_width
 
 METRICS = ("speedup", "size_ratio", "accuracy_delta_points", "top1")
 
@@ -262,7 +263,7 @@ def _top1(report: BenchResult, spec: TargetSpec):
         raise LookupError(f"no accuracy for {spec.variant}")
     q = deployed[spec.variant]
     p, n = q.top1_accuracy, q.n
-    half = 1.96 * (p * (1 - p) / n) ** 0.5 * 100 if n else None
+    half = proportion_half_width(p, n) * 100 if n else None
     detail = {"ci95": [p * 100 - half, p * 100 + half], "n": n} if half is not None else {}
     return p * 100, detail
 

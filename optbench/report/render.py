@@ -27,6 +27,7 @@ from optbench.report.document import (
 from optbench.report.responsible import responsible_sections
 from optbench.report.targets import target_blocks
 from optbench.results import AtSize, BenchResult, Row, fastest_rows, seed_groups
+from optbench.stats import proportion_half_width
 
 
 def render_bench(result, title: str | None = None) -> str:
@@ -139,7 +140,7 @@ def training_sections(result: BenchResult) -> list:
         seconds = [h["seconds"] for h in hist if "seconds" in h]
         cpu = [h for h in hist if "cpu_seconds" in h]
         clips = [h for h in hist if "clipped_steps" in h]
-        last = next((h["val_accuracy"] for h in reversed(hist) if "val_accuracy" in h), None)
+        last = next((h for h in reversed(hist) if "val_accuracy" in h), None)
         config = facts.other.get("config") or {}
         teacher = config.get("teacher")
         runtime = config.get("teacher_runtime") or (config.get("kd") or {}).get("teacher_runtime")
@@ -149,7 +150,7 @@ def training_sections(result: BenchResult) -> list:
         where = list(dict.fromkeys(f"{h['device']}, {h.get('precision', 'fp32')}"
                                    for h in hist if "device" in h))
         rows.append([name, how, str(len(hist)),
-                     f"{last * 100:.2f}" if last is not None else "—",
+                     _val_top1(last),
                      f"{sum(seconds) / 60:.1f}" if len(seconds) == len(hist) else "—",
                      _recorded(cpu, hist, lambda r: f"{sum(h['cpu_seconds'] for h in r) / 60:.1f}"),
                      "/".join(map(str, threads)) or "—",
@@ -171,7 +172,9 @@ def training_sections(result: BenchResult) -> list:
     header, rows = [header[i] for i in keep], [[r[i] for i in keep] for r in rows]
     return [Section("Training runs", [
         Para("Each step that trained here: its epochs, the validation top-1 after the last one "
-             "(the validation split, not the test set), and the time of training plus "
+             "(the validation split, not the test set; ± its 95% CI on that split's size, "
+             "where recorded: validation splits are small, so compare steps on the test set "
+             "and its paired tests, not here), and the time of training plus "
              "validation summed over its epochs: wall minutes (pauses and other work on the "
              "machine included) and the process's CPU minutes (all threads; a pause costs "
              "none; ≥ where some epochs ran before CPU time was recorded). — where the "
@@ -186,6 +189,15 @@ def training_sections(result: BenchResult) -> list:
                 "trained side by side (optbench run --jobs) ran in processes of their own at "
                 "the same time, so their wall minutes overlap." if threads else "")),
         Table(header, rows, align="ll" + "r" * (len(header) - 2))])]
+
+
+def _val_top1(record: dict | None) -> str:
+    """An epoch's validation top-1 in %, ± its 95% CI half-width where the epoch recorded the
+    split's size (a difference between two steps within it is not evidence)."""
+    if record is None:
+        return "—"
+    acc, n = record["val_accuracy"], record.get("val_examples")
+    return f"{acc * 100:.2f}" + (f" ± {proportion_half_width(acc, n) * 100:.2f}" if n else "")
 
 
 def _recorded(records: list[dict], hist: list[dict], text) -> str:

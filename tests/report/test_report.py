@@ -124,7 +124,7 @@ def test_training_runs_table_curves_and_the_verdict_over_seeds():
         "kd-int8": {"lineage": ["m", "kd-int8"], "runtimes": [],
                     "info": {"method": "distill", "config": {
                         "teacher": "teacher-int8", "teacher_runtime": "onnxruntime"},
-                        "history": hist([0.9])}}}
+                        "history": [{**hist([0.9])[0], "val_examples": 2000}]}}}
     target = {"target": "kd vs scratch", "variant": "kd", "reference": "scratch",
               "metric": "accuracy_delta_points", "at_least": 0.5, "seeds": [0, 1, 2],
               "measured": 1.1, "met": True, "short_by": 0.0, "verdict": "met",
@@ -142,7 +142,8 @@ def test_training_runs_table_curves_and_the_verdict_over_seeds():
     assert "| teacher | train | 2 | 93.00 | 1.0 | ≥ 0.9 | ≥ 7 (4.0) |" in md
     assert "steps clipped (largest gradient norm)" in md
     assert "| int8 | ptq" not in md
-    assert "| kd-int8 | distill (teacher: teacher-int8, on onnxruntime) | 1 |" in md
+    # the split's size recorded: the 95% CI of 90% on 2000 images is ±1.31 points
+    assert "| kd-int8 | distill (teacher: teacher-int8, on onnxruntime) | 1 | 90.00 ± 1.31 |" in md
     assert "**kd adds 1.10 points**" in md and "p = 0.004" in md
     target.update(t_p=0.3, ci95=[-0.5, 2.7], verdict="undecided")
     assert "**no detectable difference**" in to_markdown(build_document(res))
