@@ -37,8 +37,13 @@ class StructuredPruneConfig(Config):
     method: ClassVar[str] = "prune-structured"
     checkpoint_suffix: ClassVar[str] = "finetune.ckpt"   # OUT/work/STEP-finetune.ckpt
     training_field: ClassVar[str] = "finetune"
-    ratio: float = 0.5                  # fraction of channels removed per layer
+    ratio: float = 0.5                  # fraction of channels removed per layer (scope
+    #                                     "global": of all prunable channels together)
     target_macs_ratio: float = 0.0      # if > 0: prune until MACs <= this fraction of the input's
+    scope: str = "layer"                # "layer": every layer loses `ratio`; "global": channels
+    #                                     ranked across layers (importance relative to each
+    #                                     layer's mean), so layers lose unevenly at the same total
+    max_layer_ratio: float = 0.8        # scope "global": no layer loses more than this fraction
     importance: str = "l1"              # "l1"/"l2" norm of the filters; "bn": BatchNorm scale
     round_to: int = 8                   # keep channel counts multiples of this (SIMD-friendly)
     rounding: str = "nearest"           # kept channels: the nearest multiple, or "down" (what
@@ -61,6 +66,10 @@ class StructuredPruneConfig(Config):
                               f"{self.target_macs_ratio}")
         check_choice("StructuredPruneConfig", "importance", self.importance, IMPORTANCE)
         check_choice("StructuredPruneConfig", "rounding", self.rounding, ("nearest", "down"))
+        check_choice("StructuredPruneConfig", "scope", self.scope, ("layer", "global"))
+        if not 0.0 < self.max_layer_ratio < 1.0:
+            raise ConfigError("StructuredPruneConfig.max_layer_ratio must lie in (0, 1), got "
+                              f"{self.max_layer_ratio}")
         if self.round_to < 1:
             raise ConfigError(f"StructuredPruneConfig.round_to must be >= 1, got {self.round_to}")
         if self.recalibrate_bn < 0:
@@ -124,7 +133,8 @@ def prune_structured(parent: Variant, config: StructuredPruneConfig, ctx: Contex
         raise unsupported(model, exc) from exc
     info = {"macs_before": macs_before, "macs_after": macs, "params_before": params_before,
             "params_after": params, "round_to": config.round_to,
-            "channels": channel_counts(model), "rounding": config.rounding}
+            "channels": channel_counts(model), "rounding": config.rounding,
+            "scope": config.scope}
     info.update(_recalibrate(model, config, ctx))
     if ctx.val_data is not None:   # what the fine-tuning (if any) starts from
         info["val_accuracy_pruned"] = evaluate(model, ctx.val_data)   # on the CPU, as pruned
@@ -147,7 +157,10 @@ def _prune(tp, model, example, importance, ignored, config: StructuredPruneConfi
     ratio = 0.9 if config.target_macs_ratio else config.ratio
     pruner = tp.pruner.MetaPruner(model, example, importance=importance, pruning_ratio=ratio,
                                   iterative_steps=steps, ignored_layers=ignored,
-                                  round_to=config.round_to)
+                                  round_to=config.round_to,
+                                  global_pruning=config.scope == "global",
+                                  max_pruning_ratio=config.max_layer_ratio
+                                  if config.scope == "global" else 1.0)
     if config.rounding == "nearest":
         pruner._round_to = _round_to_nearest   # Torch-Pruning's own rounds the kept count down
     for _ in range(steps):

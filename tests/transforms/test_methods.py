@@ -95,6 +95,10 @@ def test_unknown_method_and_field_are_explained():
         config_from_dict({"method": "prune-structured", "rate": 0.5})
     with pytest.raises(ConfigError, match="calibrate_method must be one of"):
         config_from_dict({"method": "ptq-ort-static", "calibrate_method": "mse"})
+    with pytest.raises(ConfigError, match="scope must be one of"):
+        config_from_dict({"method": "prune-structured", "scope": "network"})
+    with pytest.raises(ConfigError, match="max_layer_ratio must lie in"):
+        config_from_dict({"method": "prune-structured", "scope": "global", "max_layer_ratio": 1})
 
 
 def test_missing_context_names_what_to_pass(trained, tmp_path):
@@ -130,6 +134,25 @@ def test_structured_pruning_rounds_kept_channels_to_the_nearest_multiple(trained
                                                   "round_to": 4, "rounding": rounding}), ctx)
     assert variant.info["channels"]["features.4"] == kept
     assert variant.info["rounding"] == rounding
+
+
+@pytest.mark.parametrize("scope, kept", [("layer", (6, 12)), ("global", (8, 10))])
+def test_global_structured_pruning_takes_the_weakest_channels_of_the_whole_network(
+        trained, ctx, scope, kept):
+    """Half of the second conv's 16 filters made near-zero: removing 25% of the 24 channels,
+    a global ranking takes 6 of those and leaves the first conv whole, where per-layer pruning
+    takes 25% of each layer."""
+    weak = copy.deepcopy(trained)
+    with torch.no_grad():
+        weak.features[4].weight[:8] *= 1e-3
+        weak.features[4].bias[:8] *= 1e-3
+        weak.fc.weight[:, :8] *= 1e-3
+    variant = optimize(weak, config_from_dict({"method": "prune-structured", "ratio": 0.25,
+                                               "round_to": 1, "scope": scope,
+                                               "recalibrate_bn": 0}), ctx)
+    channels = variant.info["channels"]
+    assert (channels["features.0"], channels["features.4"]) == kept
+    assert variant.info["scope"] == scope
 
 
 def test_structured_pruning_re_estimates_batchnorm_statistics(trained, ctx, synthetic):
