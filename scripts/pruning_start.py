@@ -3,7 +3,8 @@ redone on its finished input, for each channel rounding, importance and with or 
 re-estimated BatchNorm statistics.
 
     PYTHONPATH=. .venv/bin/python scripts/pruning_start.py RECIPE OUT --step STEP \
-        [--importance l1,l2,bn] [--rounding down,nearest] [--ratios 0.3,0.35] [--input NAME]
+        [--importance l1,l2,bn] [--rounding down,nearest] [--ratios 0.3,0.35] [--input NAME] \
+        [--scopes layer,global] [--stale-stats | --no-stale-stats]
 
 Takes the step's input (or --input: another finished step of the recipe, e.g. a scratch
 student where the step's own input has not trained yet) from OUT/work (finished checkpoints
@@ -39,6 +40,10 @@ def main() -> None:
     parser.add_argument("--rounding", default="down,nearest")
     parser.add_argument("--ratios", default="", help="instead of the step's ratio")
     parser.add_argument("--input", default="", help="prune this step or model instead")
+    parser.add_argument("--scopes", default="", help="instead of the step's scope: layer "
+                        "(every layer loses the ratio) and/or global (ranked across layers)")
+    parser.add_argument("--stale-stats", action=argparse.BooleanOptionalAction, default=True,
+                        help="also the rows with the unpruned network's BatchNorm statistics")
     args = parser.parse_args()
     recipe = Recipe.from_toml(args.recipe)
     step = next((s for s in recipe.steps if s.name == args.step), None)
@@ -53,24 +58,27 @@ def main() -> None:
     print(f"{device_name()}; step {args.step!r} of {args.recipe} (round_to "
           f"{step.config.round_to}) on {source!r} from {args.out}; "
           f"{len(ctx.val_data)} validation images")
-    print("| ratio | rounding | importance | BatchNorm statistics | MACs left | params left | "
-          "cut hardest | val top-1 % |")
-    print("|---:|---|---|---|---:|---:|---|---:|")
+    print("| ratio | scope | rounding | importance | BatchNorm statistics | MACs left | "
+          "params left | cut hardest | val top-1 % |")
+    print("|---:|---|---|---|---|---:|---:|---|---:|")
     recal = step.config.recalibrate_bn or 1024
-    settings = itertools.product(ratios, args.rounding.split(","), args.importance.split(","),
-                                 (0, recal))
+    scopes = args.scopes.split(",") if args.scopes else [step.config.scope]
+    settings = itertools.product(ratios, scopes, args.rounding.split(","),
+                                 args.importance.split(","),
+                                 (0, recal) if args.stale_stats else (recal,))
     with tempfile.TemporaryDirectory() as folder:
-        for ratio, rounding, importance, images in settings:
+        for ratio, scope, rounding, importance, images in settings:
             config = dataclasses.replace(step.config, finetune=None, teacher="", ratio=ratio,
-                                         rounding=rounding, importance=importance,
+                                         scope=scope, rounding=rounding, importance=importance,
                                          recalibrate_bn=images)
             info = optimize(parent, config, ctx.for_step(
-                f"start-{ratio}-{rounding}-{importance}-{images}", workdir=Path(folder))).info
+                f"start-{ratio}-{scope}-{rounding}-{importance}-{images}",
+                workdir=Path(folder))).info
             after = info["channels"]
             layer = min(after, key=lambda n: after[n] / before[n])
             done = info.get("bn_recalibrated")
             stats = f"re-estimated ({done} images)" if images else "kept (stale)"
-            print(f"| {ratio:g} | {rounding} | {importance} | {stats} | "
+            print(f"| {ratio:g} | {scope} | {rounding} | {importance} | {stats} | "
                   f"{info['macs_after'] / info['macs_before']:.3f} | "
                   f"{info['params_after'] / info['params_before']:.3f} | "
                   f"{layer} {before[layer]} -> {after[layer]} | "

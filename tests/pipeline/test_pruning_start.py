@@ -44,8 +44,8 @@ def test_pruning_start_per_rounding_from_a_finished_input(tmp_path):
     run_recipe(Recipe.from_toml(recipe), out, progress=False, measure=False)
     done = _script(recipe, out, "--importance", "l1")
     assert done.returncode == 0, done.stderr
-    rows = re.findall(r"^\| 0.3 \| (down|nearest) \| l1 \| (.+?) \| ([\d.]+) \| ([\d.]+) \| "
-                      r"(\S+) (\d+) -> (\d+) \| ([\d.]+) \|$", done.stdout, re.M)
+    rows = re.findall(r"^\| 0.3 \| layer \| (down|nearest) \| l1 \| (.+?) \| ([\d.]+) \| "
+                      r"([\d.]+) \| (\S+) (\d+) -> (\d+) \| ([\d.]+) \|$", done.stdout, re.M)
     assert len(rows) == 4, done.stdout
     by = {(r[0], r[1].startswith("re-estimated")): r for r in rows}
     # resnet18's 64-channel layers at 30% keep 44.8: 32 when rounded down, 48 to the nearest
@@ -55,4 +55,11 @@ def test_pruning_start_per_rounding_from_a_finished_input(tmp_path):
     assert all(0 <= float(r[7]) <= 100 for r in rows)
     model = _script(recipe, out, "--importance", "bn", "--rounding", "nearest", "--input", "net")
     assert model.returncode == 0, model.stderr   # a recipe model: built, nothing to finish
-    assert "on 'net' from" in model.stdout and model.stdout.count("| 0.3 | nearest | bn |") == 2
+    assert "on 'net' from" in model.stdout
+    assert model.stdout.count("| 0.3 | layer | nearest | bn |") == 2
+    scopes = _script(recipe, out, "--importance", "bn", "--rounding", "nearest",
+                     "--scopes", "layer,global", "--no-stale-stats")
+    assert scopes.returncode == 0, scopes.stderr
+    for scope in ("layer", "global"):   # one row each, with re-estimated statistics only
+        assert scopes.stdout.count(f"| 0.3 | {scope} | nearest | bn | re-estimated") == 1
+    assert "kept (stale)" not in scopes.stdout
