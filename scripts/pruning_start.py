@@ -4,7 +4,7 @@ re-estimated BatchNorm statistics.
 
     PYTHONPATH=. .venv/bin/python scripts/pruning_start.py RECIPE OUT --step STEP \
         [--importance l1,l2,bn] [--rounding down,nearest] [--ratios 0.3,0.35] [--input NAME] \
-        [--scopes layer,global] [--stale-stats | --no-stale-stats]
+        [--scopes layer,global] [--skip conv1,...] [--stale-stats | --no-stale-stats]
 
 Takes the step's input (or --input: another finished step of the recipe, e.g. a scratch
 student where the step's own input has not trained yet) from OUT/work (finished checkpoints
@@ -42,6 +42,8 @@ def main() -> None:
     parser.add_argument("--input", default="", help="prune this step or model instead")
     parser.add_argument("--scopes", default="", help="instead of the step's scope: layer "
                         "(every layer loses the ratio) and/or global (ranked across layers)")
+    parser.add_argument("--skip", default=None, help="instead of the step's skip: module names "
+                        "never pruned, comma-separated (e.g. conv1, the stem)")
     parser.add_argument("--stale-stats", action=argparse.BooleanOptionalAction, default=True,
                         help="also the rows with the unpruned network's BatchNorm statistics")
     args = parser.parse_args()
@@ -55,9 +57,11 @@ def main() -> None:
     parent = variants[source]
     before = channel_counts(parent.model)
     ratios = [float(r) for r in args.ratios.split(",")] if args.ratios else [step.config.ratio]
+    skip = step.config.skip if args.skip is None else tuple(filter(None, args.skip.split(",")))
     print(f"{device_name()}; step {args.step!r} of {args.recipe} (round_to "
           f"{step.config.round_to}) on {source!r} from {args.out}; "
-          f"{len(ctx.val_data)} validation images")
+          f"{len(ctx.val_data)} validation images"
+          + (f"; never pruned: {', '.join(skip)}" if skip else ""))
     print("| ratio | scope | rounding | importance | BatchNorm statistics | MACs left | "
           "params left | cut hardest | val top-1 % |")
     print("|---:|---|---|---|---|---:|---:|---|---:|")
@@ -70,7 +74,7 @@ def main() -> None:
         for ratio, scope, rounding, importance, images in settings:
             config = dataclasses.replace(step.config, finetune=None, teacher="", ratio=ratio,
                                          scope=scope, rounding=rounding, importance=importance,
-                                         recalibrate_bn=images)
+                                         recalibrate_bn=images, skip=skip)
             info = optimize(parent, config, ctx.for_step(
                 f"start-{ratio}-{scope}-{rounding}-{importance}-{images}",
                 workdir=Path(folder))).info

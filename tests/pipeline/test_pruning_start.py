@@ -58,8 +58,9 @@ def test_pruning_start_per_rounding_from_a_finished_input(tmp_path):
     assert "on 'net' from" in model.stdout
     assert model.stdout.count("| 0.3 | layer | nearest | bn |") == 2
     scopes = _script(recipe, out, "--importance", "bn", "--rounding", "nearest",
-                     "--scopes", "layer,global", "--no-stale-stats")
+                     "--scopes", "layer,global", "--no-stale-stats", "--skip", "conv1")
     assert scopes.returncode == 0, scopes.stderr
     for scope in ("layer", "global"):   # one row each, with re-estimated statistics only
         assert scopes.stdout.count(f"| 0.3 | {scope} | nearest | bn | re-estimated") == 1
-    assert "kept (stale)" not in scopes.stdout
+    assert "kept (stale)" not in scopes.stdout and "never pruned: conv1" in scopes.stdout
+    assert "| conv1 64 -> " not in scopes.stdout   # the stem is never the layer cut hardest
