@@ -155,12 +155,12 @@ def _prune(tp, model, example, importance, ignored, config: StructuredPruneConfi
     macs_before, params_before = tp.utils.count_ops_and_params(model, example)
     steps = 10 if config.target_macs_ratio else 1
     ratio = 0.9 if config.target_macs_ratio else config.ratio
+    ranked_globally = config.scope == "global"
     pruner = tp.pruner.MetaPruner(model, example, importance=importance, pruning_ratio=ratio,
                                   iterative_steps=steps, ignored_layers=ignored,
-                                  round_to=config.round_to,
-                                  global_pruning=config.scope == "global",
-                                  max_pruning_ratio=config.max_layer_ratio
-                                  if config.scope == "global" else 1.0)
+                                  round_to=config.round_to, global_pruning=ranked_globally,
+                                  max_pruning_ratio=config.max_layer_ratio if ranked_globally
+                                  else 1.0)
     if config.rounding == "nearest":
         pruner._round_to = _round_to_nearest   # Torch-Pruning's own rounds the kept count down
     for _ in range(steps):
