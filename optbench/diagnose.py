@@ -63,6 +63,15 @@ def causes(facts: VariantFacts, row: Row, parent_row: Row, env: dict) -> list[st
         out.append(f"{left} of {total} convolutions were left in fp32 by the quantizer"
                    + ("; ORT's signed int8 activations cause this on x86: use uint8"
                       if facts.activation_type == "int8" else ""))
+    elif facts.int8 and facts.activation_type == "int8":
+        # The graph has QDQ around every conv, so the count above sees nothing; the cost
+        # shows at run time (results/peers_amx: a ResNet50 file with signed activations no
+        # faster than fp32 on ONNX Runtime or OpenVINO, where optbench's uint8 per-channel
+        # file ran 2.8x and 7.8x faster than it)
+        out.append("signed int8 activations (activation_type = 'int8'): every convolution "
+                   "is quantized in the graph, but on x86 ONNX Runtime and OpenVINO ran such "
+                   "files no faster than fp32 (VNNI multiplies unsigned by signed bytes); "
+                   "quantize with activation_type = 'uint8', optbench's default")
     if facts.int8 and ops.get("fake_quant_ops", 0):
         out.append(f"{ops['fake_quant_ops']} fake-quant ops remain in the graph: the QAT model "
                    "was not converted to int8")

@@ -32,6 +32,8 @@ ENV = {"isa": {"avx512_vnni": True}, "allocator": "tcmalloc"}
     ({"unstructured_sparsity": True}, "unstructured sparsity"),
     ({"int8": True, "ops": {"conv": 10, "fp32_conv": 4}, "activation_type": "int8"},
      "4 of 10 convolutions were left in fp32.*use uint8"),
+    ({"int8": True, "ops": {"conv": 10, "int8_conv": 10, "fp32_conv": 0},
+      "activation_type": "int8"}, "signed int8 activations.*activation_type = 'uint8'"),
     ({"channels": {"conv1": 30, "conv2": 64}}, "not multiples of 8"),
     ({"int8": True, "ops": {"compute_ops": 5, "fake_quant_ops": 7}}, "fake-quant ops remain"),
 ])
