@@ -360,6 +360,41 @@ def _save(path, config, model, optimizer, scheduler, history, partial=None) -> N
     atomic_torch_save(path, state)
 
 
+SLIM_DTYPES = ("float32", "float16", "bfloat16")
+
+
+def slim_checkpoint(src: str | os.PathLike, dst: str | os.PathLike,
+                    dtype: str = "float32") -> dict:
+    """A finished run's checkpoint with what resuming it reads and nothing else: the config,
+    the history and the weights, without the optimizer's and scheduler's state (for SGD with
+    momentum, as large as the weights again). `dtype` float16 or bfloat16 stores floating-point
+    weights in that format, half the bytes: a ResNet50's weights then cross a 16 MiB-per-file
+    transfer from a lent GPU in three parts (float16 rounds each weight by at most 2^-11 of
+    it). The last epoch's record says so (`weights_stored_as`), and the report's Training runs
+    table shows it. `train` resumes from it as from the full checkpoint (a finished run does
+    not train again); an unfinished run is refused here, since nothing could continue it.
+    Returns the slim checkpoint's summary: epochs, dtype, bytes before and after."""
+    check_choice("slim_checkpoint", "dtype", dtype, SLIM_DTYPES)
+    state = safe_torch_load(src)
+    if not isinstance(state, dict) or not {"config", "model", "history"} <= set(state):
+        raise ConfigError(f"{src} is not an optbench training checkpoint (it needs config, "
+                          "model and history entries)")
+    epochs = int(_as_current(state["config"], TrainConfig())["epochs"])
+    if len(state["history"]) < epochs or state.get("partial") is not None:
+        raise ConfigError(f"{src} is unfinished ({len(state['history'])} of {epochs} epochs): "
+                          "only a finished run can be slimmed; finish it, or copy the full "
+                          "checkpoint to continue it elsewhere")
+    target = getattr(torch, dtype)
+    weights = {k: v.to(target) if v.is_floating_point() and dtype != "float32" else v
+               for k, v in state["model"].items()}
+    history = [dict(h) for h in state["history"]]
+    if dtype != "float32":
+        history[-1]["weights_stored_as"] = dtype
+    atomic_torch_save(dst, {"config": state["config"], "model": weights, "history": history})
+    return {"epochs": len(history), "dtype": dtype, "bytes_before": Path(src).stat().st_size,
+            "bytes_after": Path(dst).stat().st_size}
+
+
 def _partial_state(epoch: int, done: _Progress, generator: torch.Generator | None) -> dict:
     """An unfinished epoch, with every random state the rest of it draws from (tensors and
     plain lists only, so it loads with weights_only=True)."""
@@ -419,8 +454,15 @@ def _resume(path, config, model, optimizer, scheduler) -> tuple[list[dict], int,
         raise ConfigError(
             f"checkpoint {path} was written with a different training config "
             f"({state.get('config')}); delete it or use another checkpoint path to start afresh")
+    slim = "optimizer" not in state   # slim_checkpoint's: a finished run's weights alone
+    if slim and len(state["history"]) < config.epochs:
+        raise ConfigError(
+            f"checkpoint {path} holds weights without the optimizer's state, after "
+            f"{len(state['history'])} of {config.epochs} epochs: training cannot continue "
+            "from it. Copy the unfinished run's full checkpoint instead, or delete it to "
+            "start afresh")
     try:
-        model.load_state_dict(state["model"])
+        model.load_state_dict(state["model"])   # stored float16/bfloat16: cast back
     except RuntimeError as exc:   # same config, other shapes: e.g. a pruning that changed
         detail = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in
                        line or "Missing key" in line or "Unexpected key" in line), str(exc))
@@ -430,6 +472,8 @@ def _resume(path, config, model, optimizer, scheduler) -> tuple[list[dict], int,
             "prune-structured step that kept other channel counts (rounding = \"down\" "
             "reproduces the counts kept before optbench rounded to the nearest multiple). "
             "Delete it or use another checkpoint path to start afresh") from exc
+    if slim:
+        return list(state["history"]), len(state["history"]), None
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     partial = state.get("partial")

@@ -9,7 +9,8 @@ mkdir -p "$out"
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/nvidia-smi.txt"
 python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_bench.py tests/measure/test_memory.py \
-    tests/runtime/test_runtime.py tests/measure/test_timer.py tests/transforms/test_methods.py 2>&1 | tee "$out/cuda-tests.log"
+    tests/runtime/test_runtime.py tests/measure/test_timer.py tests/transforms/test_methods.py \
+    tests/pipeline/test_pipeline.py 2>&1 | tee "$out/cuda-tests.log"
 tests_rc=${PIPESTATUS[0]}
 extra=()
 if [ $# -ge 3 ]; then extra=(--student "$2" --data-dir "$3" "${@:4}"); fi

@@ -396,3 +396,52 @@ def test_channels_last_trains_the_same_model_and_hands_it_back_contiguous(synthe
     assert all(p.is_contiguous() for p in runs[1].parameters())
     for a, b in zip(*(m.state_dict().values() for m in runs), strict=True):
         assert torch.allclose(a.float(), b.float(), atol=1e-4)
+
+
+def test_a_slim_float16_checkpoint_stands_for_the_finished_run(synthetic, tmp_path):
+    """train.slim_checkpoint: a finished run's config, history and weights (float16 here), no
+    optimizer state; train() resumes from it without training, the weights back in float32
+    within float16's rounding, and the last record says how they were kept."""
+    from optbench.train import slim_checkpoint
+
+    config = TrainConfig(epochs=2, batch_size=32, max_steps_per_epoch=3, seed=1)
+    torch.manual_seed(0)
+    trained = TinyNet()
+    full = tmp_path / "full.ckpt"
+    train(trained, synthetic, config, checkpoint=full, progress=False)
+    slim = tmp_path / "slim.ckpt"
+    summary = slim_checkpoint(full, slim, "float16")
+    assert summary["epochs"] == 2 and summary["bytes_after"] < summary["bytes_before"] / 2
+    saved = safe_torch_load(slim)
+    assert "optimizer" not in saved and saved["history"][-1]["weights_stored_as"] == "float16"
+    assert all(v.dtype == torch.float16 for v in saved["model"].values()
+               if v.is_floating_point())
+    fresh = TinyNet()
+    result = train(fresh, synthetic, config, checkpoint=slim, progress=False)
+    assert result.resumed_from_epoch == 2 and len(result.history) == 2   # nothing trained
+    for name, value in trained.state_dict().items():
+        got = fresh.state_dict()[name]
+        assert got.dtype == value.dtype
+        assert torch.allclose(got.float(), value.float(), rtol=2**-10, atol=1e-6), name
+    # a config that would train on from it (more epochs) is refused as another config is
+    with pytest.raises(ConfigError, match="different training config"):
+        train(TinyNet(), synthetic, dataclasses.replace(config, epochs=3), checkpoint=slim,
+              progress=False)
+
+
+def test_an_unfinished_run_is_not_slimmed_and_a_slim_unfinished_file_is_refused(synthetic,
+                                                                                 tmp_path):
+    from optbench.io import atomic_torch_save
+    from optbench.train import slim_checkpoint
+
+    config = TrainConfig(epochs=2, batch_size=32, max_steps_per_epoch=2)
+    ckpt = tmp_path / "run.ckpt"
+    train(TinyNet(), synthetic, config, checkpoint=ckpt, progress=False, stop_after_epoch=1)
+    with pytest.raises(ConfigError, match=r"unfinished \(1 of 2 epochs\)"):
+        slim_checkpoint(ckpt, tmp_path / "slim.ckpt")
+    state = safe_torch_load(ckpt)   # what an optimizer-less file of an unfinished run would be
+    atomic_torch_save(ckpt, {k: state[k] for k in ("config", "model", "history")})
+    with pytest.raises(ConfigError, match="without the optimizer's state, after 1 of 2"):
+        train(TinyNet(), synthetic, config, checkpoint=ckpt, progress=False)
+    with pytest.raises(ConfigError, match="dtype"):
+        slim_checkpoint(ckpt, tmp_path / "x.ckpt", "int8")

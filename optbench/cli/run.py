@@ -36,6 +36,12 @@ def add_parsers(sub) -> None:
                      "finished teacher) at once, each in a process of its own with cores/N "
                      "threads (on 2 cores, two distilled students trained 1.28x faster so "
                      "than one after the other: results/thread_scaling). Default 1")
+    run.add_argument("--train-device", default="cpu", metavar="DEVICE", help="where the "
+                     "training steps train: cpu (default), cuda or cuda:N. Every epoch records "
+                     "its device; the variants are measured on the CPU")
+    run.add_argument("--until", metavar="STEP", help="run the steps up to and including STEP, "
+                     "then stop, unmeasured (e.g. train a teacher on a lent GPU: "
+                     "scripts/gpu_train.sh)")
     mlflow_args(run)
     run.set_defaults(func=run_verb)
     rep = sub.add_parser("report", help="re-render the Markdown, HTML and CSV report of a "
@@ -75,12 +81,19 @@ def run_verb(args) -> int:
         from optbench.tracking import require_mlflow
 
         require_mlflow()
-    if args.resume_measurement and args.no_measure:
-        raise ConfigError("--resume-measurement resumes a measurement; drop --no-measure")
+    if args.resume_measurement and (args.no_measure or args.until):
+        raise ConfigError("--resume-measurement resumes a measurement; drop --no-measure "
+                          "and --until")
+    if args.mlflow is not None and args.until:
+        raise ConfigError("--mlflow logs the measured report; drop --until")
     result = run_recipe(recipe, args.out, measure=not args.no_measure,
                         search=not args.skip_search, recipe_changed=args.recipe_changed,
-                        jobs=args.jobs, resume_measurement=args.resume_measurement)
+                        jobs=args.jobs, resume_measurement=args.resume_measurement,
+                        train_device=args.train_device, until=args.until)
     searched = Path(args.out) / "search.md"
+    if args.until:
+        print(f"ran the steps up to {args.until}; stopped there, unmeasured")
+        return 0
     if result.bench is None:
         if result.search:
             print(searched.read_text())

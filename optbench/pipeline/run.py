@@ -40,35 +40,81 @@ class PipelineResult:
 def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True,
                measure: bool = True, search: bool = True,
                recipe_changed: bool = False, jobs: int = 1,
-               resume_measurement: bool = False) -> PipelineResult:
+               resume_measurement: bool = False, train_device: str = "cpu",
+               until: str | None = None) -> PipelineResult:
     """Run the steps (training resumes from OUT/work checkpoints), measure, report.
     `recipe_changed=True` continues in a folder started by another version of the recipe.
     `jobs` > 1 trains up to that many independent training steps at once, each in a process
     of its own (pipeline/parallel.py, train_in_worker); the steps then resume from their
     finished checkpoints. `resume_measurement=True` keeps the measurement stages a saved
     OUT/report.json of this recipe finished on this machine kind and runs only the missing ones
-    (measure_stages), the one cut short from the timing processes it finished."""
+    (measure_stages), the one cut short from the timing processes it finished.
+    `train_device` ("cuda", "cuda:N") trains the training steps there (e.g. on a lent GPU;
+    every epoch records its device; the variants come back to the CPU, where they are
+    measured); `until` runs the steps up to and including that one and stops, unmeasured: with
+    both, a GPU machine trains a teacher and hands back its checkpoint
+    (train.slim_checkpoint; scripts/gpu_train.sh), and a CPU run of the same recipe in a
+    folder holding it resumes from it."""
     from optbench.pipeline.parallel import SideBySide
 
     out = Path(out_dir)
     fingerprint = recipe.fingerprint()   # of the recipe as written
+    stop = _until_index(recipe, until)
+    _check_train_device(train_device, jobs)
     side_by_side = SideBySide(recipe, out, jobs, train_in_worker, progress)
     recipe, splits, ctx, variants = prepare(recipe, out, progress)
+    ctx.device = train_device
     state = _State(out / "state.json", fingerprint, recipe_changed)
     measured = [*recipe.measure_models, *(s.name for s in recipe.steps if s.measure)]
     # checked before any step runs: a refusal costs nothing
     saved = saved_measurement(out, fingerprint, measured) if resume_measurement else None
-    for i, step in enumerate(recipe.steps):
+    for i, step in enumerate(recipe.steps[:stop + 1]):
         side_by_side.train_from(i, recipe, done=set(variants), finished=set(state.finished))
         variants[step.name] = run_step(recipe, i, variants, ctx)
+        if train_device != "cpu" and isinstance(variants[step.name].model, torch.nn.Module):
+            variants[step.name].model.to("cpu")   # later steps and the measurement run here
         state.finish(step.name, variants[step.name])
     result = PipelineResult(variants=variants, measured=measured)
+    if until is not None:
+        return result
     if measure and measured:
         measure_stages(recipe, variants, measured, splits, out, fingerprint, result, saved,
                        resume=resume_measurement)
     if measure and search and recipe.search:
         result.search = run_search(recipe, variants, ctx, out)
     return result
+
+
+def _until_index(recipe: Recipe, until: str | None) -> int:
+    """The index of step `until` (the last step when None); a clear error for another name."""
+    names = [s.name for s in recipe.steps]
+    if until is None:
+        return len(names) - 1
+    if until not in names:
+        raise ConfigError(f"--until {until!r}: the recipe has no step of that name; its steps "
+                          f"are {', '.join(names)}")
+    return names.index(until)
+
+
+def _check_train_device(device: str, jobs: int) -> None:
+    """cpu, or a CUDA device this machine has; training side by side (--jobs) is CPU-only."""
+    if device == "cpu":
+        return
+    if not (device == "cuda" or device.startswith("cuda:")):
+        raise ConfigError(f"train device {device!r}: use cpu, cuda or cuda:N")
+    if not torch.cuda.is_available():
+        raise ConfigError(f"train device {device!r}: this machine has no CUDA device (torch "
+                          f"{torch.__version__}); train with --train-device cpu, or run on a "
+                          "machine with a GPU and copy the checkpoints back "
+                          "(scripts/gpu_train.sh)")
+    index = int(device.partition(":")[2] or 0)
+    if index >= torch.cuda.device_count():
+        raise ConfigError(f"train device {device!r}: this machine has "
+                          f"{torch.cuda.device_count()} CUDA device(s)")
+    if jobs > 1:
+        raise ConfigError("--jobs trains steps side by side on the CPU's cores; with "
+                          f"--train-device {device} drop --jobs (one GPU trains one step at "
+                          "a time)")
 
 
 def measure_stages(recipe: Recipe, variants: dict[str, Variant], measured: list[str],

@@ -149,6 +149,8 @@ def training_sections(result: BenchResult) -> list:
         threads = sorted({h["threads"] for h in hist if "threads" in h})
         where = list(dict.fromkeys(f"{h['device']}, {h.get('precision', 'fp32')}"
                                    for h in hist if "device" in h))
+        where += [f"weights kept as {h['weights_stored_as']} (train.slim_checkpoint)"
+                  for h in hist[-1:] if "weights_stored_as" in h]
         rows.append([name, how, str(len(hist)),
                      _val_top1(last),
                      f"{sum(seconds) / 60:.1f}" if len(seconds) == len(hist) else "—",

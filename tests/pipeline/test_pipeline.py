@@ -1,5 +1,7 @@
 import importlib
 import json
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -353,3 +355,72 @@ def test_a_first_stage_cut_short_resumes_from_its_finished_timing_processes(tmp_
     assert all(r.measurement.processes == 2 for r in result.bench.rows)
     assert not (out / "work" / "timing" / "measurement").exists()
     assert "its timing processes: 1 at" in (out / "report.md").read_text()
+
+
+def test_until_stops_after_a_step_and_a_run_elsewhere_resumes_from_its_parts(tmp_path,
+                                                                              capsys):
+    """What scripts/gpu_train.sh does on a lent GPU, here on the CPU: `--until` trains the
+    steps up to one and stops, unmeasured; checkpoint_parts.py slims that step's checkpoint
+    to float16 and cuts it into parts with SHA-256 sums; joined into another run folder, the
+    full run resumes from it (no training) and its report says how the weights were kept."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    import checkpoint_parts
+
+    recipe_path = _write(tmp_path)
+    device_run = tmp_path / "device-run"
+    assert main(["run", str(recipe_path), "--out", str(device_run), "--until", "trained"]) == 0
+    assert "stopped there, unmeasured" in capsys.readouterr().out
+    state = json.loads((device_run / "state.json").read_text())
+    assert list(state["finished"]) == ["trained"] and not (device_run / "report.json").exists()
+
+    handed_back = tmp_path / "out"
+    manifest = checkpoint_parts.split(device_run / "work" / "trained-train.ckpt", handed_back,
+                                      part_mib=0.1)
+    assert len(manifest["parts"]) > 1 and manifest["slim"]["dtype"] == "float16"
+    local = tmp_path / "local"
+    ckpt = local / "work" / "trained-train.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    checkpoint_parts.join(handed_back, ckpt)
+    with pytest.raises(ConfigError, match="exists"):   # a run's checkpoint is not overwritten
+        checkpoint_parts.join(handed_back, ckpt)
+    first = handed_back / manifest["parts"][0]["file"]
+    first.write_bytes(first.read_bytes()[:-1])
+    with pytest.raises(ConfigError, match="SHA-256"):
+        checkpoint_parts.join(handed_back, local / "other.ckpt")
+
+    result = run_recipe(Recipe.from_toml(recipe_path), local, progress=False)
+    history = result.variants["trained"].info["history"]
+    assert len(history) == 2 and history[-1]["weights_stored_as"] == "float16"
+    assert "weights kept as float16" in (local / "report.md").read_text()
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"until": "nope"}, "no step of that name; its steps are trained, sparse, onnx"),
+    ({"train_device": "tpu"}, "use cpu, cuda or cuda:N"),
+])
+def test_until_and_train_device_refuse_what_they_cannot_do(tmp_path, kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        run_recipe(Recipe.from_toml(_write(tmp_path)), tmp_path / "out", progress=False,
+                   **kwargs)
+    assert not (tmp_path / "out" / "state.json").exists()   # refused before any work
+
+
+def test_training_on_cuda_without_one_says_where_to_train(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device (the cuda test trains there)")
+    with pytest.raises(ConfigError, match="no CUDA device.*gpu_train.sh"):
+        run_recipe(Recipe.from_toml(_write(tmp_path)), tmp_path / "out", progress=False,
+                   train_device="cuda")
+
+
+@pytest.mark.cuda
+def test_training_steps_train_on_cuda_and_the_variants_come_back_to_the_cpu(tmp_path):
+    result = run_recipe(Recipe.from_toml(_write(tmp_path)), tmp_path / "out", progress=False,
+                        train_device="cuda", until="trained")
+    from optbench.env import device_name
+
+    history = result.variants["trained"].info["history"]
+    assert len(history) == 2 and {h["device"] for h in history} == {device_name("cuda")}
+    assert all(p.device.type == "cpu" for p in result.variants["trained"].model.parameters())
