@@ -200,6 +200,29 @@ def test_pt2e_int8_keeps_no_fp32_weights(trained, ctx):
     assert size.dtype_bytes.get("float32", 0) < 0.5 * model_size(trained).dtype_bytes["float32"]
 
 
+def test_a_pt2e_model_reaches_a_worker_process_still_int8(trained, ctx):
+    """Timing in fresh processes sends each model by pickle (bench.Entry). Pickling a PT2E
+    GraphModule re-traces it and folds each int8 weight's dequantize into an fp32 constant, so
+    the model the workers timed ran at fp32 speed; an Entry sends it as a torch.export program,
+    which keeps the int8 weights and their dequantize nodes."""
+    import pickle
+
+    from optbench.bench import Entry
+
+    variant = optimize(trained, config_from_dict({"method": "ptq-pt2e",
+                                                  "calibration_batches": 2}), ctx)
+
+    def weight_dequantizes(gm):
+        return sum("dequantize_per_channel" in str(n.target) for n in gm.graph.nodes)
+
+    sent = pickle.loads(pickle.dumps(Entry("v", "torch-compile", variant.model))).artifact
+    assert weight_dequantizes(sent) == weight_dequantizes(variant.model) > 0
+    assert weight_dequantizes(pickle.loads(pickle.dumps(variant.model))) == 0   # the trap
+    x = ctx.example(4)
+    assert torch.equal(sent(x), variant.model(x))
+    assert model_size(sent).dtype_bytes.get("int8", 0) > 0
+
+
 def test_ort_static_quantizes_every_conv_with_uint8_activations(trained, ctx):
     variant = optimize(trained, config_from_dict({"method": "ptq-ort-static",
                                                   "calibration_batches": 2}), ctx)
