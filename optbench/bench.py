@@ -7,6 +7,7 @@ memory of running, and optionally measures accuracy and output agreement on a da
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import pickle
@@ -98,6 +99,11 @@ def _program_bytes(artifact) -> bytes | None:
 
 def _entry_from_program(variant: str, runtime: str, program: bytes) -> Entry:
     import io
+
+    # a fresh process has not registered the quantize/dequantize ops the program calls
+    # (torchao's pt2e module does), and torch.export.load cannot read it without them
+    with contextlib.suppress(ImportError):
+        import torchao.quantization.pt2e.quantize_pt2e  # noqa: F401
 
     # bytes our own parent process made in memory (as trusted as the pickle that carries
     # them); a file from elsewhere is never loaded this way (torch.export.load unpickles)

@@ -3,8 +3,12 @@ and meets an accuracy floor on a tiny model trained on learnable synthetic data.
 
 import copy
 import dataclasses
+import os
+import subprocess
+import sys
 import tomllib
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -215,8 +219,16 @@ def test_a_pt2e_model_reaches_a_worker_process_still_int8(trained, ctx):
     def weight_dequantizes(gm):
         return sum("dequantize_per_channel" in str(n.target) for n in gm.graph.nodes)
 
-    sent = pickle.loads(pickle.dumps(Entry("v", "torch-compile", variant.model))).artifact
+    payload = pickle.dumps(Entry("v", "torch-compile", variant.model))
+    sent = pickle.loads(payload).artifact
     assert weight_dequantizes(sent) == weight_dequantizes(variant.model) > 0
+    # as a worker process receives it: a fresh interpreter that imported nothing before
+    fresh = subprocess.run(
+        [sys.executable, "-c", "import pickle, sys; e = pickle.loads(sys.stdin.buffer.read()); "
+         "print(sum('dequantize_per_channel' in str(n.target) for n in e.artifact.graph.nodes))"],
+        input=payload, capture_output=True, check=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert int(fresh.stdout.decode().split()[-1]) == weight_dequantizes(variant.model)
     assert weight_dequantizes(pickle.loads(pickle.dumps(variant.model))) == 0   # the trap
     x = ctx.example(4)
     assert torch.equal(sent(x), variant.model(x))
