@@ -222,13 +222,23 @@ def test_a_pt2e_model_reaches_a_worker_process_still_int8(trained, ctx):
     payload = pickle.dumps(Entry("v", "torch-compile", variant.model))
     sent = pickle.loads(payload).artifact
     assert weight_dequantizes(sent) == weight_dequantizes(variant.model) > 0
-    # as a worker process receives it: a fresh interpreter that imported nothing before
-    fresh = subprocess.run(
-        [sys.executable, "-c", "import pickle, sys; e = pickle.loads(sys.stdin.buffer.read()); "
-         "print(sum('dequantize_per_channel' in str(n.target) for n in e.artifact.graph.nodes))"],
-        input=payload, capture_output=True, check=True,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
-    assert int(fresh.stdout.decode().split()[-1]) == weight_dequantizes(variant.model)
+    # as a worker process receives it, in a fresh interpreter: the program loads, and the
+    # compile runtime registers torchao's int8 lowerings before compiling (without them
+    # Inductor dequantizes every weight in every call)
+    lowering = "torchao.quantization.pt2e.inductor_passes.x86"
+    script = ("import pickle, sys, torch; e = pickle.loads(sys.stdin.buffer.read()); "
+              "print(sum('dequantize_per_channel' in str(n.target) "
+              "for n in e.artifact.graph.nodes)); "
+              f"print({lowering!r} in sys.modules); "
+              "from optbench.runtime import get_runtime; "
+              "get_runtime('torch-compile').load(e.artifact, example=torch.zeros(2, 1, 16, 16)); "
+              f"print({lowering!r} in sys.modules)")
+    fresh = subprocess.run([sys.executable, "-c", script], input=payload, capture_output=True,
+                           check=True,
+                           env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+    dequantizes, before, after = fresh.stdout.decode().split()[-3:]
+    assert int(dequantizes) == weight_dequantizes(variant.model)
+    assert (before, after) == ("False", "True")
     assert weight_dequantizes(pickle.loads(pickle.dumps(variant.model))) == 0   # the trap
     x = ctx.example(4)
     assert torch.equal(sent(x), variant.model(x))
