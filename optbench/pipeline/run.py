@@ -100,7 +100,7 @@ def _check_train_device(device: str, jobs: int) -> None:
     """cpu, or a CUDA device this machine has; training side by side (--jobs) is CPU-only."""
     if device == "cpu":
         return
-    if not (device == "cuda" or device.startswith("cuda:")):
+    if not (device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit())):
         raise ConfigError(f"train device {device!r}: use cpu, cuda or cuda:N")
     if not torch.cuda.is_available():
         raise ConfigError(f"train device {device!r}: this machine has no CUDA device (torch "

@@ -397,6 +397,7 @@ def test_until_stops_after_a_step_and_a_run_elsewhere_resumes_from_its_parts(tmp
 @pytest.mark.parametrize("kwargs,message", [
     ({"until": "nope"}, "no step of that name; its steps are trained, sparse, onnx"),
     ({"train_device": "tpu"}, "use cpu, cuda or cuda:N"),
+    ({"train_device": "cuda:x"}, "use cpu, cuda or cuda:N"),
 ])
 def test_until_and_train_device_refuse_what_they_cannot_do(tmp_path, kwargs, message):
     with pytest.raises(ConfigError, match=message):
