@@ -60,6 +60,11 @@ class TrainConfig(Config):
     #                               so with bf16): depthwise-conv nets train much faster so on
     #                               x86 (results/train_precision); the model is handed back
     #                               contiguous
+    compile: bool = False         # each training step's forward (and so its backward) through
+    #                               torch.compile (Inductor): the same math to float rounding,
+    #                               fused elementwise work, a compile of a few minutes first.
+    #                               Validation stays eager. A checkpoint resumes with compile on
+    #                               or off; each epoch records which ran
 
     def __post_init__(self):
         check_positive("TrainConfig", epochs=self.epochs, batch_size=self.batch_size, lr=self.lr)
@@ -101,6 +106,7 @@ def train(model: nn.Module, train_data: Dataset, config: TrainConfig | None = No
     run = resume(model, train_data, config, checkpoint)
     optimizer, scheduler, history, partial = run.optimizer, run.scheduler, run.history, run.partial
     loss_fn = loss_fn or _cross_entropy(config.label_smoothing)
+    step_model = _compiled(model) if config.compile else model
     for epoch in range(run.epoch, config.epochs):
         draws = epoch_draws(train_data, config, epoch, partial)
         partial = None
@@ -111,7 +117,7 @@ def train(model: nn.Module, train_data: Dataset, config: TrainConfig | None = No
                   partial=_partial_state(epoch, done, generator))
 
         clock = _Clock(progress_so_far)
-        done = _train_epoch(model, draws.loader, optimizer, scheduler, loss_fn, device,
+        done = _train_epoch(step_model, draws.loader, optimizer, scheduler, loss_fn, device,
                             run.steps, f"epoch {epoch + 1}/{config.epochs}", progress,
                             draws.views, progress_so_far, clock,
                             save_partial if checkpoint is not None else None, save_every_s,
@@ -125,6 +131,7 @@ def train(model: nn.Module, train_data: Dataset, config: TrainConfig | None = No
         record["seconds"], cpu_seconds = clock.elapsed()   # training and validation
         record["threads"] = torch.get_num_threads()
         record["device"], record["precision"] = device_name(device), precision.name
+        record["compiled"] = config.compile
         if cpu_seconds is not None:   # None: resumed from a save without it
             record["cpu_seconds"] = cpu_seconds
         history.append(record)
@@ -134,6 +141,16 @@ def train(model: nn.Module, train_data: Dataset, config: TrainConfig | None = No
             break
     precision.restore(model)
     return TrainResult(history=history, resumed_from_epoch=run.epoch)
+
+
+def _compiled(model: nn.Module) -> nn.Module:
+    """`model` behind torch.compile for the training steps (parameters shared). Dynamo's
+    recompile limit is raised and hitting it is an error, as for the torch-compile runtime:
+    past it Dynamo would train eager without saying so."""
+    from optbench.runtime.torch import _allow_recompiles
+
+    _allow_recompiles()
+    return torch.compile(model)
 
 
 class _Precision:
@@ -436,12 +453,15 @@ def _as_current(saved, config: TrainConfig):
 
 def _same_run(saved, config: TrainConfig) -> bool:
     """Whether a checkpoint's config (read with today's fields) continues under `config`: every
-    field equal, except that precision "auto" on either side matches any precision. "auto"
-    is whatever the machine does natively, and a run resumed over several sittings may land on
-    another kind of CPU; each epoch's record says which precision it ran in."""
+    field equal, except that precision "auto" on either side matches any precision, and
+    compile matches on or off (the same steps to float rounding). "auto" is whatever the
+    machine does natively, and a run resumed over several sittings may land on another kind
+    of CPU; each epoch's record says which precision it ran in, and whether it was compiled."""
     current = config.to_dict()
     if isinstance(saved, dict) and "auto" in (saved.get("precision"), config.precision):
         saved = {**saved, "precision": config.precision}
+    if isinstance(saved, dict):   # compiled or eager: the same steps, to float rounding
+        saved = {**saved, "compile": config.compile}
     return saved == current
 
 

@@ -9,6 +9,7 @@ from optbench import isa
 from optbench.env import device_name
 from optbench.errors import ConfigError
 from optbench.io import safe_torch_load
+from optbench.runtime.torch import dynamo_counts
 from optbench.train import TrainConfig, evaluate, train
 
 CONFIG = TrainConfig(epochs=5, batch_size=32, lr=0.05, seed=3)
@@ -445,3 +446,33 @@ def test_an_unfinished_run_is_not_slimmed_and_a_slim_unfinished_file_is_refused(
         train(TinyNet(), synthetic, config, checkpoint=ckpt, progress=False)
     with pytest.raises(ConfigError, match="dtype"):
         slim_checkpoint(ckpt, tmp_path / "x.ckpt", "int8")
+
+
+def test_compiled_training_takes_the_eager_steps_and_resumes_either_way(synthetic, tmp_path):
+    """compile=True trains the same weights as eager to float rounding, records it per
+    epoch, leaves validation eager, and a checkpoint continues with compile switched."""
+    config = TrainConfig(epochs=2, batch_size=64, max_steps_per_epoch=3, seed=3)
+    runs = []
+    for compile_ in (False, True):
+        torch.manual_seed(0)
+        model = TinyNet()
+        before = dynamo_counts()
+        result = train(model, synthetic, dataclasses.replace(config, compile=compile_),
+                       val_data=synthetic, progress=False)
+        assert [h["compiled"] for h in result.history] == [compile_] * 2
+        assert (dynamo_counts()["frames_ok"] > before["frames_ok"]) == compile_
+        runs.append(model)
+    assert type(runs[1]) is TinyNet   # handed back as it came, not the compiled wrapper
+    for a, b in zip(*(m.state_dict().values() for m in runs), strict=True):
+        assert torch.allclose(a.float(), b.float(), atol=1e-4)
+    ckpt = tmp_path / "run.ckpt"
+    torch.manual_seed(0)
+    train(TinyNet(), synthetic, config, checkpoint=ckpt, progress=False, stop_after_epoch=1)
+    torch.manual_seed(0)
+    resumed = TinyNet()
+    result = train(resumed, synthetic, dataclasses.replace(config, compile=True),
+                   checkpoint=ckpt, progress=False)
+    assert result.resumed_from_epoch == 1
+    assert [h["compiled"] for h in result.history] == [False, True]
+    for a, b in zip(runs[0].state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.allclose(a.float(), b.float(), atol=1e-4)

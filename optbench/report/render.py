@@ -148,6 +148,7 @@ def training_sections(result: BenchResult) -> list:
         how = facts.method + (f" (teacher: {teacher}{on})" if teacher else "")
         threads = sorted({h["threads"] for h in hist if "threads" in h})
         where = list(dict.fromkeys(f"{h['device']}, {h.get('precision', 'fp32')}"
+                                   + (", compiled" if h.get("compiled") else "")
                                    for h in hist if "device" in h))
         where += [f"weights kept as {h['weights_stored_as']} (train.slim_checkpoint)"
                   for h in hist[-1:] if "weights_stored_as" in h]
@@ -182,7 +183,8 @@ def training_sections(result: BenchResult) -> list:
              "none; ≥ where some epochs ran before CPU time was recorded). — where the "
              "checkpoints predate the record. The Plots section has the per-epoch curves."
              + (" Trained on: the device of each epoch (CPU model and its int8/bf16 class, or "
-                "the GPU) and the training precision; ≥ where some epochs ran before this was "
+                "the GPU), the training precision and \"compiled\" where train.compile was on; "
+                "≥ where some epochs ran before this was "
                 "recorded." if trained_on else "")
              + (" Steps clipped: steps whose global gradient norm exceeded the step's "
                 "grad_clip_norm (clipped to it), and the largest norm seen before clipping; ≥ "

@@ -165,10 +165,11 @@ def test_training_runs_table_curves_and_the_verdict_over_seeds():
     # where each epoch trained: a teacher resumed on another machine shows both
     variants["teacher"]["info"]["history"][0].update(device="AMD EPYC (avx2)", precision="fp32")
     variants["teacher"]["info"]["history"][1].update(device="Intel Xeon (amx)",
-                                                     precision="bf16")
+                                                     precision="bf16", compiled=True)
     md = to_markdown(build_document(make(rows=[row("kd@0", "torch-eager", 0.01)],
                                          sections={"variants": variants})))
-    assert "| 2 | AMD EPYC (avx2), fp32; Intel Xeon (amx), bf16 |" in md
+    assert "| 2 | AMD EPYC (avx2), fp32; Intel Xeon (amx), bf16, compiled |" in md
+    del variants["teacher"]["info"]["history"][1]["compiled"]
     assert "| 1 | — |" in md and "Trained on: the device of each epoch" in md
     # the first epoch predates the record, and a record without a precision is fp32's
     del variants["teacher"]["info"]["history"][0]["device"]
