@@ -170,6 +170,8 @@ def training_sections(result: BenchResult) -> list:
     threads = len({r[6] for r in rows} - {"—"}) > 1
     clipping = any(r[7] != "—" for r in rows)
     trained_on = any(r[8] != "—" for r in rows)
+    compiled = any(h.get("compiled") for hist in training_histories(result).values()
+                   for h in hist)
     keep = [i for i in range(len(header))
             if (i != 6 or threads) and (i != 7 or clipping) and (i != 8 or trained_on)]
     header, rows = [header[i] for i in keep], [[r[i] for i in keep] for r in rows]
@@ -183,9 +185,9 @@ def training_sections(result: BenchResult) -> list:
              "none; ≥ where some epochs ran before CPU time was recorded). — where the "
              "checkpoints predate the record. The Plots section has the per-epoch curves."
              + (" Trained on: the device of each epoch (CPU model and its int8/bf16 class, or "
-                "the GPU), the training precision and \"compiled\" where train.compile was on; "
-                "≥ where some epochs ran before this was "
-                "recorded." if trained_on else "")
+                "the GPU) and the training precision"
+                + (', "compiled" where train.compile was on' if compiled else "")
+                + "; ≥ where some epochs ran before this was recorded." if trained_on else "")
              + (" Steps clipped: steps whose global gradient norm exceeded the step's "
                 "grad_clip_norm (clipped to it), and the largest norm seen before clipping; ≥ "
                 "where some epochs ran before this was recorded." if clipping else "")

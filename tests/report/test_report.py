@@ -169,6 +169,7 @@ def test_training_runs_table_curves_and_the_verdict_over_seeds():
     md = to_markdown(build_document(make(rows=[row("kd@0", "torch-eager", 0.01)],
                                          sections={"variants": variants})))
     assert "| 2 | AMD EPYC (avx2), fp32; Intel Xeon (amx), bf16, compiled |" in md
+    assert '"compiled" where train.compile was on' in md   # said only where some epoch was
     del variants["teacher"]["info"]["history"][1]["compiled"]
     assert "| 1 | — |" in md and "Trained on: the device of each epoch" in md
     # the first epoch predates the record, and a record without a precision is fp32's
@@ -176,6 +177,7 @@ def test_training_runs_table_curves_and_the_verdict_over_seeds():
     del variants["teacher"]["info"]["history"][1]["precision"]
     md = to_markdown(build_document(make(rows=[row("kd@0", "torch-eager", 0.01)],
                                          sections={"variants": variants})))
+    assert "train.compile" not in md   # no epoch compiled: not said
     assert "| 2 | ≥ Intel Xeon (amx), fp32 |\n" in md
 
 
