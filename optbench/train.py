@@ -147,9 +147,9 @@ def _compiled(model: nn.Module) -> nn.Module:
     """`model` behind torch.compile for the training steps (parameters shared). Dynamo's
     recompile limit is raised and hitting it is an error, as for the torch-compile runtime:
     past it Dynamo would train eager without saying so."""
-    from optbench.runtime.torch import _allow_recompiles
+    from optbench.runtime.torch import allow_recompiles
 
-    _allow_recompiles()
+    allow_recompiles()
     return torch.compile(model)
 
 

@@ -134,9 +134,10 @@ def training_sections(result: BenchResult) -> list:
     took (wall time of training and validation, from the per-epoch records)."""
     from optbench.report.plots import training_histories
 
-    rows = []
+    rows, compiled = [], False   # compiled: some epoch ran with train.compile
     for name, hist in training_histories(result).items():
         facts = result.sections.variants[name].facts
+        compiled = compiled or any(h.get("compiled") for h in hist)
         seconds = [h["seconds"] for h in hist if "seconds" in h]
         cpu = [h for h in hist if "cpu_seconds" in h]
         clips = [h for h in hist if "clipped_steps" in h]
@@ -170,8 +171,6 @@ def training_sections(result: BenchResult) -> list:
     threads = len({r[6] for r in rows} - {"—"}) > 1
     clipping = any(r[7] != "—" for r in rows)
     trained_on = any(r[8] != "—" for r in rows)
-    compiled = any(h.get("compiled") for hist in training_histories(result).values()
-                   for h in hist)
     keep = [i for i in range(len(header))
             if (i != 6 or threads) and (i != 7 or clipping) and (i != 8 or trained_on)]
     header, rows = [header[i] for i in keep], [[r[i] for i in keep] for r in rows]

@@ -65,7 +65,7 @@ class CompileRuntime:
         # process-wide on purpose: recompiles (new batch sizes) happen after load() returns, and
         # torch.compile(options={"freezing": True}) fails on PT2E int8 graphs in torch 2.14
         inductor_config.freezing = True
-        _allow_recompiles()
+        allow_recompiles()
         before = dynamo_counts()
         compiled = torch.compile(module, mode=self.mode, dynamic=False)
         session = TorchSession(compiled, self.name, device)
@@ -77,7 +77,7 @@ class CompileRuntime:
 RECOMPILE_LIMIT = 256
 
 
-def _allow_recompiles() -> None:
+def allow_recompiles() -> None:
     """Dynamo guards on parameter identity, so every model instance of one architecture (every
     variant, every export) recompiles the same `forward`; after `recompile_limit` (8) it silently
     falls back to eager, and a "torch-compile" row would time eager code. Measured here: the
