@@ -106,7 +106,7 @@ def train(model: nn.Module, train_data: Dataset, config: TrainConfig | None = No
     run = resume(model, train_data, config, checkpoint)
     optimizer, scheduler, history, partial = run.optimizer, run.scheduler, run.history, run.partial
     loss_fn = loss_fn or _cross_entropy(config.label_smoothing)
-    step_model = _compiled(model) if config.compile else model
+    step_model = compiled_for_training(model) if config.compile else model
     for epoch in range(run.epoch, config.epochs):
         draws = epoch_draws(train_data, config, epoch, partial)
         partial = None
@@ -143,7 +143,7 @@ def train(model: nn.Module, train_data: Dataset, config: TrainConfig | None = No
     return TrainResult(history=history, resumed_from_epoch=run.epoch)
 
 
-def _compiled(model: nn.Module) -> nn.Module:
+def compiled_for_training(model: nn.Module) -> nn.Module:
     """`model` behind torch.compile for the training steps (parameters shared). Dynamo's
     recompile limit is raised and hitting it is an error, as for the torch-compile runtime:
     past it Dynamo would train eager without saying so."""

@@ -4,8 +4,8 @@ flip, SGD, fp32 against bf16 autocast, each in contiguous and channels-last memo
     LD_PRELOAD=$(bash scripts/tcmalloc.sh) PYTHONPATH=. \
         .venv/bin/python scripts/train_precision_cost.py [--rounds 8] [--threads 2] [--compile]
 With --compile, two more ways per network: fp32 and bf16 channels-last with the model behind
-torch.compile (what `TrainConfig.compile = true` does; the first, untimed step compiles), each
-also against its eager way ("eager/this").
+torch.compile as `TrainConfig.compile = true` puts it (train.compiled_for_training; the
+first, untimed step compiles), each also against its eager way ("eager/this").
 Every way trains its own copy of the same initial model on the same batch (the first-step
 losses differ by the number format alone, and MobileNetV2's dropout). Interleaved rounds (each
 way takes `--steps` steps per round, order rotated); ratios of per-step medians to fp32 with paired
@@ -23,6 +23,7 @@ from optbench.augment import AugmentConfig, augment_batch
 from optbench.env import device_name
 from optbench.models import build_model
 from optbench.stats import paired_ratio_ci
+from optbench.train import compiled_for_training
 
 NETWORKS = {"resnet50 (small-pool)": ("resnet50", "small-pool"),
             "mobilenet_v2": ("mobilenet_v2", "")}
@@ -39,7 +40,7 @@ def stepper(base: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, bf16: bool,
     model = copy.deepcopy(base)
     if last:
         model = model.to(memory_format=torch.channels_last)
-    forward = torch.compile(model) if compiled else model
+    forward = compiled_for_training(model) if compiled else model
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True,
                                 weight_decay=5e-4)
     augment, generator = AugmentConfig(crop_padding=4, hflip=True), torch.Generator()
