@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from optbench.config import Config, check_choice
+from optbench.errors import ConfigError
 from optbench.isa import PT2E_MODES, cpu_features, pt2e_mode
 from optbench.train import TrainConfig, train
 from optbench.transforms.base import Context, Variant, register, require_module
@@ -43,6 +44,14 @@ class QATConfig(Config):
 
     def __post_init__(self):
         check_choice("QATConfig", "int8_mode", self.int8_mode, PT2E_MODES)
+        if self.train.compile:
+            # torch 2.14: Inductor's code for torchao's fused observer + fake-quant op
+            # (aten._fused_moving_avg_obs_fq_helper) asserts a per-tensor shape on the
+            # per-channel weight scales, at the first compiled step
+            raise ConfigError("qat-pt2e cannot train through torch.compile: Inductor fails on "
+                              "the fake-quant graph's per-channel observers in torch 2.14; "
+                              "set compile = false in this step's train table (QAT steps "
+                              "train eager)")
 
 
 class _ExportedTrainable(nn.Module):

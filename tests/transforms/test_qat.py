@@ -4,13 +4,17 @@ compiled before them (transforms/qat.py)."""
 import contextlib
 import copy
 
+import pytest
 import torch
 import torch.nn.functional as F
 from conftest import TinyNet
 from torch import nn
 
+from optbench.errors import ConfigError
 from optbench.isa import cpu_features, pt2e_mode
+from optbench.train import TrainConfig
 from optbench.transforms.qat import (
+    QATConfig,
     _ExportedTrainable,
     _holds_conv_kind,
     conv_bn_passes_for_present_kinds,
@@ -153,3 +157,11 @@ def test_outside_the_switch_torch_is_left_as_it_was():
     with strict_exports_keep_compiled_code():
         assert export_config.use_new_tracer_experimental is False
     assert export_config.use_new_tracer_experimental == before
+
+
+def test_qat_refuses_compiled_training_with_the_fix_named():
+    """torch 2.14's Inductor fails on the QAT graph's per-channel fake-quant observers at the
+    first compiled step (aten._fused_moving_avg_obs_fq_helper): the config says so up front."""
+    with pytest.raises(ConfigError, match="compile = false"):
+        QATConfig(train=TrainConfig(epochs=1, compile=True))
+    assert not QATConfig(train=TrainConfig(epochs=1)).train.compile
