@@ -148,7 +148,24 @@ def prune_structured(parent: Variant, config: StructuredPruneConfig, ctx: Contex
                                  loss_fn=loss_fn).history
         if config.teacher:
             info["finetune_teacher"] = config.teacher
+        lost = lost_start(info.get("val_accuracy_pruned"), info["finetune"])
+        if lost:
+            info.setdefault("warnings", []).append(lost)
     return parent.derive("prune-structured", model=model.eval(), info=info)
+
+
+def lost_start(start: float | None, history: list[dict]) -> str | None:
+    """A warning when the fine-tune's first epoch ended below what pruning left (validation
+    top-1), else None. Right after pruning, gradients run far larger than in training (norms
+    of 170-530 on the composition's ResNet50): at full lr the first steps can wreck the
+    network, and the fine-tune then retrains it instead of recovering it."""
+    first = history[0].get("val_accuracy") if history else None
+    if start is None or first is None or first >= start:
+        return None
+    return (f"the fine-tune lost the pruned start: {100 * first:.2f}% validation top-1 after "
+            f"its first epoch against {100 * start:.2f}% right after pruning; set "
+            f"finetune.warmup_epochs and finetune.grad_clip_norm (e.g. 0.2 and 5.0), which "
+            f"kept it on the composition's ResNet50 (results/composition_global/first_steps)")
 
 
 def _prune(tp, model, example, importance, ignored, config: StructuredPruneConfig):

@@ -623,3 +623,28 @@ def test_parity_agreement_ignores_flips_between_near_tied_logits():
     # row 0 flips inside the tie band (rounding); row 1 is a real disagreement
     assert decided_agreement(reference, candidate, tie=0.01) == pytest.approx(2 / 3)
     assert decided_agreement(reference, candidate, tie=0.0) == pytest.approx(1 / 3)
+
+
+def test_a_fine_tune_that_loses_the_pruned_start_is_flagged_with_the_fix(trained, ctx, tmp_path):
+    """Pruned, then one epoch at an lr that wrecks the network: the variant warns that the
+    fine-tune ended below the pruned start and names warm-up and clipping."""
+    wrecking = {"epochs": 1, "batch_size": 32, "lr": 20.0, "max_steps_per_epoch": 8}
+    variant = optimize(trained, config_from_dict({"method": "prune-structured", "ratio": 0.25,
+                                                  "round_to": 4, "finetune": wrecking}),
+                       dataclasses.replace(ctx, workdir=tmp_path))
+    start, first = variant.info["val_accuracy_pruned"], variant.info["finetune"][0]["val_accuracy"]
+    assert first < start
+    assert any("lost the pruned start" in w and "grad_clip_norm" in w
+               for w in variant.info["warnings"])
+
+
+def test_lost_start_compares_the_first_epoch_with_the_pruned_start():
+    from optbench.transforms.prune import lost_start
+
+    assert lost_start(0.8, [{"val_accuracy": 0.79}, {"val_accuracy": 0.95}]).startswith(
+        "the fine-tune lost the pruned start: 79.00% validation top-1 after its first epoch "
+        "against 80.00%")
+    assert lost_start(0.8, [{"val_accuracy": 0.8}]) is None      # kept: not below
+    assert lost_start(None, [{"val_accuracy": 0.1}]) is None     # no validation split
+    assert lost_start(0.8, [{"train_loss": 1.0}]) is None        # epochs without validation
+    assert lost_start(0.8, []) is None
