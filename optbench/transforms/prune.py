@@ -51,6 +51,11 @@ class StructuredPruneConfig(Config):
     recalibrate_bn: int = 1024          # images to re-estimate BatchNorm statistics on after
     #                                     pruning (calibration data, else training data); 0: off
     skip: tuple[str, ...] = ()          # module names never pruned; the classifier always is
+    layer_ratios: dict[str, float] = dataclasses.field(default_factory=dict)
+    #                                     scope "layer": module name -> the fraction its convs
+    #                                     lose instead of `ratio` (a stage, e.g. "layer4", or
+    #                                     one conv); where batch-1 latency follows the weights
+    #                                     streamed, cutting the widest stages buys most
     finetune: TrainConfig | None = None
     teacher: str = ""                   # fine-tune by distilling from this step or model
     kd: KDLoss = KDLoss()               # the distillation loss when a teacher is named
@@ -72,6 +77,23 @@ class StructuredPruneConfig(Config):
                               f"{self.max_layer_ratio}")
         if self.round_to < 1:
             raise ConfigError(f"StructuredPruneConfig.round_to must be >= 1, got {self.round_to}")
+        if not isinstance(self.layer_ratios, dict):
+            raise ConfigError("StructuredPruneConfig.layer_ratios maps module names to ratios, "
+                              f'e.g. {{ layer4 = 0.6 }}; got {self.layer_ratios!r}')
+        nested = [k for k, v in self.layer_ratios.items() if isinstance(v, dict)]
+        if nested:
+            raise ConfigError(f"StructuredPruneConfig.layer_ratios: {nested} holds a table, "
+                              "not a ratio; in TOML quote a dotted module name, e.g. "
+                              '{ "layer4.0.conv1" = 0.5 }')
+        bad = {k: v for k, v in self.layer_ratios.items()
+               if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v < 1.0}
+        if bad:
+            raise ConfigError(f"StructuredPruneConfig.layer_ratios: ratios must lie in [0, 1) "
+                              f"(0 leaves the module's channels as they are), got {bad}")
+        if self.layer_ratios and (self.scope != "layer" or self.target_macs_ratio):
+            raise ConfigError("StructuredPruneConfig.layer_ratios sets each module's cut by "
+                              "hand; it works with scope = \"layer\" and no target_macs_ratio "
+                              "(drop one or the other)")
         if self.recalibrate_bn < 0:
             raise ConfigError("StructuredPruneConfig.recalibrate_bn is a number of images "
                               f"(0 turns it off), got {self.recalibrate_bn}")
@@ -121,11 +143,12 @@ def prune_structured(parent: Variant, config: StructuredPruneConfig, ctx: Contex
     model = copy.deepcopy(require_module(parent, config.method)).eval().cpu()
     example = ctx.example(1).cpu()
     ignored = _ignored_layers(model, config.skip)
+    ratios = _layer_ratios(model, config.layer_ratios)
     importance = (tp.importance.BNScaleImportance() if config.importance == "bn" else
                   tp.importance.MagnitudeImportance(p=1 if config.importance == "l1" else 2))
     try:
         macs_before, params_before, macs, params = _prune(tp, model, example, importance,
-                                                          ignored, config)
+                                                          ignored, ratios, config)
         _check_still_runs(model, example, parent)
     except OptbenchError:
         raise
@@ -168,13 +191,14 @@ def lost_start(start: float | None, history: list[dict]) -> str | None:
             f"kept it on the composition's ResNet50 (results/composition_global/first_steps)")
 
 
-def _prune(tp, model, example, importance, ignored, config: StructuredPruneConfig):
+def _prune(tp, model, example, importance, ignored, ratios, config: StructuredPruneConfig):
     macs_before, params_before = tp.utils.count_ops_and_params(model, example)
     steps = 10 if config.target_macs_ratio else 1
     ratio = 0.9 if config.target_macs_ratio else config.ratio
     ranked_globally = config.scope == "global"
     pruner = tp.pruner.MetaPruner(model, example, importance=importance, pruning_ratio=ratio,
-                                  iterative_steps=steps, ignored_layers=ignored,
+                                  pruning_ratio_dict=ratios or None, iterative_steps=steps,
+                                  ignored_layers=ignored,
                                   round_to=config.round_to, global_pruning=ranked_globally,
                                   max_pruning_ratio=config.max_layer_ratio if ranked_globally
                                   else 1.0)
@@ -264,6 +288,18 @@ def unsupported(model: nn.Module, exc: Exception) -> UnsupportedModelError:
 
 def channel_counts(model: nn.Module) -> dict[str, int]:
     return {name: m.out_channels for name, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+
+
+def _layer_ratios(model: nn.Module, layer_ratios: dict[str, float]) -> dict[nn.Module, float]:
+    """`layer_ratios` by module: Torch-Pruning gives every conv inside a named module its ratio.
+    A group of coupled channels (a ResNet stage's residual width, which also feeds the next
+    stage and the classifier) takes the ratio of the conv that roots it."""
+    names = dict(model.named_modules())
+    unknown = [s for s in layer_ratios if s not in names or not s]
+    if unknown:
+        raise ConfigError(f"StructuredPruneConfig.layer_ratios names unknown modules {unknown}; "
+                          f"e.g. {[n for n in names if n and '.' not in n][:8]}")
+    return {names[name]: float(ratio) for name, ratio in layer_ratios.items()}
 
 
 def _ignored_layers(model: nn.Module, skip: tuple[str, ...]) -> list[nn.Module]:

@@ -140,6 +140,35 @@ def test_structured_pruning_rounds_kept_channels_to_the_nearest_multiple(trained
     assert variant.info["rounding"] == rounding
 
 
+def test_layer_ratios_set_each_modules_cut(trained, ctx):
+    """`layer_ratios` overrides `ratio` for the convs inside a named module: the first conv
+    keeps all 8 channels (0), the second loses half of its 16 (0.5), not 25% of each."""
+    config = config_from_dict({"method": "prune-structured", "ratio": 0.25, "round_to": 2,
+                               "layer_ratios": {"features.0": 0.0, "features.4": 0.5}})
+    assert config_from_dict(tomllib.loads(to_toml(config_to_dict(config)))) == config
+    variant = optimize(trained, config, ctx)
+    assert variant.info["channels"] == {"features.0": 8, "features.4": 8}
+    plain = optimize(trained, config_from_dict({"method": "prune-structured", "ratio": 0.25,
+                                                "round_to": 2}), ctx)
+    assert plain.info["channels"] == {"features.0": 6, "features.4": 12}
+
+
+def test_layer_ratios_refuse_unknown_modules_bad_ratios_and_other_scopes(trained, ctx):
+    with pytest.raises(ConfigError, match=r"layer_ratios names unknown modules \['layer9'\]"):
+        optimize(trained, config_from_dict({"method": "prune-structured",
+                                            "layer_ratios": {"layer9": 0.5}}), ctx)
+    with pytest.raises(ConfigError, match=r"ratios must lie in \[0, 1\)"):
+        config_from_dict({"method": "prune-structured", "layer_ratios": {"features.4": 1.0}})
+    with pytest.raises(ConfigError, match="works with scope = \"layer\""):
+        config_from_dict({"method": "prune-structured", "scope": "global",
+                          "layer_ratios": {"features.4": 0.5}})
+    with pytest.raises(ConfigError, match="quote a dotted module name"):
+        config_from_dict(tomllib.loads('method = "prune-structured"\n'
+                                       "layer_ratios = { features.4 = 0.5 }"))
+    with pytest.raises(ConfigError, match="maps module names to ratios"):
+        config_from_dict({"method": "prune-structured", "layer_ratios": [0.5]})
+
+
 @pytest.mark.parametrize("scope, kept", [("layer", (6, 12)), ("global", (8, 10))])
 def test_global_structured_pruning_takes_the_weakest_channels_of_the_whole_network(
         trained, ctx, scope, kept):
