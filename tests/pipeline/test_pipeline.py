@@ -138,14 +138,17 @@ def test_the_composition_recipe_trains_its_teacher_as_the_flagship_does():
 
     root = Path(__file__).resolve().parents[2] / "recipes"
     flagship = Recipe.from_toml(root / "fashion_resnet50_to_mobilenet.toml")
-    other = Recipe.from_toml(root / "composition_teacher.toml")
 
     def teacher(recipe):
         step = next(s for s in recipe.steps if s.name == "teacher")
         return step.to_dict(), recipe.models[step.input].to_dict()
 
-    assert teacher(other) == teacher(flagship)
-    assert other.data.to_dict() == flagship.data.to_dict()
+    composition = sorted(root.glob("composition_*.toml"))
+    assert len(composition) >= 5
+    for path in composition:
+        other = Recipe.from_toml(path)
+        assert teacher(other) == teacher(flagship), path.name
+        assert other.data.to_dict() == flagship.data.to_dict(), path.name
 
 
 def test_no_quick_run_of_a_shipped_recipe_trains_in_bf16():
