@@ -188,7 +188,8 @@ def lost_start(start: float | None, history: list[dict]) -> str | None:
     return (f"the fine-tune lost the pruned start: {100 * first:.2f}% validation top-1 after "
             f"its first epoch against {100 * start:.2f}% right after pruning; set "
             f"finetune.warmup_epochs and finetune.grad_clip_norm (e.g. 0.2 and 5.0), which "
-            f"kept it on the composition's ResNet50 (results/composition_global/first_steps)")
+            f"kept it on the composition's ResNet50 (results/composition_global/first_steps, "
+            f"results/composition_stages)")
 
 
 def _prune(tp, model, example, importance, ignored, ratios, config: StructuredPruneConfig):
