@@ -295,25 +295,27 @@ def _layer_ratios(model: nn.Module, layer_ratios: dict[str, float]) -> dict[nn.M
     """`layer_ratios` by module: Torch-Pruning gives every conv inside a named module its ratio.
     A group of coupled channels (a ResNet stage's residual width, which also feeds the next
     stage and the classifier) takes the ratio of the conv that roots it."""
-    names = dict(model.named_modules())
-    unknown = [s for s in layer_ratios if s not in names or not s]
-    if unknown:
-        raise ConfigError(f"StructuredPruneConfig.layer_ratios names unknown modules {unknown}; "
-                          f"e.g. {[n for n in names if n and '.' not in n][:8]}")
-    return {names[name]: float(ratio) for name, ratio in layer_ratios.items()}
+    modules = _modules_named(model, layer_ratios, "layer_ratios")
+    return {modules[name]: float(ratio) for name, ratio in layer_ratios.items()}
 
 
 def _ignored_layers(model: nn.Module, skip: tuple[str, ...]) -> list[nn.Module]:
-    names = dict(model.named_modules())
-    unknown = [s for s in skip if s not in names]
-    if unknown:
-        raise ConfigError(f"StructuredPruneConfig.skip names unknown modules {unknown}; "
-                          f"e.g. {[n for n in names if n][:8]}")
     from optbench.models import classifier_name
 
-    ignored = [names[s] for s in skip]
+    modules = _modules_named(model, skip, "skip")
+    ignored = [modules[s] for s in skip]
     head = classifier_name(model)
     if head is not None:
-        ignored.append(names[head])  # the classifier keeps its outputs (the classes)
+        ignored.append(modules[head])  # the classifier keeps its outputs (the classes)
     return ignored
+
+
+def _modules_named(model: nn.Module, wanted, field: str) -> dict[str, nn.Module]:
+    """The model's modules by name, or a ConfigError naming the `field` entries it lacks."""
+    names = dict(model.named_modules())
+    unknown = [s for s in wanted if not s or s not in names]
+    if unknown:
+        raise ConfigError(f"StructuredPruneConfig.{field} names unknown modules {unknown}; "
+                          f"e.g. {[n for n in names if n and '.' not in n][:8]}")
+    return names
 
